@@ -1,0 +1,55 @@
+"""bayeslmm: Bayesian linear mixed models for statistical genetics.
+
+Posterior SNP-heritability from PyMC models in the eigenbasis of the kinship matrix, a fast
+profiled REML path, and the tools to compare models.
+"""
+
+import warnings as _warnings
+
+# PyTensor warns at first use that it "could not link to a BLAS installation" when installed
+# with pip. bayeslmm's models are elementwise in the eigenbasis (BLAS-free) or sampled by nutpie
+# (numba, its own BLAS calls); linking Debian's OpenBLAS was measured to change our gradient
+# times by -5 % to +25 % (benchmarks/blas.py), so it is not linked and the warning, which would
+# suggest otherwise, is silenced here. Set PYTENSOR_FLAGS=blas__ldflags=... to link one anyway.
+_warnings.filterwarnings(
+    "ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning
+)
+
+from bayeslmm._version import __version__  # noqa: E402
+from bayeslmm.errors import (  # noqa: E402
+    BayeslmmError,
+    BayeslmmWarning,
+    ConvergenceError,
+    DataWarning,
+    InputError,
+    KinshipWarning,
+    SamplingWarning,
+)
+from bayeslmm.inference import heritability, map_estimate, sample, summary  # noqa: E402
+from bayeslmm.lmm import kinship_model, snp_model  # noqa: E402
+from bayeslmm.priors import Prior  # noqa: E402
+from bayeslmm.reml import RemlFit, reml  # noqa: E402
+from bayeslmm.spectral import Spectral, spectral_from_genotypes, spectral_from_kinship  # noqa: E402
+
+__all__ = [
+    "BayeslmmError",
+    "BayeslmmWarning",
+    "ConvergenceError",
+    "DataWarning",
+    "InputError",
+    "KinshipWarning",
+    "Prior",
+    "RemlFit",
+    "SamplingWarning",
+    "Spectral",
+    "__version__",
+    "heritability",
+    "kinship_model",
+    "map_estimate",
+    "reml",
+    "sample",
+    "snp_model",
+    "spectral_from_genotypes",
+    "spectral_from_kinship",
+    "summary",
+]

@@ -1,0 +1,322 @@
+"""Validation and sample alignment of phenotype, covariates and a genetic matrix.
+
+One function, :func:`prepare`, turns what a user passes (numpy arrays or pandas objects indexed
+by sample ID) into clean float arrays in one common sample order, or raises an
+:class:`~bayeslmm.errors.InputError` that names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayeslmm.errors import DataWarning, InputError
+
+MIN_SAMPLES = 3
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Aligned, complete data of one analysis.
+
+    Attributes
+    ----------
+    y : ndarray
+        Phenotype [shape: (n_samples,)].
+    X : ndarray
+        Covariates including the intercept [shape: (n_samples, n_covariates)].
+    covariates : tuple of str
+        Column names of ``X``.
+    samples : ndarray of str
+        Sample IDs in analysis order (positions as strings when no IDs were given).
+    rows : ndarray of int or None
+        Rows of the genetic matrix (K or W) that the analysis uses, in analysis order; None when
+        no genetic matrix was given.
+    y_name : str
+        Name of the phenotype.
+    dropped : dict
+        Number of samples dropped, by reason.
+    """
+
+    y: np.ndarray
+    X: np.ndarray
+    covariates: tuple[str, ...]
+    samples: np.ndarray
+    rows: np.ndarray | None
+    y_name: str = "y"
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """Number of samples analysed."""
+        return self.y.shape[0]
+
+
+def _ids(obj: Any, what: str) -> pd.Index | None:
+    if isinstance(obj, pd.Series | pd.DataFrame):
+        index = obj.index.astype(str)
+    elif hasattr(obj, "samples") and not isinstance(obj, np.ndarray):
+        index = pd.Index(np.asarray(obj.samples).astype(str))
+    else:
+        return None
+    if index.has_duplicates:
+        dup = index[index.duplicated()].unique()[:5].tolist()
+        raise InputError(
+            f"{what} has duplicated sample IDs {dup}; every sample must appear once "
+            "(remove or rename the duplicates)."
+        )
+    return index
+
+
+def _phenotype(y: Any) -> tuple[np.ndarray, str]:
+    name = "y"
+    if isinstance(y, pd.DataFrame):
+        if y.shape[1] != 1:
+            raise InputError(
+                f"y is a table with {y.shape[1]} columns {list(y.columns)[:5]}; pass one "
+                "phenotype column, e.g. pheno['height']."
+            )
+        name = str(y.columns[0])
+        y = y.iloc[:, 0]
+    if isinstance(y, pd.Series):
+        name = str(y.name) if y.name is not None else name
+        if not pd.api.types.is_numeric_dtype(y.dtype):
+            raise InputError(
+                f"phenotype '{name}' is not numeric (dtype {y.dtype}); convert it to numbers "
+                "(case/control as 0/1)."
+            )
+        values = y.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        try:
+            values = np.asarray(y, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"y could not be read as numbers ({exc}).") from None
+    values = np.squeeze(values) if values.ndim == 2 and 1 in values.shape else values
+    if values.ndim != 1:
+        raise InputError(f"y must be one phenotype [shape (n_samples,)], got shape {values.shape}.")
+    if np.isinf(values).any():
+        bad = np.flatnonzero(np.isinf(values))[:5].tolist()
+        raise InputError(
+            f"phenotype '{name}' has infinite values at positions {bad}; fix or set them to "
+            "NaN (missing)."
+        )
+    return values, name
+
+
+def _covariates(X: Any, n: int) -> tuple[np.ndarray, list[str]]:
+    if X is None:
+        return np.empty((n, 0)), []
+    if isinstance(X, pd.Series):
+        X = X.to_frame(name=X.name if X.name is not None else "x1")
+    if isinstance(X, pd.DataFrame):
+        names = [str(c) for c in X.columns]
+        for col in X.columns:
+            if not (pd.api.types.is_numeric_dtype(X[col].dtype) or X[col].dtype == bool):
+                raise InputError(
+                    f"covariate '{col}' is not numeric (dtype {X[col].dtype}); encode it as "
+                    "indicator columns (bl.read_table does this for categorical columns)."
+                )
+        values = X.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        try:
+            values = np.asarray(X, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"X could not be read as numbers ({exc}).") from None
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.ndim != 2:
+            raise InputError(f"X must be 2-D [shape (n_samples, n_covariates)], got {values.shape}.")
+        names = [f"x{j + 1}" for j in range(values.shape[1])]
+    if values.shape[0] != n:
+        raise InputError(
+            f"X has {values.shape[0]} rows but there are {n} samples; pass one row per sample "
+            "(or pandas objects indexed by sample ID to align them)."
+        )
+    if np.isinf(values).any():
+        j = int(np.flatnonzero(np.isinf(values).any(axis=0))[0])
+        raise InputError(f"covariate '{names[j]}' has infinite values; fix them or set to NaN.")
+    return values, names
+
+
+def _add_intercept(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    n = X.shape[0]
+    ones = np.ones(n)
+    if X.shape[1]:
+        coef, *_ = np.linalg.lstsq(X, ones, rcond=None)
+        if np.linalg.norm(X @ coef - ones) < 1e-8 * np.sqrt(n):
+            return X, names
+    name = "intercept"
+    while name in names:
+        name = "_" + name
+    return np.column_stack([ones, X]), [name, *names]
+
+
+def _check_design(X: np.ndarray, names: list[str]) -> None:
+    n, d = X.shape
+    constant = [j for j in range(d) if np.ptp(X[:, j]) == 0]
+    if len(constant) > 1:
+        extra = [names[j] for j in constant if names[j] != "intercept"][: len(constant) - 1]
+        raise InputError(
+            f"covariate(s) {extra} are constant over the {n} samples analysed, so they duplicate "
+            "the intercept; remove them."
+        )
+    scale = np.linalg.norm(X, axis=0)
+    scale[scale == 0] = 1.0
+    _, sv, vt = np.linalg.svd(X / scale, full_matrices=False)
+    tol = max(n, d) * np.finfo(float).eps * sv[0] * 1e3
+    if sv[-1] <= tol:
+        null = vt[-1]
+        involved = [names[j] for j in np.flatnonzero(np.abs(null) > 1e-6 * np.abs(null).max())]
+        rank = int((sv > tol).sum())
+        raise InputError(
+            f"covariates {involved} are collinear (X has rank {rank} < {d} columns); remove one "
+            "of them (a given X gets an intercept column unless it already spans the constant)."
+        )
+
+
+def prepare(
+    y: Any,
+    X: Any = None,
+    genetic: Any = None,
+    *,
+    genetic_name: str = "K",
+    square: bool = True,
+) -> Prepared:
+    """Align y, X and a genetic matrix by sample and drop incomplete samples.
+
+    Parameters
+    ----------
+    y
+        Phenotype: array [shape: (n,)] or pandas Series indexed by sample ID.
+    X
+        Covariates: None (intercept only), array [shape: (n, c)] or DataFrame indexed by ID.
+    genetic
+        The matrix whose rows are samples: K (square) or W; array, DataFrame indexed by ID, or
+        an object with ``.samples`` (e.g. a Kinship). Only its sample order is used here.
+    genetic_name
+        Name used in messages ("K" or "W").
+    square
+        Whether ``genetic`` is an N×N matrix (its columns are samples too).
+
+    Returns
+    -------
+    Prepared
+        The aligned data; ``rows`` indexes the genetic matrix.
+
+    Notes
+    -----
+    The reference order is the genetic matrix's if it carries IDs, else y's, else X's. A plain
+    array is aligned by position with that order and must have its length. The analysis keeps
+    the samples present in every input with a non-missing phenotype and covariates; a
+    :class:`~bayeslmm.errors.DataWarning` says how many were dropped and why.
+    """
+    y_values, y_name = _phenotype(y)
+    n_genetic = None
+    if genetic is not None:
+        shape = np.shape(genetic.matrix if hasattr(genetic, "matrix") else genetic)
+        if len(shape) != 2:
+            raise InputError(f"{genetic_name} must be a 2-D matrix, got shape {shape}.")
+        n_genetic = shape[0]
+    ids = {
+        genetic_name: _ids(genetic, genetic_name) if genetic is not None else None,
+        "y": _ids(y, "y"),
+        "X": _ids(X, "X") if X is not None else None,
+    }
+    lengths = {"y": y_values.shape[0], genetic_name: n_genetic}
+    if X is not None:
+        lengths["X"] = np.shape(X)[0] if np.ndim(X) else 0
+    reference = next((k for k in (genetic_name, "y", "X") if ids.get(k) is not None), None)
+    if reference is None:
+        n_ref = n_genetic if n_genetic is not None else y_values.shape[0]
+        ref_ids = pd.Index([str(i) for i in range(n_ref)])
+    else:
+        ref_ids = ids[reference]
+    positional = [k for k, v in lengths.items() if v is not None and ids.get(k) is None]
+    for k in positional:
+        if lengths[k] != len(ref_ids):
+            raise InputError(
+                f"{k} has {lengths[k]} rows but {reference or 'y'} has {len(ref_ids)} samples; "
+                "plain arrays are aligned by position and must have the same length (pass pandas "
+                "objects indexed by sample ID to align by ID)."
+            )
+    # Put every input in reference order, restricted to the common IDs.
+    common = ref_ids
+    dropped: dict[str, int] = {}
+    for k, idx in ids.items():
+        if idx is not None and k != reference:
+            missing_here = (~common.isin(idx)).sum()
+            if missing_here:
+                dropped[f"not in {k}"] = int(missing_here)
+            common = common[common.isin(idx)]
+    if len(common) == 0:
+        raise InputError(
+            "no sample ID is shared by y, X and the genetic matrix; check that they use the same "
+            f"IDs (first IDs: {genetic_name}: {list(ids[genetic_name][:3]) if ids[genetic_name] is not None else None}, "
+            f"y: {list(ids['y'][:3]) if ids['y'] is not None else None})."
+        )
+    pos_ref = ref_ids.get_indexer(common)
+
+    def take(values: np.ndarray, key: str) -> np.ndarray:
+        if ids.get(key) is None:
+            return values[pos_ref]
+        return values[ids[key].get_indexer(common)]
+
+    y_al = take(y_values, "y")
+    X_raw, names = _covariates(X, lengths.get("X", y_values.shape[0]) if X is not None else len(y_values))
+    X_al = take(X_raw, "X") if X is not None else np.empty((len(common), 0))
+    rows = None
+    if genetic is not None:
+        rows = (
+            np.arange(len(ref_ids))[pos_ref]
+            if ids[genetic_name] is None
+            else ids[genetic_name].get_indexer(common)
+        )
+    complete = ~np.isnan(y_al)
+    if (~complete).any():
+        dropped[f"missing {y_name}"] = int((~complete).sum())
+    nan_x = np.isnan(X_al).any(axis=1) & complete
+    if nan_x.any():
+        cols = [names[j] for j in np.flatnonzero(np.isnan(X_al[complete]).any(axis=0))]
+        dropped[f"missing covariate ({', '.join(cols)})"] = int(nan_x.sum())
+    keep = complete & ~np.isnan(X_al).any(axis=1)
+    y_al, X_al, common = y_al[keep], X_al[keep], common[keep]
+    if rows is not None:
+        rows = rows[keep]
+    n = y_al.shape[0]
+    if dropped:
+        detail = "; ".join(f"{v} {k}" for k, v in dropped.items())
+        warnings.warn(
+            f"analysing {n} samples; dropped {sum(dropped.values())}: {detail}",
+            DataWarning,
+            stacklevel=3,
+        )
+    if n < MIN_SAMPLES:
+        raise InputError(
+            f"only {n} samples remain after alignment and removing missing values; at least "
+            f"{MIN_SAMPLES} are needed (and many more for a useful estimate)."
+        )
+    if np.ptp(y_al) == 0:
+        raise InputError(
+            f"phenotype '{y_name}' is constant ({y_al[0]:g}) over the {n} samples analysed; "
+            "there is no variance to partition."
+        )
+    X_al, names = _add_intercept(X_al, names)
+    _check_design(X_al, names)
+    if n <= X_al.shape[1] + 1:
+        raise InputError(
+            f"{n} samples cannot support {X_al.shape[1]} covariates; need more samples than "
+            "covariates + 1."
+        )
+    return Prepared(
+        y=y_al,
+        X=X_al,
+        covariates=tuple(names),
+        samples=np.asarray(common, dtype=str),
+        rows=rows,
+        y_name=y_name,
+        dropped=dropped,
+    )

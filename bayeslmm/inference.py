@@ -1,0 +1,312 @@
+"""Posterior inference: NUTS sampling, MAP, random effects and summaries of h².
+
+This module and :mod:`bayeslmm.compare` are the only ones that call PyMC's samplers or ArviZ,
+so that moving to PyMC 6 / ArviZ 1 touches two files.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from bayeslmm._version import __version__
+from bayeslmm.effects import draw_u, draw_v, loo_pointwise
+from bayeslmm.errors import InputError, SamplingWarning
+from bayeslmm.lmm import ModelInfo
+
+#: Above this many numbers (draws × samples or SNPs) random effects are not stored.
+MAX_EFFECT_VALUES = 100_000_000
+SAMPLERS = ("nutpie", "pymc")
+
+
+def _info(model: pm.Model) -> ModelInfo:
+    info = getattr(model, "bayeslmm", None)
+    if not isinstance(info, ModelInfo):
+        raise InputError(
+            "this model was not built by bayeslmm.kinship_model or bayeslmm.snp_model; sample "
+            "other PyMC models with pymc.sample directly."
+        )
+    return info
+
+
+def _seeds(random_seed: int | None) -> tuple[int, np.random.Generator]:
+    sampler_seq, effects_seq = np.random.SeedSequence(random_seed).spawn(2)
+    return int(sampler_seq.generate_state(1)[0] % (2**31 - 1)), np.random.default_rng(effects_seq)
+
+
+def _draws(posterior: xr.Dataset, name: str) -> np.ndarray:
+    values = posterior[name].values
+    return values.reshape((-1, *values.shape[2:]))
+
+
+def _add_groups(
+    idata: az.InferenceData, info: ModelInfo, rng: np.random.Generator | None,
+    random_effects: bool,
+) -> az.InferenceData:
+    """Add u (and v), the sample-space log-likelihood, data and provenance to ``idata``."""
+    post = idata.posterior
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    beta = _draws(post, "beta")
+    sigma_g2, sigma_e2 = _draws(post, "sigma_g2"), _draws(post, "sigma_e2")
+    rot, spectral, data = info.rotated, info.spectral, info.data
+    chain_draw = {"chain": post["chain"].values, "draw": post["draw"].values}
+
+    def as_var(values: np.ndarray, dim: str, coord: list[str]) -> xr.DataArray:
+        return xr.DataArray(
+            values.reshape(n_chain, n_draw, -1), dims=("chain", "draw", dim),
+            coords={**chain_draw, dim: coord},
+        )
+
+    new: dict[str, xr.DataArray] = {}
+    too_big = n_chain * n_draw * max(data.n, len(info.snps)) > MAX_EFFECT_VALUES
+    if random_effects and too_big:
+        warnings.warn(
+            f"random effects not stored: {n_chain * n_draw} draws × {max(data.n, len(info.snps))} "
+            "values would exceed memory; pass random_effects=False to skip them, or fewer draws.",
+            SamplingWarning, stacklevel=3,
+        )
+    elif random_effects:
+        if info.form == "snp_lmm" and not info.marginalize:
+            loadings = spectral.U.T @ info.W
+            u = (_draws(post, "v") @ loadings.T) @ spectral.U.T
+        else:
+            u = draw_u(spectral, rot.y1, rot.X1, beta, sigma_g2, sigma_e2, rng)
+        new["u"] = as_var(u, "sample", list(data.samples))
+        if info.form == "snp_lmm" and info.marginalize:
+            loadings = spectral.U.T @ info.W
+            v = draw_v(spectral, loadings, rot.y1, rot.X1, beta, sigma_g2, sigma_e2, rng)
+            new["v"] = as_var(v, "snp", info.snps)
+    posterior = post.assign(new) if new else post
+    loglik = loo_pointwise(spectral, data.y, data.X, beta, sigma_g2, sigma_e2)
+    groups: dict[str, Any] = {
+        "posterior": posterior,
+        "log_likelihood": xr.Dataset({"y": as_var(loglik, "sample", list(data.samples))}),
+        "observed_data": xr.Dataset(
+            {"y": xr.DataArray(data.y, dims="sample", coords={"sample": list(data.samples)})}
+        ),
+        "constant_data": xr.Dataset(
+            {
+                "X": xr.DataArray(
+                    data.X, dims=("sample", "covariate"),
+                    coords={"sample": list(data.samples), "covariate": list(data.covariates)},
+                ),
+                "kinship_eigenvalues": xr.DataArray(spectral.s, dims="eigen"),
+            }
+        ),
+    }
+    if "sample_stats" in idata.groups():
+        groups["sample_stats"] = idata.sample_stats
+    out = az.InferenceData(**groups)
+    out.attrs.update(provenance(info))
+    return out
+
+
+def provenance(info: ModelInfo) -> dict[str, Any]:
+    """The ``attrs`` stamped on every result: version, model, priors, K normalization."""
+    return {
+        "bayeslmm_version": __version__,
+        "model": info.form,
+        "parametrization": info.parametrization,
+        "priors": json.dumps(info.prior_strings()),
+        "kinship_scale": float(info.spectral.scale),
+        "kinship_rank": int(info.spectral.rank),
+        "n_samples": int(info.data.n),
+        "phenotype": info.data.y_name,
+        "marginalize": int(info.marginalize),
+        "dropped_samples": json.dumps(info.data.dropped),
+    }
+
+
+def _clean_posterior(posterior: xr.Dataset) -> xr.Dataset:
+    """Drop the sampler's unconstrained copies (``*_log__``, ``*_logodds__``)."""
+    return posterior.drop_vars([v for v in posterior.data_vars if str(v).endswith("__")])
+
+
+def _check_convergence(idata: az.InferenceData) -> None:
+    problems = []
+    stats = idata.get("sample_stats")
+    if stats is not None:
+        key = "diverging" if "diverging" in stats else None
+        n_div = int(stats[key].sum()) if key else 0
+        if n_div:
+            problems.append(f"{n_div} divergent transitions")
+    if idata.posterior.sizes["chain"] > 1:
+        rhat = float(az.rhat(idata.posterior["h2"]).to_array().max())
+        if rhat > 1.01:
+            problems.append(f"R-hat of h2 = {rhat:.3f} > 1.01")
+    if problems:
+        warnings.warn(
+            "sampling problems: " + "; ".join(problems) + ". Run more draws/tune, or raise "
+            "target_accept (e.g. 0.95); check the posterior before using it.",
+            SamplingWarning, stacklevel=3,
+        )
+
+
+def sample(
+    model: pm.Model,
+    draws: int = 1000,
+    chains: int = 4,
+    random_seed: int | None = None,
+    sampler: str = "nutpie",
+    progressbar: bool = True,
+    *,
+    tune: int = 1000,
+    cores: int | None = None,
+    target_accept: float | None = None,
+    random_effects: bool = True,
+) -> az.InferenceData:
+    """Draw from the posterior of a bayeslmm model by NUTS.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        From :func:`bayeslmm.kinship_model` or :func:`bayeslmm.snp_model`.
+    draws, chains, tune : int
+        Kept draws per chain, number of chains, warm-up draws per chain.
+    random_seed : int, optional
+        Makes the whole result (sampler and random-effect draws) reproducible.
+    sampler : {"nutpie", "pymc"}
+        nutpie (default; compiled with numba, fastest once compiled) or PyMC's own NUTS.
+    progressbar : bool
+    cores : int, optional
+        Chains run in parallel on this many cores (default: all).
+    target_accept : float, optional
+        NUTS target acceptance (raise toward 0.95–0.99 if there are divergences).
+    random_effects : bool
+        Draw u (and v in the SNP form) from their conditional posterior for every draw.
+
+    Returns
+    -------
+    arviz.InferenceData
+        ``posterior`` (h2, sigma_g2, sigma_e2, beta, ..., u [sample], v [snp]),
+        ``log_likelihood`` (y [sample]: sample-space LOO terms, so ``az.loo`` works),
+        ``observed_data`` (y [sample]), ``constant_data`` (X, kinship eigenvalues),
+        ``sample_stats``, and provenance ``attrs``.
+
+    Notes
+    -----
+    The sampler sees only the rotated likelihood (O(r·d) per gradient); u and v are drawn
+    afterwards in closed form (see :mod:`bayeslmm.effects`).
+    """
+    info = _info(model)
+    if sampler not in SAMPLERS:
+        raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
+    for name, value in (("draws", draws), ("chains", chains), ("tune", tune)):
+        if int(value) != value or value < (0 if name == "tune" else 1):
+            raise InputError(f"{name} must be a positive integer, got {value!r}.")
+    seed, rng = _seeds(random_seed)
+    if sampler == "nutpie":
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(model)
+        kwargs = {"target_accept": target_accept} if target_accept else {}
+        raw = nutpie.sample(
+            compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+            progress_bar=progressbar, save_warmup=False, **kwargs,
+        )
+    else:
+        kwargs = {"target_accept": target_accept} if target_accept else {}
+        raw = pm.sample(
+            draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
+            progressbar=progressbar, model=model, compute_convergence_checks=False,
+            idata_kwargs={"log_likelihood": False}, **kwargs,
+        )
+    raw = az.InferenceData(
+        posterior=_clean_posterior(raw.posterior), sample_stats=raw.sample_stats
+    )
+    idata = _add_groups(raw, info, rng, random_effects)
+    idata.attrs["sampler"] = sampler
+    idata.attrs["random_seed"] = "" if random_seed is None else int(random_seed)
+    _check_convergence(idata)
+    return idata
+
+
+def map_estimate(model: pm.Model, *, random_seed: int | None = None) -> az.InferenceData:
+    """Maximum a posteriori estimate, as an InferenceData with one chain and one draw.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        From :func:`bayeslmm.kinship_model` or :func:`bayeslmm.snp_model`.
+    random_seed : int, optional
+
+    Returns
+    -------
+    arviz.InferenceData
+        Same groups as :func:`sample`; u (and v) are their conditional posterior means at the
+        MAP (the BLUP at these variance components).
+    """
+    info = _info(model)
+    point = pm.find_MAP(model=model, progressbar=False, seed=random_seed)
+    names = [v.name for v in model.free_RVs + model.deterministics]
+    dims = {name: list(model.named_vars_to_dims.get(name, ())) for name in names}
+    posterior = xr.Dataset(
+        {
+            name: xr.DataArray(
+                np.asarray(point[name])[None, None, ...], dims=("chain", "draw", *dims[name]),
+                coords={d: list(model.coords[d]) for d in dims[name]},
+            )
+            for name in names
+        },
+        coords={"chain": [0], "draw": [0]},
+    )
+    idata = _add_groups(az.InferenceData(posterior=posterior), info, None, True)
+    idata.attrs["sampler"] = "map"
+    return idata
+
+
+def heritability(idata: az.InferenceData, hdi_prob: float = 0.95) -> pd.DataFrame:
+    """Posterior summary of h² and the variance components.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        From :func:`sample` (or :func:`map_estimate`: one draw, no spread).
+    hdi_prob : float
+        Probability mass of the highest-density interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows h2, sigma_g2, sigma_e2 (and sigma_v2 when present); columns mean, sd, hdi_lower,
+        hdi_upper, ess_bulk, ess_tail, r_hat.
+    """
+    names = [n for n in ("h2", "sigma_g2", "sigma_e2", "sigma_v2") if n in idata.posterior]
+    post = idata.posterior[names]
+    rows = {}
+    multi = post.sizes["chain"] * post.sizes["draw"] > 1
+    for name in names:
+        values = post[name].values.ravel()
+        row = {"mean": values.mean(), "sd": values.std(ddof=1) if multi else np.nan}
+        if multi:
+            lo, hi = az.hdi(values, hdi_prob=hdi_prob)
+            row.update(
+                hdi_lower=float(lo), hdi_upper=float(hi),
+                ess_bulk=float(az.ess(post[name].values, method="bulk")),
+                ess_tail=float(az.ess(post[name].values, method="tail")),
+                r_hat=float(az.rhat(post[name].values)) if post.sizes["chain"] > 1 else np.nan,
+            )
+        else:
+            row.update(hdi_lower=np.nan, hdi_upper=np.nan, ess_bulk=np.nan, ess_tail=np.nan,
+                       r_hat=np.nan)
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def summary(idata: az.InferenceData, hdi_prob: float = 0.95) -> str:
+    """A printable summary of the posterior of h² (mean, sd, HDI, ESS, R-hat)."""
+    table = heritability(idata, hdi_prob)
+    pct = int(round(hdi_prob * 100))
+    table = table.rename(columns={"hdi_lower": f"hdi{pct}_lo", "hdi_upper": f"hdi{pct}_hi"})
+    head = (
+        f"{idata.attrs.get('model', 'model')} ({idata.attrs.get('parametrization', '')}), "
+        f"{idata.attrs.get('n_samples', '?')} samples, sampler {idata.attrs.get('sampler', '?')}"
+    )
+    return head + "\n" + table.to_string(float_format=lambda x: f"{x:.4g}")

@@ -1,0 +1,266 @@
+"""PyMC model builders: the kinship form and the SNP-effects form of the LMM.
+
+Both build the likelihood in the eigenbasis of K (DESIGN §1): the observed node is the rotated
+phenotype ``y1 = U'y``, independent normals with variances σg²·s_i + σe², and the N − r
+dimensional null space of K enters through a ``Potential``. No dense multivariate normal is
+ever evaluated. The random effects u (and v) are not sampled: :func:`bayeslmm.sample` draws
+them afterwards from their Gaussian conditional posterior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayeslmm._data import Prepared
+from bayeslmm._inputs import genotype_inputs, kinship_inputs
+from bayeslmm.priors import PriorLike, add_prior, describe, resolve_priors
+from bayeslmm.spectral import Rotated, Spectral, rotate_data
+
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+@dataclass(frozen=True, eq=False)
+class ModelInfo:
+    """What :func:`bayeslmm.sample` needs besides the PyMC graph (attached as ``model.bayeslmm``).
+
+    Attributes
+    ----------
+    form : str
+        ``"kinship_lmm"`` or ``"snp_lmm"``.
+    parametrization : str
+        ``"h2"`` or ``"variance"``.
+    priors : dict
+        Prior of each free parameter, as given to the model.
+    data : Prepared
+        Aligned sample-space data.
+    spectral : Spectral
+        Decomposition of the normalized K.
+    rotated : Rotated
+        y and X in the eigenbasis.
+    W : ndarray or None
+        Normalized genotypes of the SNP form [shape: (n_samples, n_snps)].
+    snps : list of str
+        SNP names of the SNP form.
+    marginalize : bool
+        Whether v was integrated out (SNP form).
+    """
+
+    form: str
+    parametrization: str
+    priors: dict[str, PriorLike]
+    data: Prepared
+    spectral: Spectral
+    rotated: Rotated
+    W: np.ndarray | None = None
+    snps: list[str] = field(default_factory=list)
+    marginalize: bool = True
+
+    def prior_strings(self) -> dict[str, str]:
+        """One-line description of each prior."""
+        return {name: describe(prior) for name, prior in self.priors.items()}
+
+
+def _variance_components(parametrization: str, priors: Mapping[str, PriorLike]) -> tuple:
+    """Create h2, sigma_g2, sigma_e2 in the model on the context stack."""
+    if parametrization == "h2":
+        h2 = add_prior("h2", priors["h2"])
+        sigma_p = add_prior("sigma_p", priors["sigma_p"])
+        sigma_p2 = sigma_p**2
+        sigma_g2 = pm.Deterministic("sigma_g2", h2 * sigma_p2)
+        sigma_e2 = pm.Deterministic("sigma_e2", (1.0 - h2) * sigma_p2)
+    else:
+        sigma_g2 = add_prior("sigma_g2", priors["sigma_g2"])
+        sigma_e2 = add_prior("sigma_e2", priors["sigma_e2"])
+        h2 = pm.Deterministic("h2", sigma_g2 / (sigma_g2 + sigma_e2))
+    return h2, sigma_g2, sigma_e2
+
+
+def _null_space_term(rot: Rotated, beta: pt.TensorVariable, sigma_e2: pt.TensorVariable) -> None:
+    """Add the log-density of the residual in the null space of K (skipped when K is full rank).
+
+    Notes
+    -----
+    With :math:`R = y - X\\beta` and :math:`U_2` spanning the null space,
+    :math:`\\log p = -\\tfrac12[(N-r)\\log(2\\pi\\sigma_e^2) + \\|U_2^\\top R\\|^2/\\sigma_e^2]`
+    and :math:`\\|U_2^\\top R\\|^2 = (-\\beta, 1) G (-\\beta, 1)^\\top` with G the Gram matrix of
+    the null-space residuals of ``[X, y]``.
+    """
+    if rot.n_null == 0:
+        return
+    gram = pm.Data("null_gram", rot.gram)
+    n_null = pm.Data("n_null", float(rot.n_null))
+    coef = pt.concatenate([-beta, pt.ones((1,))])
+    rss = coef @ gram @ coef
+    pm.Potential("y_null_space", -0.5 * (n_null * (LOG_2PI + pt.log(sigma_e2)) + rss / sigma_e2))
+
+
+def _coords(data: Prepared, spectral: Spectral) -> dict[str, Any]:
+    return {
+        "covariate": list(data.covariates),
+        "eigen": np.arange(spectral.rank),
+        "sample": list(data.samples),
+    }
+
+
+def _rotated_model(
+    data: Prepared,
+    spectral: Spectral,
+    parametrization: str,
+    priors: Mapping[str, PriorLike],
+    coords: dict[str, Any],
+) -> tuple[pm.Model, Rotated]:
+    rot = rotate_data(spectral, data.y, data.X)
+    with pm.Model(coords=coords) as model:
+        y_rot = pm.Data("y_rot", rot.y1, dims="eigen")
+        X_rot = pm.Data("X_rot", rot.X1, dims=("eigen", "covariate"))
+        s = pm.Data("s", rot.s, dims="eigen")
+        beta = add_prior("beta", priors["beta"], dims="covariate")
+        h2, sigma_g2, sigma_e2 = _variance_components(parametrization, priors)
+        pm.Normal(
+            "y", mu=X_rot @ beta, sigma=pt.sqrt(sigma_g2 * s + sigma_e2), observed=y_rot,
+            dims="eigen",
+        )
+        _null_space_term(rot, beta, sigma_e2)
+    return model, rot
+
+
+def kinship_model(
+    y: Any,
+    K: Any,
+    X: Any = None,
+    priors: Mapping[str, PriorLike] | str | None = None,
+    *,
+    parametrization: str | None = None,
+    normalize: bool = True,
+) -> pm.Model:
+    """Build the kinship-form LMM y = Xβ + u + ε, u ~ N(0, σg² K), ε ~ N(0, σe² I).
+
+    Parameters
+    ----------
+    y
+        Phenotype [shape: (n_samples,)]: array or Series indexed by sample ID.
+    K
+        Kinship [shape: (n_samples, n_samples)]: array, DataFrame indexed by sample ID,
+        Kinship, or a precomputed Spectral.
+    X
+        Covariates [shape: (n_samples, n_covariates)]; None means intercept only. An intercept
+        column is added unless X already spans the constant.
+    priors
+        Dict of :class:`~bayeslmm.Prior` (or PyMC ``.dist()``) by parameter name, merged into
+        the defaults; ``"flat"`` gives flat β and Jeffreys σp² (the exact 1-D check).
+    parametrization : {"h2", "variance"}, optional
+        ``"h2"`` (default): h² ~ Beta(1, 1), σp ~ HalfStudentT(3, sd(y)); ``"variance"``: priors
+        on σg² and σe² directly (inferred when ``priors`` names ``sigma_g2``/``sigma_e2``).
+    normalize
+        Divide K by its mean diagonal (recorded as ``kinship_scale``).
+
+    Returns
+    -------
+    pymc.Model
+        Variables ``beta`` (dim ``covariate``), ``h2``, ``sigma_g2``, ``sigma_e2`` (and
+        ``sigma_p``); observed ``y`` in the eigenbasis (dim ``eigen``). ``model.bayeslmm``
+        holds the sample-space data for :func:`bayeslmm.sample`.
+
+    Notes
+    -----
+    With :math:`K = U_1\\operatorname{diag}(s)U_1^\\top`, :math:`y_1 = U_1^\\top y`,
+    :math:`X_1 = U_1^\\top X`:
+
+    .. math::
+
+        y_{1i} \\sim N(X_{1i}\\beta,\\; \\sigma_g^2 s_i + \\sigma_e^2), \\quad i = 1..r,
+
+    plus the null-space term of the residual with variance σe² (DESIGN §1). One evaluation of
+    the log-density and its gradient costs O(r·d).
+    """
+    data, spectral = kinship_inputs(y, K, X, normalize=normalize)
+    parametrization, priors = resolve_priors(priors, parametrization, data.y, data.X)
+    model, rot = _rotated_model(data, spectral, parametrization, priors, _coords(data, spectral))
+    model.bayeslmm = ModelInfo(
+        form="kinship_lmm", parametrization=parametrization, priors=priors, data=data,
+        spectral=spectral, rotated=rot,
+    )
+    return model
+
+
+def snp_model(
+    y: Any,
+    W: Any,
+    X: Any = None,
+    priors: Mapping[str, PriorLike] | str | None = None,
+    marginalize: bool = True,
+    *,
+    parametrization: str | None = None,
+    standardize: bool = True,
+) -> pm.Model:
+    """Build the SNP-effects LMM y = Xβ + Wv + ε, v ~ N(0, σv² I), σg² = M·σv².
+
+    Parameters
+    ----------
+    y
+        Phenotype [shape: (n_samples,)].
+    W
+        Genotypes [shape: (n_samples, n_snps)], complete (impute missing calls first): array
+        or DataFrame indexed by sample ID with SNP names as columns.
+    X
+        Covariates; None means intercept only.
+    priors
+        As in :func:`kinship_model`.
+    marginalize
+        True (default): v integrated out through the thin SVD of W/√M, identical to
+        :func:`kinship_model` with K = WW'/M. False: v an explicit M-vector, non-centred
+        (v = σv·z, z ~ N(0, I)), the form sparse priors build on.
+    parametrization
+        As in :func:`kinship_model`.
+    standardize
+        Centre each SNP and scale it to unit variance (then K = WW'/M is GEMMA's ``-gk 2``).
+
+    Returns
+    -------
+    pymc.Model
+        As :func:`kinship_model`, plus ``sigma_v2`` and, when ``marginalize=False``, ``z`` and
+        ``v`` (dim ``snp``).
+
+    Notes
+    -----
+    With :math:`W/\\sqrt{M} = U S V^\\top` (W normalized so that K has mean diagonal 1),
+    :math:`W v = \\sqrt{M}\\, U S V^\\top v`, so the explicit form's likelihood is
+    :math:`y_1 \\sim N(X_1\\beta + B v, \\sigma_e^2 I)` with :math:`B = U^\\top W` [r×M], plus the
+    null-space term: O(r·M) per evaluation instead of O(N·M).
+    """
+    data, W_used, snps, spectral = genotype_inputs(y, W, X, standardize_snps=standardize)
+    parametrization, priors = resolve_priors(priors, parametrization, data.y, data.X)
+    n_snps = W_used.shape[1]
+    coords = {**_coords(data, spectral), "snp": snps}
+    if marginalize:
+        model, rot = _rotated_model(data, spectral, parametrization, priors, coords)
+        with model:
+            pm.Deterministic("sigma_v2", model["sigma_g2"] / n_snps)
+    else:
+        rot = rotate_data(spectral, data.y, data.X)
+        loadings = spectral.U.T @ W_used  # B = U'W [shape: (rank, n_snps)]
+        with pm.Model(coords=coords) as model:
+            y_rot = pm.Data("y_rot", rot.y1, dims="eigen")
+            X_rot = pm.Data("X_rot", rot.X1, dims=("eigen", "covariate"))
+            B = pm.Data("snp_loadings", loadings, dims=("eigen", "snp"))
+            beta = add_prior("beta", priors["beta"], dims="covariate")
+            h2, sigma_g2, sigma_e2 = _variance_components(parametrization, priors)
+            sigma_v2 = pm.Deterministic("sigma_v2", sigma_g2 / n_snps)
+            z = pm.Normal("z", 0.0, 1.0, dims="snp")
+            v = pm.Deterministic("v", pt.sqrt(sigma_v2) * z, dims="snp")
+            pm.Normal(
+                "y", mu=X_rot @ beta + B @ v, sigma=pt.sqrt(sigma_e2), observed=y_rot,
+                dims="eigen",
+            )
+            _null_space_term(rot, beta, sigma_e2)
+    model.bayeslmm = ModelInfo(
+        form="snp_lmm", parametrization=parametrization, priors=priors, data=data,
+        spectral=spectral, rotated=rot, W=W_used, snps=snps, marginalize=marginalize,
+    )
+    return model

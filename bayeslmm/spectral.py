@@ -1,0 +1,260 @@
+"""The spectral core: K = U diag(s) U' once, then every likelihood is a sum over r terms.
+
+A :class:`Spectral` holds the r eigenvectors of K with eigenvalues above a relative tolerance.
+The null space of K (N − r dimensions) is never formed: the part of a vector outside the span
+of U is recovered as a residual, ``a - U @ (U.T @ a)``, whose squared norm enters the
+likelihood with variance σe² alone.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from bayeslmm.errors import InputError, KinshipWarning
+
+DEFAULT_RTOL = 1e-10
+
+
+@dataclass(frozen=True, eq=False)
+class Spectral:
+    """Eigendecomposition of a (normalized) kinship matrix, restricted to its range.
+
+    Attributes
+    ----------
+    U : ndarray
+        Orthonormal eigenvectors with non-negligible eigenvalues [shape: (n_samples, rank)].
+    s : ndarray
+        The matching eigenvalues of the normalized K, descending [shape: (rank,)].
+    scale : float
+        Factor K was divided by (its mean diagonal when normalized, else 1).
+    min_eigenvalue : float
+        Most negative eigenvalue before clipping (0 when none), on the normalized scale.
+
+    Notes
+    -----
+    With :math:`K = U_1 \\operatorname{diag}(s) U_1^\\top` and :math:`V = \\sigma_g^2 K +
+    \\sigma_e^2 I`, the eigenvalues of V are :math:`\\sigma_g^2 s_i + \\sigma_e^2` on the range
+    of :math:`U_1` and :math:`\\sigma_e^2` on its (N − r)-dimensional complement.
+    """
+
+    U: np.ndarray
+    s: np.ndarray
+    scale: float = 1.0
+    min_eigenvalue: float = 0.0
+
+    @property
+    def n(self) -> int:
+        """Number of samples."""
+        return self.U.shape[0]
+
+    @property
+    def rank(self) -> int:
+        """Number of eigenvalues kept (r)."""
+        return self.s.shape[0]
+
+    def rotate(self, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Split A into its coordinates on U and its residual off U.
+
+        Parameters
+        ----------
+        A : ndarray
+            Vectors in sample space [shape: (n_samples,) or (n_samples, k)].
+
+        Returns
+        -------
+        A1 : ndarray
+            ``U.T @ A`` [shape: (rank,) or (rank, k)].
+        residual : ndarray
+            ``A - U @ A1``, the part of A in the null space of K, same shape as A.
+        """
+        A1 = self.U.T @ A
+        return A1, A - self.U @ A1
+
+    def matrix(self) -> np.ndarray:
+        """Rebuild the normalized K (dense; for small N and tests)."""
+        return (self.U * self.s) @ self.U.T
+
+
+@dataclass(frozen=True, eq=False)
+class Rotated:
+    """Phenotype and covariates in the eigenbasis of K, with their null-space residual Gram.
+
+    Attributes
+    ----------
+    y1 : ndarray
+        ``U.T @ y`` [shape: (rank,)].
+    X1 : ndarray
+        ``U.T @ X`` [shape: (rank, n_covariates)].
+    gram : ndarray
+        Gram matrix of the null-space residuals of ``[X, y]`` [shape: (d + 1, d + 1)]; its
+        blocks are ``Xc'Xc``, ``Xc'yc`` and ``yc'yc``.
+    n_null : int
+        Dimension of the null space of K, N − r.
+    s : ndarray
+        Eigenvalues [shape: (rank,)].
+    """
+
+    y1: np.ndarray
+    X1: np.ndarray
+    gram: np.ndarray
+    n_null: int
+    s: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of samples."""
+        return self.y1.shape[0] + self.n_null
+
+
+def rotate_data(spectral: Spectral, y: np.ndarray, X: np.ndarray) -> Rotated:
+    """Rotate y and X once; everything the likelihood needs is then O(r·d).
+
+    Notes
+    -----
+    The residuals are formed explicitly (``A - U U'A``) rather than as ``A'A - A1'A1``, which
+    would lose precision when the null space is small.
+    """
+    A = np.column_stack([X, y])
+    A1, residual = spectral.rotate(A)
+    n_null = spectral.n - spectral.rank
+    gram = residual.T @ residual if n_null > 0 else np.zeros((A.shape[1], A.shape[1]))
+    return Rotated(y1=A1[:, -1], X1=A1[:, :-1], gram=gram, n_null=n_null, s=spectral.s)
+
+
+def check_kinship(K: np.ndarray, name: str = "K") -> np.ndarray:
+    """Return K as a float array after checking it is a finite symmetric square matrix.
+
+    Raises
+    ------
+    InputError
+        If K is not 2-D square, has NaN or inf, or is not symmetric.
+    """
+    try:
+        K = np.asarray(K, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} could not be read as a numeric matrix ({exc}).") from None
+    if K.ndim != 2 or K.shape[0] != K.shape[1]:
+        raise InputError(f"{name} must be a square N×N matrix, got shape {K.shape}.")
+    bad = ~np.isfinite(K)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise InputError(
+            f"{name} has {int(bad.sum())} NaN or infinite entries (first at [{i}, {j}]); "
+            "rebuild it after imputing missing genotypes."
+        )
+    asym = np.abs(K - K.T).max()
+    if asym > 1e-8 * max(np.abs(K).max(), 1e-300):
+        i, j = np.unravel_index(np.argmax(np.abs(K - K.T)), K.shape)
+        raise InputError(
+            f"{name} is not symmetric (|K[{i},{j}] - K[{j},{i}]| = {asym:.3g}); a kinship matrix "
+            "must be symmetric; check that rows and columns are in the same sample order."
+        )
+    return K
+
+
+def _keep(values: np.ndarray, rtol: float) -> tuple[np.ndarray, float]:
+    top = values.max()
+    if top <= 0:
+        raise InputError(
+            "K has no positive eigenvalue; it cannot be a kinship matrix (is it all zeros?)."
+        )
+    return values > rtol * top, float(min(values.min(), 0.0))
+
+
+def _warn_negative(min_eig: float, top: float, rtol: float, n_neg: int) -> None:
+    if min_eig < -rtol * top * 1e2:
+        warnings.warn(
+            f"K is not positive semi-definite: {n_neg} eigenvalues are negative, the most "
+            f"negative is {min_eig:.4g} (largest {top:.4g}); they were clipped at 0. This is "
+            "common for IBS or noisy kinships; a GRM from standardized genotypes avoids it.",
+            KinshipWarning,
+            stacklevel=3,
+        )
+
+
+def spectral_from_kinship(
+    K: np.ndarray, *, normalize: bool = True, rtol: float = DEFAULT_RTOL
+) -> Spectral:
+    """Eigendecompose a kinship matrix.
+
+    Parameters
+    ----------
+    K : ndarray
+        Kinship (genetic relationship) matrix [shape: (n_samples, n_samples)].
+    normalize : bool
+        Divide K by its mean diagonal so that h² is comparable across tools.
+    rtol : float
+        Eigenvalues at or below ``rtol * max(eigenvalue)`` are treated as zero.
+
+    Returns
+    -------
+    Spectral
+
+    Notes
+    -----
+    Cost O(N³) once (LAPACK ``syevd``). Negative eigenvalues beyond round-off are clipped at 0
+    with one :class:`~bayeslmm.errors.KinshipWarning` stating the most negative value.
+    """
+    K = check_kinship(K)
+    scale = 1.0
+    if normalize:
+        scale = float(np.trace(K) / K.shape[0])
+        if not scale > 0:
+            raise InputError(
+                f"K has mean diagonal {scale:.4g}; a kinship matrix has a positive diagonal."
+            )
+        K = K / scale
+    values, vectors = np.linalg.eigh(K)
+    keep, min_eig = _keep(values, rtol)
+    _warn_negative(min_eig, values.max(), rtol, int((values < 0).sum()))
+    order = np.flatnonzero(keep)[::-1]
+    return Spectral(U=vectors[:, order], s=values[order], scale=scale, min_eigenvalue=min_eig)
+
+
+def spectral_from_genotypes(
+    W: np.ndarray, *, normalize: bool = True, rtol: float = DEFAULT_RTOL
+) -> Spectral:
+    """Decompose K = W W'/M through W, by a thin SVD when M < N.
+
+    Parameters
+    ----------
+    W : ndarray
+        Standardized genotypes [shape: (n_samples, n_snps)], complete (no NaN).
+    normalize : bool
+        Scale so that K = W W'/M has mean diagonal 1.
+    rtol : float
+        Relative tolerance on the eigenvalues of K (squared singular values).
+
+    Returns
+    -------
+    Spectral
+
+    Notes
+    -----
+    With :math:`W/\\sqrt{M} = U S V^\\top`, :math:`K = U S^2 U^\\top`, so :math:`s = S^2`. The
+    thin SVD costs O(N·M²) instead of the O(N²·M + N³) of forming and decomposing K.
+    """
+    W = np.asarray(W, dtype=float)
+    if W.ndim != 2:
+        raise InputError(f"W must be a 2-D genotype matrix (samples × SNPs), got {W.shape}.")
+    if not np.isfinite(W).all():
+        raise InputError(
+            "W has NaN or infinite entries; impute missing genotypes (e.g. by the SNP mean) first."
+        )
+    n, m = W.shape
+    scale = float(np.einsum("ij,ij->", W, W) / (n * m)) if normalize else 1.0
+    if not scale > 0:
+        raise InputError("W is all zeros; no SNP varies across samples.")
+    if m < n:
+        U, sv, _ = np.linalg.svd(W / np.sqrt(m * scale), full_matrices=False)
+        values = sv**2
+        keep, _ = _keep(values, rtol)
+        return Spectral(U=U[:, keep], s=values[keep], scale=scale)
+    K = (W @ W.T) / (m * scale)
+    values, vectors = np.linalg.eigh(K)
+    keep, _ = _keep(values, rtol)
+    order = np.flatnonzero(keep)[::-1]
+    return Spectral(U=vectors[:, order], s=values[order], scale=scale)
