@@ -33,7 +33,7 @@ def draw_u(
     sigma_e2: np.ndarray,
     rng: np.random.Generator | None,
 ) -> np.ndarray:
-    """Draw u | y, β, σg², σe² (or its mean when ``rng`` is None) for each draw.
+    r"""Draw u | y, β, σg², σe² (or its mean when ``rng`` is None) for each draw.
 
     Parameters
     ----------
@@ -57,9 +57,9 @@ def draw_u(
 
     .. math::
 
-        a_i \\mid \\cdot \\sim N\\Big(\\frac{\\sigma_g^2 s_i}{\\sigma_g^2 s_i + \\sigma_e^2}
-        (y_{1i} - X_{1i}\\beta),\\; \\frac{\\sigma_g^2 s_i\\,\\sigma_e^2}
-        {\\sigma_g^2 s_i + \\sigma_e^2}\\Big).
+        a_i \mid \cdot \sim N\Big(\frac{\sigma_g^2 s_i}{\sigma_g^2 s_i + \sigma_e^2}
+        (y_{1i} - X_{1i}\beta),\; \frac{\sigma_g^2 s_i\,\sigma_e^2}
+        {\sigma_g^2 s_i + \sigma_e^2}\Big).
     """
     s = spectral.s
     out = np.empty((beta.shape[0], spectral.n))
@@ -83,7 +83,7 @@ def draw_v(
     sigma_e2: np.ndarray,
     rng: np.random.Generator | None,
 ) -> np.ndarray:
-    """Draw the SNP effects v | y, β, σg², σe² of the marginalized SNP model.
+    r"""Draw the SNP effects v | y, β, σg², σe² of the marginalized SNP model.
 
     Parameters
     ----------
@@ -101,9 +101,9 @@ def draw_v(
 
     Notes
     -----
-    With :math:`W/\\sqrt{M} = U S V^\\top`, B = √M S V' and b = V'v, the data inform b only:
-    :math:`b_i \\mid \\cdot \\sim N(\\sqrt{M} S_i r_{1i}/(\\sigma_e^2 P_i),\\, 1/P_i)`,
-    :math:`P_i = 1/\\sigma_v^2 + M s_i/\\sigma_e^2`; the part of v orthogonal to the row space of W
+    With :math:`W/\sqrt{M} = U S V^\top`, B = √M S V' and b = V'v, the data inform b only:
+    :math:`b_i \mid \cdot \sim N(\sqrt{M} S_i r_{1i}/(\sigma_e^2 P_i),\, 1/P_i)`,
+    :math:`P_i = 1/\sigma_v^2 + M s_i/\sigma_e^2`; the part of v orthogonal to the row space of W
     keeps its prior N(0, σv² I).
     """
     n_snps = loadings.shape[1]
@@ -132,7 +132,7 @@ def loo_pointwise(
     sigma_g2: np.ndarray,
     sigma_e2: np.ndarray,
 ) -> np.ndarray:
-    """Sample-space leave-one-out log predictive densities log p(y_i | y_−i, θ) per draw.
+    r"""Sample-space leave-one-out log predictive densities log p(y_i | y_−i, θ) per draw.
 
     Parameters
     ----------
@@ -157,10 +157,10 @@ def loo_pointwise(
 
     .. math::
 
-        \\log p(y_i \\mid y_{-i}, \\theta) = -\\tfrac12\\log 2\\pi + \\tfrac12\\log c_{ii}
-        - \\tfrac12 g_i^2 / c_{ii}.
+        \log p(y_i \mid y_{-i}, \theta) = -\tfrac12\log 2\pi + \tfrac12\log c_{ii}
+        - \tfrac12 g_i^2 / c_{ii}.
 
-    With :math:`V^{-1} = U_1\\operatorname{diag}(1/v - 1/\\sigma_e^2)U_1^\\top + I/\\sigma_e^2`,
+    With :math:`V^{-1} = U_1\operatorname{diag}(1/v - 1/\sigma_e^2)U_1^\top + I/\sigma_e^2`,
     both g and diag(C) cost O(N·r) per draw.
     """
     U = spectral.U

@@ -82,13 +82,13 @@ def _variance_components(parametrization: str, priors: Mapping[str, PriorLike]) 
 
 
 def _null_space_term(rot: Rotated, beta: pt.TensorVariable, sigma_e2: pt.TensorVariable) -> None:
-    """Add the log-density of the residual in the null space of K (skipped when K is full rank).
+    r"""Add the log-density of the residual in the null space of K (skipped when K is full rank).
 
     Notes
     -----
-    With :math:`R = y - X\\beta` and :math:`U_2` spanning the null space,
-    :math:`\\log p = -\\tfrac12[(N-r)\\log(2\\pi\\sigma_e^2) + \\|U_2^\\top R\\|^2/\\sigma_e^2]`
-    and :math:`\\|U_2^\\top R\\|^2 = (-\\beta, 1) G (-\\beta, 1)^\\top` with G the Gram matrix of
+    With :math:`R = y - X\beta` and :math:`U_2` spanning the null space,
+    :math:`\log p = -\tfrac12[(N-r)\log(2\pi\sigma_e^2) + \|U_2^\top R\|^2/\sigma_e^2]`
+    and :math:`\|U_2^\top R\|^2 = (-\beta, 1) G (-\beta, 1)^\top` with G the Gram matrix of
     the null-space residuals of ``[X, y]``.
     """
     if rot.n_null == 0:
@@ -139,7 +139,7 @@ def kinship_model(
     parametrization: str | None = None,
     normalize: bool = True,
 ) -> pm.Model:
-    """Build the kinship-form LMM y = Xβ + u + ε, u ~ N(0, σg² K), ε ~ N(0, σe² I).
+    r"""Build the kinship-form LMM y = Xβ + u + ε, u ~ N(0, σg² K), ε ~ N(0, σe² I).
 
     Parameters
     ----------
@@ -169,12 +169,12 @@ def kinship_model(
 
     Notes
     -----
-    With :math:`K = U_1\\operatorname{diag}(s)U_1^\\top`, :math:`y_1 = U_1^\\top y`,
-    :math:`X_1 = U_1^\\top X`:
+    With :math:`K = U_1\operatorname{diag}(s)U_1^\top`, :math:`y_1 = U_1^\top y`,
+    :math:`X_1 = U_1^\top X`:
 
     .. math::
 
-        y_{1i} \\sim N(X_{1i}\\beta,\\; \\sigma_g^2 s_i + \\sigma_e^2), \\quad i = 1..r,
+        y_{1i} \sim N(X_{1i}\beta,\; \sigma_g^2 s_i + \sigma_e^2), \quad i = 1..r,
 
     plus the null-space term of the residual with variance σe² (DESIGN §1). One evaluation of
     the log-density and its gradient costs O(r·d).
@@ -199,7 +199,7 @@ def snp_model(
     parametrization: str | None = None,
     standardize: bool = True,
 ) -> pm.Model:
-    """Build the SNP-effects LMM y = Xβ + Wv + ε, v ~ N(0, σv² I), σg² = M·σv².
+    r"""Build the SNP-effects LMM y = Xβ + Wv + ε, v ~ N(0, σv² I), σg² = M·σv².
 
     Parameters
     ----------
@@ -229,9 +229,9 @@ def snp_model(
 
     Notes
     -----
-    With :math:`W/\\sqrt{M} = U S V^\\top` (W normalized so that K has mean diagonal 1),
-    :math:`W v = \\sqrt{M}\\, U S V^\\top v`, so the explicit form's likelihood is
-    :math:`y_1 \\sim N(X_1\\beta + B v, \\sigma_e^2 I)` with :math:`B = U^\\top W` [r×M], plus the
+    With :math:`W/\sqrt{M} = U S V^\top` (W normalized so that K has mean diagonal 1),
+    :math:`W v = \sqrt{M}\, U S V^\top v`, so the explicit form's likelihood is
+    :math:`y_1 \sim N(X_1\beta + B v, \sigma_e^2 I)` with :math:`B = U^\top W` [r×M], plus the
     null-space term: O(r·M) per evaluation instead of O(N·M).
     """
     data, W_used, snps, spectral = genotype_inputs(y, W, X, standardize_snps=standardize)

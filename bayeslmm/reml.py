@@ -36,7 +36,7 @@ class Profile:
 
 
 def profile(rot: Rotated, h2: np.ndarray | float, method: str = "reml") -> Profile:
-    """Evaluate the profiled log-likelihood at given h² (vectorized).
+    r"""Evaluate the profiled log-likelihood at given h² (vectorized).
 
     Parameters
     ----------
@@ -58,14 +58,14 @@ def profile(rot: Rotated, h2: np.ndarray | float, method: str = "reml") -> Profi
 
     .. math::
 
-        \\hat\\beta = (X^\\top H^{-1} X)^{-1} X^\\top H^{-1} y, \\quad
-        \\mathrm{RSS} = y^\\top H^{-1} y - \\hat\\beta^\\top X^\\top H^{-1} y,
+        \hat\beta = (X^\top H^{-1} X)^{-1} X^\top H^{-1} y, \quad
+        \mathrm{RSS} = y^\top H^{-1} y - \hat\beta^\top X^\top H^{-1} y,
 
-    ML: :math:`\\hat\\sigma_p^2 = \\mathrm{RSS}/N`,
-    :math:`\\ell = -\\tfrac12[N\\log(2\\pi\\hat\\sigma_p^2) + \\log|H| + N]`;
-    REML: :math:`\\hat\\sigma_p^2 = \\mathrm{RSS}/(N-d)`,
-    :math:`\\ell = -\\tfrac12[(N-d)\\log(2\\pi\\hat\\sigma_p^2) + \\log|H| +
-    \\log|X^\\top H^{-1}X| - \\log|X^\\top X| + (N-d)]`, the convention of GEMMA and GCTA
+    ML: :math:`\hat\sigma_p^2 = \mathrm{RSS}/N`,
+    :math:`\ell = -\tfrac12[N\log(2\pi\hat\sigma_p^2) + \log|H| + N]`;
+    REML: :math:`\hat\sigma_p^2 = \mathrm{RSS}/(N-d)`,
+    :math:`\ell = -\tfrac12[(N-d)\log(2\pi\hat\sigma_p^2) + \log|H| +
+    \log|X^\top H^{-1}X| - \log|X^\top X| + (N-d)]`, the convention of GEMMA and GCTA
     (invariant to a reparametrization of the fixed effects).
     """
     h = np.atleast_1d(np.asarray(h2, dtype=float))
@@ -252,7 +252,7 @@ def reml(
     normalize: bool = True,
     grid_size: int = 101,
 ) -> RemlFit:
-    """Estimate h² and the variance components by profiled REML or ML.
+    r"""Estimate h² and the variance components by profiled REML or ML.
 
     Parameters
     ----------
@@ -278,7 +278,7 @@ def reml(
     -----
     Each evaluation of the profiled likelihood costs O(r·d²) after one rotation of y and X;
     see :func:`profile` for the formulas. The standard error is
-    :math:`(-\\partial^2\\ell/\\partial (h^2)^2)^{-1/2}` at an interior maximum; at h² = 0 or 1,
+    :math:`(-\partial^2\ell/\partial (h^2)^2)^{-1/2}` at an interior maximum; at h² = 0 or 1,
     or where that information is not positive, it is the width of the 95 % profile-likelihood
     interval divided by 2·1.96, and ``se_method`` says so.
 

@@ -71,7 +71,7 @@ def simulate(
     maf_min: float = 0.05,
     seed: int | None = None,
 ) -> Dataset:
-    """Simulate genotypes under Balding–Nichols structure and a phenotype with heritability h².
+    r"""Simulate genotypes under Balding–Nichols structure and a phenotype with heritability h².
 
     Parameters
     ----------
@@ -102,9 +102,9 @@ def simulate(
 
     Notes
     -----
-    Balding–Nichols: ancestral :math:`p_j \\sim U(m, 1-m)`; population k has
-    :math:`p_{kj} \\sim \\mathrm{Beta}(p_j(1-F)/F, (1-p_j)(1-F)/F)`; genotypes
-    :math:`g_{ij} \\sim \\mathrm{Bin}(2, p_{k(i)j})`. With W the standardized genotypes and b_j ~
+    Balding–Nichols: ancestral :math:`p_j \sim U(m, 1-m)`; population k has
+    :math:`p_{kj} \sim \mathrm{Beta}(p_j(1-F)/F, (1-p_j)(1-F)/F)`; genotypes
+    :math:`g_{ij} \sim \mathrm{Bin}(2, p_{k(i)j})`. With W the standardized genotypes and b_j ~
     N(0, h²/C) on C causal SNPs, u = W b has variance ≈ h², ε ~ N(0, 1 − h²).
     """
     if not 0 <= h2 <= 1:

@@ -217,7 +217,7 @@ def spectral_from_kinship(
 def spectral_from_genotypes(
     W: np.ndarray, *, normalize: bool = True, rtol: float = DEFAULT_RTOL
 ) -> Spectral:
-    """Decompose K = W W'/M through W, by a thin SVD when M < N.
+    r"""Decompose K = W W'/M through W, by a thin SVD when M < N.
 
     Parameters
     ----------
@@ -234,7 +234,7 @@ def spectral_from_genotypes(
 
     Notes
     -----
-    With :math:`W/\\sqrt{M} = U S V^\\top`, :math:`K = U S^2 U^\\top`, so :math:`s = S^2`. The
+    With :math:`W/\sqrt{M} = U S V^\top`, :math:`K = U S^2 U^\top`, so :math:`s = S^2`. The
     thin SVD costs O(N·M²) instead of the O(N²·M + N³) of forming and decomposing K.
     """
     W = np.asarray(W, dtype=float)
