@@ -72,6 +72,10 @@ def _ids(obj: Any, what: str) -> pd.Index | None:
     return index
 
 
+def _head(index: pd.Index | None) -> list[str] | None:
+    return None if index is None else list(index[:3])
+
+
 def _phenotype(y: Any) -> tuple[np.ndarray, str]:
     name = "y"
     if isinstance(y, pd.DataFrame):
@@ -129,7 +133,9 @@ def _covariates(X: Any, n: int) -> tuple[np.ndarray, list[str]]:
         if values.ndim == 1:
             values = values[:, None]
         if values.ndim != 2:
-            raise InputError(f"X must be 2-D [shape (n_samples, n_covariates)], got {values.shape}.")
+            raise InputError(
+                f"X must be 2-D [shape (n_samples, n_covariates)], got {values.shape}."
+            )
         names = [f"x{j + 1}" for j in range(values.shape[1])]
     if values.shape[0] != n:
         raise InputError(
@@ -255,8 +261,7 @@ def prepare(
     if len(common) == 0:
         raise InputError(
             "no sample ID is shared by y, X and the genetic matrix; check that they use the same "
-            f"IDs (first IDs: {genetic_name}: {list(ids[genetic_name][:3]) if ids[genetic_name] is not None else None}, "
-            f"y: {list(ids['y'][:3]) if ids['y'] is not None else None})."
+            f"IDs (first IDs: {genetic_name}: {_head(ids[genetic_name])}, y: {_head(ids['y'])})."
         )
     pos_ref = ref_ids.get_indexer(common)
 
@@ -266,7 +271,7 @@ def prepare(
         return values[ids[key].get_indexer(common)]
 
     y_al = take(y_values, "y")
-    X_raw, names = _covariates(X, lengths.get("X", y_values.shape[0]) if X is not None else len(y_values))
+    X_raw, names = _covariates(X, lengths.get("X", len(y_values)))
     X_al = take(X_raw, "X") if X is not None else np.empty((len(common), 0))
     rows = None
     if genetic is not None:

@@ -48,11 +48,7 @@ def kinship_inputs(
     matrix = _kinship_array(K)
     prepared = prepare(y, X, K if not isinstance(K, np.ndarray) else matrix, genetic_name="K")
     rows = prepared.rows
-    if (
-        hasattr(K, "spectral")
-        and np.array_equal(rows, np.arange(matrix.shape[0]))
-        and normalize
-    ):
+    if hasattr(K, "spectral") and np.array_equal(rows, np.arange(matrix.shape[0])) and normalize:
         return prepared, K.spectral()
     return prepared, spectral_from_kinship(matrix[np.ix_(rows, rows)], normalize=normalize)
 

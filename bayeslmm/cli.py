@@ -26,8 +26,14 @@ def _demo(args: argparse.Namespace) -> int:
         f"{args.n_populations} populations (Fst 0.05), 2 covariates, true h² = {args.h2} "
         f"(seed {args.seed})"
     )
-    data = simulate(args.n_samples, args.n_snps, args.h2, n_covariates=2,
-                    n_populations=args.n_populations, seed=args.seed)
+    data = simulate(
+        args.n_samples,
+        args.n_snps,
+        args.h2,
+        n_covariates=2,
+        n_populations=args.n_populations,
+        seed=args.seed,
+    )
     t0 = time.perf_counter()
     spectral = bl.spectral_from_kinship(data.K)
     t_eig = time.perf_counter() - t0
@@ -35,25 +41,39 @@ def _demo(args: argparse.Namespace) -> int:
     fit = bl.reml(data.y, spectral, data.X)
     t_reml = time.perf_counter() - t0
     print(f"Eigendecomposition of K: {t_eig:.2f} s; REML: {t_reml:.3f} s")
-    print(f"Sampling the posterior ({args.chains} chains × {args.draws} draws, {args.sampler}; "
-          "the first run compiles the model, ~15 s)...")
+    print(
+        f"Sampling the posterior ({args.chains} chains × {args.draws} draws, {args.sampler}; "
+        "the first run compiles the model, ~15 s)..."
+    )
     t0 = time.perf_counter()
     model = bl.kinship_model(data.y, spectral, data.X)
-    idata = bl.sample(model, draws=args.draws, chains=args.chains, random_seed=args.seed,
-                      sampler=args.sampler, progressbar=not args.quiet)
+    idata = bl.sample(
+        model,
+        draws=args.draws,
+        chains=args.chains,
+        random_seed=args.seed,
+        sampler=args.sampler,
+        progressbar=not args.quiet,
+    )
     t_post = time.perf_counter() - t0
     post = bl.heritability(idata)
     h2 = post.loc["h2"]
     print()
     print(f"{'':12}{'REML':>22}{'posterior':>30}")
-    print(f"{'h2':12}{fit.h2:>10.3f} (SE {fit.h2_se:.3f})"
-          f"{h2['mean']:>12.3f} (sd {h2['sd']:.3f}) "
-          f"[{h2['hdi_lower']:.3f}, {h2['hdi_upper']:.3f}]")
+    print(
+        f"{'h2':12}{fit.h2:>10.3f} (SE {fit.h2_se:.3f})"
+        f"{h2['mean']:>12.3f} (sd {h2['sd']:.3f}) "
+        f"[{h2['hdi_lower']:.3f}, {h2['hdi_upper']:.3f}]"
+    )
     for name in ("sigma_g2", "sigma_e2"):
-        print(f"{name:12}{getattr(fit, name):>10.3f}{'':12}{post.loc[name, 'mean']:>12.3f} "
-              f"(sd {post.loc[name, 'sd']:.3f})")
-    print(f"true h2 = {args.h2}; 95% HDI of the posterior shown in brackets; "
-          f"R-hat {h2['r_hat']:.3f}, bulk ESS {h2['ess_bulk']:.0f}; posterior in {t_post:.1f} s")
+        print(
+            f"{name:12}{getattr(fit, name):>10.3f}{'':12}{post.loc[name, 'mean']:>12.3f} "
+            f"(sd {post.loc[name, 'sd']:.3f})"
+        )
+    print(
+        f"true h2 = {args.h2}; 95% HDI of the posterior shown in brackets; "
+        f"R-hat {h2['r_hat']:.3f}, bulk ESS {h2['ess_bulk']:.0f}; posterior in {t_post:.1f} s"
+    )
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "h2_posterior.png") as tmp:
         plot_h2_posterior(idata, fit, tmp, truth=args.h2)
@@ -62,8 +82,10 @@ def _demo(args: argparse.Namespace) -> int:
     table = pd.concat([fit.to_series().rename("reml"), post.loc["h2"].rename("posterior_h2")])
     with atomic_path(out / "summary.tsv") as tmp:
         table.to_csv(tmp, sep="\t", header=False)
-    print(f"\nWrote {out}/h2_posterior.png, {out}/posterior.nc (ArviZ InferenceData), "
-          f"{out}/summary.tsv")
+    print(
+        f"\nWrote {out}/h2_posterior.png, {out}/posterior.nc (ArviZ InferenceData), "
+        f"{out}/summary.tsv"
+    )
     return 0
 
 
@@ -72,17 +94,35 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from bayeslmm.simulate import simulate
 
-    data = simulate(args.n_samples, args.n_snps, args.h2, n_covariates=args.n_covariates,
-                    n_populations=args.n_populations, fst=args.fst, n_causal=args.n_causal,
-                    n_chromosomes=args.n_chromosomes, seed=args.seed)
+    data = simulate(
+        args.n_samples,
+        args.n_snps,
+        args.h2,
+        n_covariates=args.n_covariates,
+        n_populations=args.n_populations,
+        fst=args.fst,
+        n_causal=args.n_causal,
+        n_chromosomes=args.n_chromosomes,
+        seed=args.seed,
+    )
     prefix = Path(args.out)
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    fam = {"fid": data.samples, "iid": data.samples, "father": ["0"] * len(data.samples),
-           "mother": ["0"] * len(data.samples), "sex": [0] * len(data.samples),
-           "pheno": data.y.astype(str)}
-    bim = {"chromosome": data.snps["chrom"].to_numpy(), "sid": data.snps["snp"].to_numpy(),
-           "cm_position": data.snps["cm"].to_numpy(), "bp_position": data.snps["pos"].to_numpy(),
-           "allele_1": data.snps["a1"].to_numpy(), "allele_2": data.snps["a2"].to_numpy()}
+    fam = {
+        "fid": data.samples,
+        "iid": data.samples,
+        "father": ["0"] * len(data.samples),
+        "mother": ["0"] * len(data.samples),
+        "sex": [0] * len(data.samples),
+        "pheno": data.y.astype(str),
+    }
+    bim = {
+        "chromosome": data.snps["chrom"].to_numpy(),
+        "sid": data.snps["snp"].to_numpy(),
+        "cm_position": data.snps["cm"].to_numpy(),
+        "bp_position": data.snps["pos"].to_numpy(),
+        "allele_1": data.snps["a1"].to_numpy(),
+        "allele_2": data.snps["a2"].to_numpy(),
+    }
     with atomic_path(prefix.with_suffix(".bed")) as tmp:
         bed_tmp = tmp.with_suffix(".bed")
         to_bed(bed_tmp, data.G, properties={**fam, **bim})
@@ -96,12 +136,17 @@ def _simulate(args: argparse.Namespace) -> int:
     covar.insert(0, "FID", data.samples)
     with atomic_path(prefix.with_suffix(".covar.tsv")) as tmp:
         covar.to_csv(tmp, sep="\t", index=False)
-    truth = {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
-             for k, v in data.truth.items() if k != "u"}
+    truth = {
+        k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
+        for k, v in data.truth.items()
+        if k != "u"
+    }
     with atomic_path(prefix.with_suffix(".truth.json")) as tmp:
         tmp.write_text(json.dumps(truth, indent=1))
-    print(f"Wrote {prefix}.bed/.bim/.fam (PLINK 1), {prefix}.pheno.tsv, {prefix}.covar.tsv, "
-          f"{prefix}.truth.json ({args.n_samples} samples, {args.n_snps} SNPs, h2 = {args.h2})")
+    print(
+        f"Wrote {prefix}.bed/.bim/.fam (PLINK 1), {prefix}.pheno.tsv, {prefix}.covar.tsv, "
+        f"{prefix}.truth.json ({args.n_samples} samples, {args.n_snps} SNPs, h2 = {args.h2})"
+    )
     return 0
 
 
@@ -114,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
-        "demo", help="simulate a cohort and estimate h² by REML and by its posterior",
+        "demo",
+        help="simulate a cohort and estimate h² by REML and by its posterior",
         description="Simulate a structured cohort with known h², then print the REML estimate "
         "and the posterior of h² side by side; write a plot and the posterior to --out.",
     )
@@ -130,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
     sim = sub.add_parser(
-        "simulate", help="write a simulated cohort (PLINK bed/bim/fam, phenotype, covariates)",
+        "simulate",
+        help="write a simulated cohort (PLINK bed/bim/fam, phenotype, covariates)",
         description="Balding–Nichols genotypes with population structure and a phenotype of "
         "known heritability, written as PLINK 1 files plus phenotype/covariate tables.",
     )

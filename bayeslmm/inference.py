@@ -47,7 +47,9 @@ def _draws(posterior: xr.Dataset, name: str) -> np.ndarray:
 
 
 def _add_groups(
-    idata: az.InferenceData, info: ModelInfo, rng: np.random.Generator | None,
+    idata: az.InferenceData,
+    info: ModelInfo,
+    rng: np.random.Generator | None,
     random_effects: bool,
 ) -> az.InferenceData:
     """Add u (and v), the sample-space log-likelihood, data and provenance to ``idata``."""
@@ -60,7 +62,8 @@ def _add_groups(
 
     def as_var(values: np.ndarray, dim: str, coord: list[str]) -> xr.DataArray:
         return xr.DataArray(
-            values.reshape(n_chain, n_draw, -1), dims=("chain", "draw", dim),
+            values.reshape(n_chain, n_draw, -1),
+            dims=("chain", "draw", dim),
             coords={**chain_draw, dim: coord},
         )
 
@@ -70,7 +73,8 @@ def _add_groups(
         warnings.warn(
             f"random effects not stored: {n_chain * n_draw} draws × {max(data.n, len(info.snps))} "
             "values would exceed memory; pass random_effects=False to skip them, or fewer draws.",
-            SamplingWarning, stacklevel=3,
+            SamplingWarning,
+            stacklevel=3,
         )
     elif random_effects:
         if info.form == "snp_lmm" and not info.marginalize:
@@ -94,7 +98,8 @@ def _add_groups(
         "constant_data": xr.Dataset(
             {
                 "X": xr.DataArray(
-                    data.X, dims=("sample", "covariate"),
+                    data.X,
+                    dims=("sample", "covariate"),
                     coords={"sample": list(data.samples), "covariate": list(data.covariates)},
                 ),
                 "kinship_eigenvalues": xr.DataArray(spectral.s, dims="eigen"),
@@ -145,7 +150,8 @@ def _check_convergence(idata: az.InferenceData) -> None:
         warnings.warn(
             "sampling problems: " + "; ".join(problems) + ". Run more draws/tune, or raise "
             "target_accept (e.g. 0.95); check the posterior before using it.",
-            SamplingWarning, stacklevel=3,
+            SamplingWarning,
+            stacklevel=3,
         )
 
 
@@ -208,19 +214,31 @@ def sample(
         compiled = nutpie.compile_pymc_model(model)
         kwargs = {"target_accept": target_accept} if target_accept else {}
         raw = nutpie.sample(
-            compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-            progress_bar=progressbar, save_warmup=False, **kwargs,
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            seed=seed,
+            progress_bar=progressbar,
+            save_warmup=False,
+            **kwargs,
         )
     else:
         kwargs = {"target_accept": target_accept} if target_accept else {}
         raw = pm.sample(
-            draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
-            progressbar=progressbar, model=model, compute_convergence_checks=False,
-            idata_kwargs={"log_likelihood": False}, **kwargs,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            random_seed=seed,
+            progressbar=progressbar,
+            model=model,
+            compute_convergence_checks=False,
+            idata_kwargs={"log_likelihood": False},
+            **kwargs,
         )
-    raw = az.InferenceData(
-        posterior=_clean_posterior(raw.posterior), sample_stats=raw.sample_stats
-    )
+    raw = az.InferenceData(posterior=_clean_posterior(raw.posterior), sample_stats=raw.sample_stats)
     idata = _add_groups(raw, info, rng, random_effects)
     idata.attrs["sampler"] = sampler
     idata.attrs["random_seed"] = "" if random_seed is None else int(random_seed)
@@ -250,7 +268,8 @@ def map_estimate(model: pm.Model, *, random_seed: int | None = None) -> az.Infer
     posterior = xr.Dataset(
         {
             name: xr.DataArray(
-                np.asarray(point[name])[None, None, ...], dims=("chain", "draw", *dims[name]),
+                np.asarray(point[name])[None, None, ...],
+                dims=("chain", "draw", *dims[name]),
                 coords={d: list(model.coords[d]) for d in dims[name]},
             )
             for name in names
@@ -288,14 +307,16 @@ def heritability(idata: az.InferenceData, hdi_prob: float = 0.95) -> pd.DataFram
         if multi:
             lo, hi = az.hdi(values, hdi_prob=hdi_prob)
             row.update(
-                hdi_lower=float(lo), hdi_upper=float(hi),
+                hdi_lower=float(lo),
+                hdi_upper=float(hi),
                 ess_bulk=float(az.ess(post[name].values, method="bulk")),
                 ess_tail=float(az.ess(post[name].values, method="tail")),
                 r_hat=float(az.rhat(post[name].values)) if post.sizes["chain"] > 1 else np.nan,
             )
         else:
-            row.update(hdi_lower=np.nan, hdi_upper=np.nan, ess_bulk=np.nan, ess_tail=np.nan,
-                       r_hat=np.nan)
+            row.update(
+                hdi_lower=np.nan, hdi_upper=np.nan, ess_bulk=np.nan, ess_tail=np.nan, r_hat=np.nan
+            )
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 

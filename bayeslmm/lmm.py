@@ -123,7 +123,10 @@ def _rotated_model(
         beta = add_prior("beta", priors["beta"], dims="covariate")
         h2, sigma_g2, sigma_e2 = _variance_components(parametrization, priors)
         pm.Normal(
-            "y", mu=X_rot @ beta, sigma=pt.sqrt(sigma_g2 * s + sigma_e2), observed=y_rot,
+            "y",
+            mu=X_rot @ beta,
+            sigma=pt.sqrt(sigma_g2 * s + sigma_e2),
+            observed=y_rot,
             dims="eigen",
         )
         _null_space_term(rot, beta, sigma_e2)
@@ -183,8 +186,12 @@ def kinship_model(
     parametrization, priors = resolve_priors(priors, parametrization, data.y, data.X)
     model, rot = _rotated_model(data, spectral, parametrization, priors, _coords(data, spectral))
     model.bayeslmm = ModelInfo(
-        form="kinship_lmm", parametrization=parametrization, priors=priors, data=data,
-        spectral=spectral, rotated=rot,
+        form="kinship_lmm",
+        parametrization=parametrization,
+        priors=priors,
+        data=data,
+        spectral=spectral,
+        rotated=rot,
     )
     return model
 
@@ -255,12 +262,22 @@ def snp_model(
             z = pm.Normal("z", 0.0, 1.0, dims="snp")
             v = pm.Deterministic("v", pt.sqrt(sigma_v2) * z, dims="snp")
             pm.Normal(
-                "y", mu=X_rot @ beta + B @ v, sigma=pt.sqrt(sigma_e2), observed=y_rot,
+                "y",
+                mu=X_rot @ beta + B @ v,
+                sigma=pt.sqrt(sigma_e2),
+                observed=y_rot,
                 dims="eigen",
             )
             _null_space_term(rot, beta, sigma_e2)
     model.bayeslmm = ModelInfo(
-        form="snp_lmm", parametrization=parametrization, priors=priors, data=data,
-        spectral=spectral, rotated=rot, W=W_used, snps=snps, marginalize=marginalize,
+        form="snp_lmm",
+        parametrization=parametrization,
+        priors=priors,
+        data=data,
+        spectral=spectral,
+        rotated=rot,
+        W=W_used,
+        snps=snps,
+        marginalize=marginalize,
     )
     return model

@@ -58,13 +58,22 @@ def plot_h2_posterior(
         k = int(np.argmin(ordered[width:] - ordered[: ordered.size - width]))
         lo, hi = ordered[k], ordered[k + width]
         mask = (grid >= lo) & (grid <= hi)
-        ax.fill_between(grid[mask], density[mask], color="C0", alpha=0.25,
-                        label=f"{int(hdi_prob * 100)}% HDI [{lo:.2f}, {hi:.2f}]")
+        ax.fill_between(
+            grid[mask],
+            density[mask],
+            color="C0",
+            alpha=0.25,
+            label=f"{int(hdi_prob * 100)}% HDI [{lo:.2f}, {hi:.2f}]",
+        )
         ax.axvline(draws.mean(), color="C0", lw=1, ls=":", label=f"mean {draws.mean():.3f}")
     if fit is not None:
         ax.axvline(fit.h2, color="C3", lw=1.5, label=f"REML {fit.h2:.3f} ± {1.96 * fit.h2_se:.3f}")
-        ax.axvspan(max(fit.h2 - 1.96 * fit.h2_se, 0), min(fit.h2 + 1.96 * fit.h2_se, 1),
-                   color="C3", alpha=0.08)
+        ax.axvspan(
+            max(fit.h2 - 1.96 * fit.h2_se, 0),
+            min(fit.h2 + 1.96 * fit.h2_se, 1),
+            color="C3",
+            alpha=0.08,
+        )
     if truth is not None:
         ax.axvline(truth, color="k", lw=1, ls="--", label=f"true {truth:.2f}")
     ax.set_xlim(0, 1)

@@ -20,8 +20,13 @@ from bayeslmm.errors import InputError
 PARAMETERS = {"h2": ("h2", "sigma_p"), "variance": ("sigma_g2", "sigma_e2")}
 
 #: Support that each parameter's prior must respect: (lower, upper), open.
-SUPPORT = {"h2": (0.0, 1.0), "sigma_p": (0.0, np.inf), "sigma_g2": (0.0, np.inf),
-           "sigma_e2": (0.0, np.inf), "beta": (-np.inf, np.inf)}
+SUPPORT = {
+    "h2": (0.0, 1.0),
+    "sigma_p": (0.0, np.inf),
+    "sigma_g2": (0.0, np.inf),
+    "sigma_e2": (0.0, np.inf),
+    "beta": (-np.inf, np.inf),
+}
 
 #: Pseudo-distributions that are not PyMC classes.
 SPECIAL = ("Flat", "Jeffreys")
@@ -67,7 +72,8 @@ class Prior:
                 return f"{float(v):.6g}" if not isinstance(v, int) else str(v)
             return "[" + ", ".join(f"{x:.4g}" for x in np.ravel(v)) + "]"
 
-        inner = ", ".join([repr(self.distribution)] + [f"{k}={fmt(v)}" for k, v in self.params.items()])
+        args = [f"{k}={fmt(v)}" for k, v in self.params.items()]
+        inner = ", ".join([repr(self.distribution), *args])
         return f"Prior({inner})"
 
     def __eq__(self, other: object) -> bool:
@@ -128,14 +134,17 @@ def _check_support(name: str, prior: PriorLike, shape: tuple[int, ...]) -> None:
         if prior.distribution == "Jeffreys" and lower < 0:
             raise InputError(f"a Jeffreys prior is for a positive scale, not for '{name}'.")
         if name == "h2":
-            raise InputError("h2 needs a proper prior on (0, 1), e.g. Prior('Beta', alpha=1, beta=1).")
+            raise InputError(
+                "h2 needs a proper prior on (0, 1), e.g. Prior('Beta', alpha=1, beta=1)."
+            )
         return
     try:
         rv = prior.dist(shape) if isinstance(prior, Prior) else prior
         draws = np.asarray(pm.draw(rv, draws=200, random_seed=0), dtype=float)
     except Exception as exc:  # noqa: BLE001 - any failure here is a bad prior specification
-        raise InputError(f"the prior for '{name}' ({describe(prior) if not isinstance(prior, Prior) else prior!r}) "
-                         f"cannot be built: {exc}") from None
+        raise InputError(
+            f"the prior for '{name}' ({describe(prior)}) cannot be built: {exc}"
+        ) from None
     if not np.isfinite(draws).all() or (draws <= lower).any() or (draws >= upper).any():
         bad = draws[~((draws > lower) & (draws < upper))]
         example = f"{bad.flat[0]:.3g}" if bad.size else "non-finite values"
@@ -183,7 +192,11 @@ def flat_priors(parametrization: str = "h2") -> dict[str, Prior]:
     """Flat β and Jeffreys σp² with h² ~ Beta(1, 1): the priors of the exact 1-D check."""
     if parametrization != "h2":
         raise InputError("priors='flat' is defined for the h2 parametrization only.")
-    return {"beta": Prior("Flat"), "h2": Prior("Beta", alpha=1, beta=1), "sigma_p": Prior("Jeffreys")}
+    return {
+        "beta": Prior("Flat"),
+        "h2": Prior("Beta", alpha=1, beta=1),
+        "sigma_p": Prior("Jeffreys"),
+    }
 
 
 def resolve_priors(
@@ -218,9 +231,7 @@ def resolve_priors(
     if parametrization is None:
         parametrization = "variance" if {"sigma_g2", "sigma_e2"} & user.keys() else "h2"
     if parametrization not in PARAMETERS:
-        raise InputError(
-            f"parametrization must be 'h2' or 'variance', got {parametrization!r}."
-        )
+        raise InputError(f"parametrization must be 'h2' or 'variance', got {parametrization!r}.")
     allowed = {"beta", *PARAMETERS[parametrization]}
     unknown = set(user) - allowed
     if unknown:

@@ -138,6 +138,7 @@ def _maximize(rot: Rotated, method: str, grid_size: int) -> float:
 
 def _curvature(rot: Rotated, h: float, method: str) -> float:
     """Second derivative of the profiled log-likelihood at h (Richardson-extrapolated)."""
+
     def second(step: float) -> float:
         vals = profile(rot, np.array([h - step, h, h + step]), method).loglik
         return (vals[0] - 2 * vals[1] + vals[2]) / step**2
@@ -215,10 +216,17 @@ class RemlFit:
         """The scalar results as a Series (for tables and TSV output)."""
         return pd.Series(
             {
-                "h2": self.h2, "h2_se": self.h2_se, "h2_lower": self.h2_ci[0],
-                "h2_upper": self.h2_ci[1], "se_method": self.se_method,
-                "sigma_g2": self.sigma_g2, "sigma_e2": self.sigma_e2, "loglik": self.loglik,
-                "at_boundary": self.at_boundary, "method": self.method, "n": self.n,
+                "h2": self.h2,
+                "h2_se": self.h2_se,
+                "h2_lower": self.h2_ci[0],
+                "h2_upper": self.h2_ci[1],
+                "se_method": self.se_method,
+                "sigma_g2": self.sigma_g2,
+                "sigma_e2": self.sigma_e2,
+                "loglik": self.loglik,
+                "at_boundary": self.at_boundary,
+                "method": self.method,
+                "n": self.n,
                 "kinship_scale": self.kinship_scale,
             }
         )

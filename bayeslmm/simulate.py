@@ -149,15 +149,27 @@ def simulate(
     pos = np.concatenate([np.arange(1, (chrom == c).sum() + 1) * 1000 for c in np.unique(chrom)])
     snps = pd.DataFrame(
         {
-            "chrom": chrom.astype(str), "snp": [f"rs{j + 1}" for j in range(n_snps)],
-            "cm": 0.0, "pos": pos, "a1": "A", "a2": "G",
+            "chrom": chrom.astype(str),
+            "snp": [f"rs{j + 1}" for j in range(n_snps)],
+            "cm": 0.0,
+            "pos": pos,
+            "a1": "A",
+            "a2": "G",
         }
     )
     samples = np.array([f"id{i + 1}" for i in range(n_samples)])
     truth = {
-        "h2": h2, "beta": beta, "causal": causal, "effects": effects, "u": u,
-        "sigma_g2": h2, "sigma_e2": 1 - h2, "fst": fst, "seed": seed,
+        "h2": h2,
+        "beta": beta,
+        "causal": causal,
+        "effects": effects,
+        "u": u,
+        "sigma_g2": h2,
+        "sigma_e2": 1 - h2,
+        "fst": fst,
+        "seed": seed,
         "population_shift": shift,
     }
-    return Dataset(y=y, X=X, G=G, W=W, K=K, samples=samples, snps=snps, populations=populations,
-                   truth=truth)
+    return Dataset(
+        y=y, X=X, G=G, W=W, K=K, samples=samples, snps=snps, populations=populations, truth=truth
+    )

@@ -20,7 +20,7 @@ DEFAULT_RTOL = 1e-10
 
 @dataclass(frozen=True, eq=False)
 class Spectral:
-    """Eigendecomposition of a (normalized) kinship matrix, restricted to its range.
+    r"""Eigendecomposition of a (normalized) kinship matrix, restricted to its range.
 
     Attributes
     ----------
@@ -35,9 +35,9 @@ class Spectral:
 
     Notes
     -----
-    With :math:`K = U_1 \\operatorname{diag}(s) U_1^\\top` and :math:`V = \\sigma_g^2 K +
-    \\sigma_e^2 I`, the eigenvalues of V are :math:`\\sigma_g^2 s_i + \\sigma_e^2` on the range
-    of :math:`U_1` and :math:`\\sigma_e^2` on its (N − r)-dimensional complement.
+    With :math:`K = U_1 \operatorname{diag}(s) U_1^\top` and :math:`V = \sigma_g^2 K +
+    \sigma_e^2 I`, the eigenvalues of V are :math:`\sigma_g^2 s_i + \sigma_e^2` on the range
+    of :math:`U_1` and :math:`\sigma_e^2` on its (N − r)-dimensional complement.
     """
 
     U: np.ndarray
