@@ -165,10 +165,10 @@ def _check_design(X: np.ndarray, names: list[str]) -> None:
     n, d = X.shape
     constant = [j for j in range(d) if np.ptp(X[:, j]) == 0]
     if len(constant) > 1:
-        extra = [names[j] for j in constant if names[j] != "intercept"][: len(constant) - 1]
+        named = [names[j] for j in constant if names[j] != "intercept"]
         raise InputError(
-            f"covariate(s) {extra} are constant over the {n} samples analysed, so they duplicate "
-            "the intercept; remove them."
+            f"covariate(s) {named} are constant over the {n} samples analysed, so they duplicate "
+            "the intercept (or each other); remove them."
         )
     scale = np.linalg.norm(X, axis=0)
     scale[scale == 0] = 1.0
@@ -254,6 +254,9 @@ def prepare(
     dropped: dict[str, int] = {}
     for k, idx in ids.items():
         if idx is not None and k != reference:
+            unmatched = int((~idx.isin(ref_ids)).sum())
+            if unmatched:
+                dropped[f"in {k} but not in {reference}"] = unmatched
             missing_here = (~common.isin(idx)).sum()
             if missing_here:
                 dropped[f"not in {k}"] = int(missing_here)
