@@ -5,10 +5,23 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# models/ holds the dense references; the package never imports them, the tests do.
-for sub in ("models/kinship_lmm", "models/snp_lmm"):
-    pass
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # so that tests can import models.<name>.reference
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--runslow", action="store_true", default=False,
+        help="also run tests marked slow (NUTS recovery runs); CI does",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 def standardized_kinship(G: np.ndarray) -> np.ndarray:
