@@ -26,6 +26,8 @@ from bayeslmm.errors import (  # noqa: E402
     SamplingWarning,
 )
 from bayeslmm.inference import heritability, map_estimate, sample, summary  # noqa: E402
+from bayeslmm.io import Genotypes, read_bimbam, read_grm, read_plink, read_table, write_grm  # noqa: E402
+from bayeslmm.kinship import Kinship, kinship, kinship_from_pcs, loco_kinships  # noqa: E402
 from bayeslmm.lmm import kinship_model, snp_model  # noqa: E402
 from bayeslmm.priors import Prior  # noqa: E402
 from bayeslmm.reml import RemlFit, reml  # noqa: E402
@@ -35,6 +37,8 @@ __all__ = [
     "BayeslmmError",
     "BayeslmmWarning",
     "ConvergenceError",
+    "Genotypes",
+    "Kinship",
     "DataWarning",
     "InputError",
     "KinshipWarning",
@@ -44,6 +48,14 @@ __all__ = [
     "Spectral",
     "__version__",
     "heritability",
+    "kinship",
+    "kinship_from_pcs",
+    "loco_kinships",
+    "read_bimbam",
+    "read_grm",
+    "read_plink",
+    "read_table",
+    "write_grm",
     "kinship_model",
     "map_estimate",
     "reml",

@@ -1,0 +1,476 @@
+"""Readers and writers: PLINK 1 binary, BIMBAM mean genotypes, phenotype tables, GCTA GRMs.
+
+Genotypes are read lazily: :class:`Genotypes` knows the samples and the SNP table, and reads
+the requested block of the genotype matrix on demand (PLINK ``.bed`` through ``bed-reader``).
+Every malformed input raises an :class:`~bayeslmm.errors.InputError` naming the file, line or
+sample and the way out.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io as _io
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayeslmm._atomic import atomic_path
+from bayeslmm.errors import InputError
+
+log = logging.getLogger("bayeslmm")
+
+BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
+SNP_COLUMNS = ["chrom", "snp", "cm", "pos", "a1", "a2"]
+FAM_COLUMNS = ["fid", "iid", "father", "mother", "sex", "phenotype"]
+MISSING = ("NA", "na", "NaN", "nan", "-9", "")
+DEFAULT_CHUNK = 2048
+
+Index = slice | Sequence[int] | np.ndarray | None
+
+
+def _as_index(index: Index, n: int, what: str) -> np.ndarray:
+    """Turn None, a slice, booleans or integers into an integer array, with bounds checks."""
+    if index is None:
+        return np.arange(n)
+    if isinstance(index, slice):
+        return np.arange(n)[index]
+    arr = np.asarray(index)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise InputError(f"a boolean {what} mask must have length {n}, got {arr.shape}.")
+        return np.flatnonzero(arr)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise InputError(f"{what} must be given as positions (integers), a slice or a mask.")
+    arr = arr.astype(np.intp).ravel()
+    if arr.size and (arr.min() < -n or arr.max() >= n):
+        raise InputError(f"{what} positions out of range: there are {n} {what}.")
+    return np.where(arr < 0, arr + n, arr)
+
+
+@dataclass(frozen=True, eq=False)
+class Genotypes:
+    """A genotype matrix on disk or in memory, read in blocks.
+
+    Attributes
+    ----------
+    samples : ndarray of str
+        Sample IDs in file order (the .fam IID for PLINK).
+    snps : pandas.DataFrame
+        One row per SNP: chrom, snp, cm, pos, a1 (the counted allele), a2.
+    fam : pandas.DataFrame
+        Sample table (PLINK .fam columns fid, iid, father, mother, sex, phenotype).
+    source : str
+        Where the genotypes come from.
+    """
+
+    samples: np.ndarray
+    snps: pd.DataFrame
+    fam: pd.DataFrame
+    source: str
+    _reader: Callable[[np.ndarray, np.ndarray], np.ndarray] = field(repr=False)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples."""
+        return len(self.samples)
+
+    @property
+    def n_snps(self) -> int:
+        """Number of SNPs."""
+        return len(self.snps)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n_samples, n_snps)."""
+        return self.n_samples, self.n_snps
+
+    def read(self, snps: Index = None, samples: Index = None) -> np.ndarray:
+        """Read allele counts of the counted allele (a1) as float64, NaN where missing.
+
+        Parameters
+        ----------
+        snps, samples
+            Positions (integers, a slice or a boolean mask); None means all.
+
+        Returns
+        -------
+        ndarray
+            [shape: (n_selected_samples, n_selected_snps)].
+        """
+        snp_idx = _as_index(snps, self.n_snps, "SNPs")
+        sample_idx = _as_index(samples, self.n_samples, "samples")
+        if snp_idx.size == 0 or sample_idx.size == 0:
+            return np.empty((sample_idx.size, snp_idx.size))
+        return self._reader(sample_idx, snp_idx)
+
+    def chunks(
+        self, chunk_size: int = DEFAULT_CHUNK, snps: Index = None, samples: Index = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Iterate over SNP blocks: yields (SNP positions, genotypes [samples × block])."""
+        snp_idx = _as_index(snps, self.n_snps, "SNPs")
+        if chunk_size < 1:
+            raise InputError(f"chunk_size must be positive, got {chunk_size}.")
+        for start in range(0, snp_idx.size, chunk_size):
+            block = snp_idx[start : start + chunk_size]
+            yield block, self.read(block, samples)
+
+    def __repr__(self) -> str:
+        return f"Genotypes({self.n_samples} samples × {self.n_snps} SNPs from {self.source})"
+
+
+def _read_text_table(path: Path, names: list[str], what: str, expected_cols: int) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, comment=None)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path} is empty; a {what} file needs one line per record.") from None
+    if table.shape[1] != expected_cols:
+        raise InputError(
+            f"{path} has {table.shape[1]} columns; a {what} file has {expected_cols} "
+            f"({' '.join(names)})."
+        )
+    table.columns = names
+    return table
+
+
+def read_plink(prefix: str | Path) -> Genotypes:
+    """Open a PLINK 1 binary fileset (``.bed``/``.bim``/``.fam``) for lazy reading.
+
+    Parameters
+    ----------
+    prefix : str or Path
+        Path without extension (``data/cohort`` for ``data/cohort.bed`` etc.); a path ending in
+        ``.bed`` is accepted too.
+
+    Returns
+    -------
+    Genotypes
+        Allele counts of the .bim's first allele (a1), as PLINK and GEMMA count them.
+
+    Raises
+    ------
+    InputError
+        Missing files, a .bed without PLINK's magic bytes or in individual-major mode, a .bed
+        whose size disagrees with the .fam and .bim counts, or duplicated sample IDs.
+    """
+    prefix = Path(prefix)
+    if prefix.suffix in (".bed", ".bim", ".fam"):
+        prefix = prefix.with_suffix("")
+    paths = {ext: Path(f"{prefix}.{ext}") for ext in ("bed", "bim", "fam")}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise InputError(f"PLINK fileset {prefix} is incomplete: {', '.join(missing)} not found.")
+    fam = _read_text_table(paths["fam"], FAM_COLUMNS, "PLINK .fam", 6)
+    bim = _read_text_table(paths["bim"], SNP_COLUMNS, "PLINK .bim", 6)
+    try:
+        bim["pos"] = bim["pos"].astype(np.int64)
+        bim["cm"] = bim["cm"].astype(float)
+    except ValueError:
+        raise InputError(f"{paths['bim']}: columns 3-4 (cM, bp position) must be numbers.") from None
+    n, m = len(fam), len(bim)
+    with open(paths["bed"], "rb") as handle:
+        head = handle.read(3)
+    if head[:2] != BED_MAGIC[:2]:
+        raise InputError(
+            f"{paths['bed']} is not a PLINK 1 .bed file (magic bytes {head[:2].hex()} instead of "
+            "6c1b); convert it with plink --make-bed."
+        )
+    if head[2:3] != BED_MAGIC[2:]:
+        raise InputError(
+            f"{paths['bed']} is in individual-major mode; rewrite it in SNP-major mode with "
+            "plink --make-bed."
+        )
+    expected = 3 + m * ((n + 3) // 4)
+    size = paths["bed"].stat().st_size
+    if size != expected:
+        raise InputError(
+            f"{paths['bed']} has {size} bytes but {n} samples (.fam) × {m} SNPs (.bim) need "
+            f"{expected}; the fileset is truncated or the .fam/.bim do not belong to this .bed."
+        )
+    samples = fam["iid"].to_numpy(dtype=str)
+    dup = pd.Index(samples)[pd.Index(samples).duplicated()]
+    if len(dup):
+        raise InputError(
+            f"{paths['fam']} has duplicated sample IDs (IID) {list(dup.unique()[:5])}; sample "
+            "IDs must be unique (rename or remove the duplicates)."
+        )
+    fam["phenotype"] = pd.to_numeric(fam["phenotype"], errors="coerce").replace(-9, np.nan)
+    from bed_reader import open_bed
+
+    bed = open_bed(paths["bed"], iid_count=n, sid_count=m, skip_format_check=True)
+
+    def reader(sample_idx: np.ndarray, snp_idx: np.ndarray) -> np.ndarray:
+        return bed.read(index=np.s_[sample_idx, snp_idx], dtype="float64", order="F")
+
+    return Genotypes(samples=samples, snps=bim.reset_index(drop=True), fam=fam,
+                     source=str(paths["bed"]), _reader=reader)
+
+
+def _open_text(path: Path) -> _io.TextIOBase:
+    with open(path, "rb") as handle:
+        gz = handle.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt") if gz else open(path)  # noqa: SIM115 - caller closes
+
+
+def read_bimbam(
+    path: str | Path, anno: str | Path | None = None, samples: Sequence[str] | None = None
+) -> Genotypes:
+    """Read a BIMBAM mean-genotype file (GEMMA's ``-g`` format), gzipped or not.
+
+    Parameters
+    ----------
+    path : str or Path
+        One line per SNP: ``rs, allele1, allele2, g_1, ..., g_N`` separated by commas and/or
+        whitespace; ``NA`` is missing. The dosages count allele1.
+    anno : str or Path, optional
+        SNP annotation (``rs, position, chromosome``), GEMMA's ``-a`` file.
+    samples : sequence of str, optional
+        Sample IDs in column order (default: "1", "2", ... by position).
+
+    Returns
+    -------
+    Genotypes
+        Held in memory (BIMBAM is text).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"BIMBAM file {path} not found.")
+    names, a1, a2, rows = [], [], [], []
+    with _open_text(path) as handle:
+        for lineno, line in enumerate(handle, start=1):
+            fields = line.replace(",", " ").split()
+            if not fields:
+                continue
+            if len(fields) < 4:
+                raise InputError(f"{path}, line {lineno}: expected 'rs, allele1, allele2, "
+                                 f"genotypes...', got {len(fields)} fields.")
+            values = np.array([np.nan if f in MISSING else f for f in fields[3:]], dtype=object)
+            try:
+                rows.append(values.astype(float))
+            except ValueError:
+                raise InputError(
+                    f"{path}, line {lineno} (SNP {fields[0]}): genotypes must be numbers or NA."
+                ) from None
+            if rows[-1].size != rows[0].size:
+                raise InputError(
+                    f"{path}, line {lineno} (SNP {fields[0]}) has {rows[-1].size} genotypes; the "
+                    f"first line has {rows[0].size}."
+                )
+            names.append(fields[0])
+            a1.append(fields[1])
+            a2.append(fields[2])
+    if not rows:
+        raise InputError(f"{path} holds no SNP.")
+    G = np.asarray(rows).T.copy()
+    n = G.shape[0]
+    ids = np.array([str(i + 1) for i in range(n)]) if samples is None else np.asarray(samples, str)
+    if ids.size != n:
+        raise InputError(f"{len(ids)} sample IDs given for {n} genotype columns in {path}.")
+    snps = pd.DataFrame({"chrom": "0", "snp": names, "cm": 0.0, "pos": 0, "a1": a1, "a2": a2})
+    if anno is not None:
+        table = pd.read_csv(anno, sep=r"[\s,]+", header=None, engine="python", dtype=str)
+        table = table.set_index(0)
+        missing = ~snps["snp"].isin(table.index)
+        if missing.any():
+            raise InputError(
+                f"{anno} has no position for {int(missing.sum())} SNPs of {path} (first: "
+                f"{snps['snp'][missing].iloc[0]})."
+            )
+        snps["pos"] = pd.to_numeric(table.loc[snps["snp"], 1].to_numpy()).astype(np.int64)
+        if table.shape[1] >= 2:
+            snps["chrom"] = table.loc[snps["snp"], 2].to_numpy(dtype=str)
+    fam = pd.DataFrame({"fid": ids, "iid": ids, "father": "0", "mother": "0", "sex": "0",
+                        "phenotype": np.nan})
+
+    def reader(sample_idx: np.ndarray, snp_idx: np.ndarray) -> np.ndarray:
+        return G[np.ix_(sample_idx, snp_idx)]
+
+    return Genotypes(samples=ids, snps=snps, fam=fam, source=str(path), _reader=reader)
+
+
+def _looks_numeric(token: str) -> bool:
+    if token in MISSING:
+        return True
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def read_table(
+    path: str | Path,
+    columns: Sequence[str] | None = None,
+    *,
+    id_column: str | None = None,
+    missing: Sequence[str] = MISSING,
+    categorical: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Read a phenotype or covariate table indexed by sample ID.
+
+    Parameters
+    ----------
+    path : str or Path
+        PLINK style (``FID IID v1 v2 ...``, with or without a header line) or a CSV/TSV with a
+        header and a sample-ID column. Separator: comma, tab or whitespace (detected).
+    columns : sequence of str, optional
+        Keep these columns (default: all but the ID columns).
+    id_column : str, optional
+        Name of the sample-ID column (default: ``IID`` if present, else the first column).
+    missing : sequence of str
+        Tokens read as missing (default ``NA``, ``-9``, empty).
+    categorical : sequence of str, optional
+        Columns to encode as indicators even if numeric. Non-numeric columns always are: one
+        column per level but the first (the baseline, recorded in ``table.attrs["baselines"]``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Float columns (NaN = missing), index = sample IDs (str), named ``sample``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"table {path} not found.")
+    with _open_text(path) as handle:
+        first = handle.readline()
+    sep = "," if first.count(",") else ("\t" if "\t" in first else r"\s+")
+    tokens = [t.strip() for t in (first.split(",") if sep == "," else first.split())]
+    header = not all(_looks_numeric(t) for t in tokens[2:]) or (
+        len(tokens) > 1 and tokens[0].upper() in ("FID", "#FID", "IID", "ID", "SAMPLE")
+    )
+    table = pd.read_csv(
+        path, sep=sep, header=0 if header else None, dtype=str, keep_default_na=False,
+        engine="python" if sep == r"\s+" else "c",
+    )
+    if not header:
+        if table.shape[1] < 3:
+            raise InputError(f"{path}: a table without header needs FID, IID and a value column.")
+        table.columns = ["FID", "IID"] + [f"V{j + 1}" for j in range(table.shape[1] - 2)]
+    table.columns = [str(c).lstrip("#").strip() for c in table.columns]
+    if id_column is None:
+        id_column = "IID" if "IID" in table.columns else table.columns[0]
+    if id_column not in table.columns:
+        raise InputError(f"{path} has no column '{id_column}'; columns are {list(table.columns)}.")
+    ids = table[id_column].astype(str).str.strip()
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise InputError(
+            f"{path} has duplicated sample IDs {dup.unique()[:5].tolist()} in column "
+            f"'{id_column}'; each sample must appear once."
+        )
+    drop = {id_column, "FID"} if id_column == "IID" else {id_column}
+    keep = [c for c in table.columns if c not in drop] if columns is None else list(columns)
+    absent = [c for c in keep if c not in table.columns]
+    if absent:
+        raise InputError(f"{path} has no column(s) {absent}; columns are {list(table.columns)}.")
+    out: dict[str, Any] = {}
+    baselines: dict[str, str] = {}
+    categorical = set(categorical or ())
+    for col in keep:
+        raw = table[col].astype(str).str.strip()
+        is_missing = raw.isin(list(missing))
+        numeric = pd.to_numeric(raw.where(~is_missing), errors="coerce")
+        bad = numeric.isna() & ~is_missing
+        if col in categorical or bad.any():
+            levels = sorted(raw[~is_missing].unique())
+            if len(levels) < 2:
+                raise InputError(f"{path}: categorical column '{col}' has fewer than 2 levels.")
+            baselines[col] = levels[0]
+            for level in levels[1:]:
+                out[f"{col}[{level}]"] = np.where(is_missing, np.nan, (raw == level).astype(float))
+        else:
+            out[col] = numeric.to_numpy(dtype=float)
+    frame = pd.DataFrame(out, index=pd.Index(ids.to_numpy(), name="sample"))
+    frame.attrs["baselines"] = baselines
+    frame.attrs["source"] = str(path)
+    return frame
+
+
+def _grm_paths(prefix: str | Path) -> dict[str, Path]:
+    prefix = str(prefix)
+    for ext in (".grm.bin", ".grm.id", ".grm.N.bin"):
+        if prefix.endswith(ext):
+            prefix = prefix[: -len(ext)]
+    return {"bin": Path(prefix + ".grm.bin"), "id": Path(prefix + ".grm.id"),
+            "N": Path(prefix + ".grm.N.bin")}
+
+
+def read_grm(prefix: str | Path):
+    """Read a GCTA binary GRM (``.grm.bin``, ``.grm.id``, ``.grm.N.bin``) into a Kinship.
+
+    Returns
+    -------
+    Kinship
+        ``matrix`` (float64 from GCTA's float32), ``samples`` (IID), ``n_snps`` (the largest
+        entry of ``.grm.N.bin``, or 0 if that file is absent).
+    """
+    from bayeslmm.kinship import Kinship
+
+    paths = _grm_paths(prefix)
+    for key in ("bin", "id"):
+        if not paths[key].is_file():
+            raise InputError(f"GCTA GRM file {paths[key]} not found.")
+    ids = pd.read_csv(paths["id"], sep=r"\s+", header=None, dtype=str)
+    if ids.shape[1] < 2:
+        raise InputError(f"{paths['id']} must have two columns (FID IID).")
+    n = len(ids)
+    values = np.fromfile(paths["bin"], dtype="<f4")
+    if values.size != n * (n + 1) // 2:
+        raise InputError(
+            f"{paths['bin']} holds {values.size} values but {paths['id']} lists {n} samples "
+            f"(needs {n * (n + 1) // 2}); the .id and .bin files do not belong together."
+        )
+    K = np.zeros((n, n))
+    rows, cols = np.tril_indices(n)
+    K[rows, cols] = values
+    K[cols, rows] = values
+    n_snps = 0
+    if paths["N"].is_file():
+        counts = np.fromfile(paths["N"], dtype="<f4")
+        if counts.size not in (1, values.size):
+            raise InputError(f"{paths['N']} has {counts.size} values; expected {values.size}.")
+        n_snps = int(counts.max()) if counts.size else 0
+    samples = ids[1].to_numpy(dtype=str)
+    return Kinship(matrix=K, samples=samples, n_snps=n_snps, method="gcta_grm",
+                   fid=ids[0].to_numpy(dtype=str))
+
+
+def write_grm(K: Any, prefix: str | Path, samples: Sequence[str] | None = None,
+              n_snps: int | None = None) -> None:
+    """Write a kinship matrix as a GCTA binary GRM, atomically.
+
+    Parameters
+    ----------
+    K : Kinship or ndarray
+        The matrix (stored as float32, lower triangle with diagonal, row by row).
+    prefix : str or Path
+        Output prefix; writes ``prefix.grm.bin``, ``.grm.id`` and ``.grm.N.bin``.
+    samples : sequence of str, optional
+        Sample IDs (default: those of the Kinship, else "1", "2", ...).
+    n_snps : int, optional
+        SNP count for ``.grm.N.bin`` (default: the Kinship's).
+    """
+    matrix = np.asarray(getattr(K, "matrix", K), dtype=float)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise InputError(f"K must be square to write a GRM, got shape {matrix.shape}.")
+    n = matrix.shape[0]
+    if samples is None:
+        samples = getattr(K, "samples", None)
+    samples = [str(i + 1) for i in range(n)] if samples is None else [str(s) for s in samples]
+    if len(samples) != n:
+        raise InputError(f"{len(samples)} sample IDs for a {n}×{n} matrix.")
+    fid = getattr(K, "fid", None)
+    fid = list(fid) if fid is not None and len(fid) == n else samples
+    n_snps = int(n_snps if n_snps is not None else getattr(K, "n_snps", 0) or 0)
+    paths = _grm_paths(prefix)
+    rows, cols = np.tril_indices(n)
+    with atomic_path(paths["bin"]) as tmp:
+        matrix[rows, cols].astype("<f4").tofile(tmp)
+    with atomic_path(paths["N"]) as tmp:
+        np.full(rows.size, n_snps, dtype="<f4").tofile(tmp)
+    with atomic_path(paths["id"]) as tmp:
+        tmp.write_text("".join(f"{f}\t{s}\n" for f, s in zip(fid, samples, strict=True)))

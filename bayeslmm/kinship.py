@@ -1,0 +1,434 @@
+"""Kinship (genetic relationship) matrices built by streaming SNP chunks through BLAS.
+
+Every construction is K = Σ_j w_j z_j z_j' / Σ_j w_j over SNPs j with a per-SNP transform z_j of
+the allele counts; the genotypes are read one chunk at a time, missing calls are imputed by the
+SNP mean, and the N×N accumulator is the only large allocation (stated before it is made).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayeslmm.errors import InputError
+from bayeslmm.io import DEFAULT_CHUNK, Genotypes, Index, _as_index
+from bayeslmm.spectral import Spectral, spectral_from_kinship
+
+log = logging.getLogger("bayeslmm")
+
+METHODS = ("standardized", "standardized_empirical", "centered", "ldak", "ibs")
+
+
+@dataclass(frozen=True, eq=False)
+class Kinship:
+    """A kinship matrix with its sample IDs.
+
+    Attributes
+    ----------
+    matrix : ndarray
+        [shape: (n_samples, n_samples)], as built (not normalized).
+    samples : ndarray of str
+        Sample IDs, the order of the rows and columns.
+    n_snps : int
+        SNPs used.
+    method : str
+        How it was built.
+    qc : dict
+        SNP counts of the quality control (input, removed per reason, used).
+    fid : ndarray of str, optional
+        Family IDs (kept for writing GCTA files).
+    """
+
+    matrix: np.ndarray
+    samples: np.ndarray
+    n_snps: int = 0
+    method: str = ""
+    qc: dict[str, int] = field(default_factory=dict)
+    fid: np.ndarray | None = None
+    _cache: dict[str, Spectral] = field(default_factory=dict, repr=False)
+
+    @property
+    def scale(self) -> float:
+        """Mean diagonal, the factor models divide K by (normalization to mean diagonal 1)."""
+        return float(np.mean(np.diag(self.matrix)))
+
+    def spectral(self) -> Spectral:
+        """Eigendecomposition of the normalized matrix, computed once and cached."""
+        if "spectral" not in self._cache:
+            self._cache["spectral"] = spectral_from_kinship(self.matrix)
+        return self._cache["spectral"]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The matrix as a DataFrame indexed both ways by sample ID."""
+        return pd.DataFrame(self.matrix, index=self.samples, columns=self.samples)
+
+    def __repr__(self) -> str:
+        return (f"Kinship({len(self.samples)} samples, {self.n_snps} SNPs, method={self.method!r},"
+                f" mean diagonal {self.scale:.4g})")
+
+
+def as_genotypes(G: Any, samples: Any = None) -> Genotypes:
+    """Wrap an in-memory allele-count matrix [shape: (n_samples, n_snps)] as Genotypes."""
+    if isinstance(G, Genotypes):
+        return G
+    values = np.asarray(G, dtype=float)
+    if values.ndim != 2:
+        raise InputError(f"genotypes must be a 2-D matrix (samples × SNPs), got {values.shape}.")
+    n, m = values.shape
+    ids = np.asarray(samples if samples is not None else [str(i + 1) for i in range(n)], str)
+    snps = pd.DataFrame({"chrom": "0", "snp": [f"snp{j + 1}" for j in range(m)], "cm": 0.0,
+                         "pos": np.arange(1, m + 1), "a1": "A", "a2": "B"})
+    fam = pd.DataFrame({"fid": ids, "iid": ids, "father": "0", "mother": "0", "sex": "0",
+                        "phenotype": np.nan})
+    return Genotypes(samples=ids, snps=snps, fam=fam, source="array",
+                     _reader=lambda s, j: values[np.ix_(s, j)])
+
+
+def available_memory() -> int:
+    """Bytes of memory available to allocate now (MemAvailable), or a large number if unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
+
+
+def _check_memory(n: int, n_matrices: int, chunk: int) -> None:
+    need = n_matrices * n * n * 8 + 4 * n * chunk * 8
+    have = available_memory()
+    log.info("kinship: %d×%d float64 accumulator(s) ×%d = %.2f GB (available %.2f GB)",
+             n, n, n_matrices, need / 1e9, have / 1e9)
+    if need > 0.9 * have:
+        raise InputError(
+            f"building {n_matrices} {n}×{n} kinship matrix(es) needs {need / 1e9:.1f} GB but "
+            f"{have / 1e9:.1f} GB are available. Use the low-rank SNP form instead "
+            "(bl.snp_model(y, W), thin SVD of W, memory N×M), fewer samples, or a machine with "
+            "more memory."
+        )
+
+
+@dataclass
+class _Sums:
+    """Running sums of one kinship: Σ w z z', Σ w, and GCTA's diagonal terms."""
+
+    cross: np.ndarray
+    weight: float = 0.0
+    diag: np.ndarray | None = None
+    diag_count: np.ndarray | None = None
+    pairs: np.ndarray | None = None
+
+
+def _transform(
+    block: np.ndarray, method: str, alpha: float, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per-SNP transform of an imputed block; returns z, per-SNP weights, GCTA diagonal terms."""
+    observed = ~np.isnan(block)
+    count = observed.sum(axis=0)
+    mean = np.where(count > 0, np.nansum(block, axis=0) / np.maximum(count, 1), 0.0)
+    filled = np.where(observed, block, mean)
+    centred = filled - mean
+    p = mean / 2
+    w = np.ones(block.shape[1]) if weights is None else weights
+    diag_terms = None
+    if method == "centered":
+        z = centred
+    elif method == "standardized_empirical":
+        z = centred / filled.std(axis=0)
+    elif method == "standardized":
+        var = 2 * p * (1 - p)
+        z = centred / np.sqrt(var)
+        x = np.where(observed, block, 0.0)
+        diag_terms = np.where(observed, (x**2 - (1 + 2 * p) * x + 2 * p**2) / var, 0.0)
+    elif method == "ldak":
+        z = centred * (2 * p * (1 - p)) ** (alpha / 2)
+    else:  # pragma: no cover - checked by the caller
+        raise InputError(f"unknown method {method!r}")
+    return z, w, diag_terms
+
+
+def _snp_filter(block: np.ndarray, maf: float, max_missing: float) -> dict[str, np.ndarray]:
+    observed = ~np.isnan(block)
+    count = observed.sum(axis=0)
+    missing_rate = 1 - count / block.shape[0]
+    with np.errstate(invalid="ignore"):
+        p = np.nansum(block, axis=0) / np.maximum(count, 1) / 2
+        spread = np.nanmax(block, axis=0) - np.nanmin(block, axis=0) if block.size else count
+    reasons = {
+        "all_missing": count == 0,
+        "monomorphic": (count > 0) & ~(spread > 0),
+        "missingness": (count > 0) & (missing_rate > max_missing),
+        "maf": (count > 0) & (np.minimum(p, 1 - p) < maf),
+    }
+    return reasons
+
+
+def _accumulate(
+    genotypes: Genotypes,
+    method: str,
+    *,
+    alpha: float,
+    weights: np.ndarray | None,
+    maf: float,
+    max_missing: float,
+    snp_idx: np.ndarray,
+    sample_idx: np.ndarray,
+    chunk_size: int,
+    by_chromosome: bool,
+) -> tuple[dict[str, _Sums], dict[str, int]]:
+    n = sample_idx.size
+    chrom = genotypes.snps["chrom"].astype(str).to_numpy()
+    keys = list(dict.fromkeys(chrom[snp_idx])) if by_chromosome else ["all"]
+    _check_memory(n, len(keys), chunk_size)
+    sums = {k: _Sums(cross=np.zeros((n, n))) for k in keys}
+    qc = {"snps_in": int(snp_idx.size), "all_missing": 0, "monomorphic": 0, "missingness": 0,
+          "maf": 0}
+    for block_idx, block in genotypes.chunks(chunk_size, snp_idx, sample_idx):
+        reasons = _snp_filter(block, maf, max_missing)
+        drop = np.zeros(block.shape[1], bool)
+        for reason, mask in reasons.items():
+            qc[reason] += int((mask & ~drop).sum())
+            drop |= mask
+        if method == "ibs":
+            invalid = ~np.isnan(block) & ~np.isin(block, (0.0, 1.0, 2.0))
+            if invalid.any():
+                raise InputError("IBS kinship needs hard calls 0/1/2; these genotypes are dosages.")
+        keep = ~drop
+        block, block_idx = block[:, keep], block_idx[keep]
+        if block.shape[1] == 0:
+            continue
+        w_block = None if weights is None else weights[block_idx]
+        for key in keys:
+            cols = slice(None) if key == "all" else chrom[block_idx] == key
+            sub = block[:, cols]
+            if sub.shape[1] == 0:
+                continue
+            acc = sums[key]
+            if method == "ibs":
+                _ibs_update(acc, sub)
+                continue
+            z, w, diag_terms = _transform(
+                sub, method, alpha, None if w_block is None else w_block[cols]
+            )
+            zw = z * np.sqrt(w)
+            acc.cross += zw @ zw.T
+            acc.weight += float(w.sum())
+            if diag_terms is not None:
+                acc.diag = (0 if acc.diag is None else acc.diag) + diag_terms.sum(axis=1)
+                observed = (~np.isnan(sub)).sum(axis=1)
+                acc.diag_count = (0 if acc.diag_count is None else acc.diag_count) + observed
+    qc["used"] = qc["snps_in"] - sum(qc[r] for r in ("all_missing", "monomorphic", "missingness",
+                                                      "maf"))
+    return sums, qc
+
+
+def _ibs_update(acc: _Sums, block: np.ndarray) -> None:
+    """Add IBS similarity counts: 1 per identical genotype, ½ per genotype differing by one."""
+    A = [np.where(np.isnan(block), 0.0, block == g).astype(float) for g in (0.0, 1.0, 2.0)]
+    observed = ~np.isnan(block)
+    same = A[0] @ A[0].T + A[1] @ A[1].T + A[2] @ A[2].T
+    near = A[1] @ (A[0] + A[2]).T
+    acc.cross += same + 0.5 * (near + near.T)
+    obs = observed.astype(float)
+    acc.pairs = (0 if acc.pairs is None else acc.pairs) + obs @ obs.T
+    acc.weight += block.shape[1]
+
+
+def _finish(total: _Sums, method: str) -> np.ndarray:
+    if method == "ibs":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total.pairs > 0, total.cross / total.pairs, 0.0)
+    K = total.cross / total.weight
+    if method == "standardized" and total.diag is not None:
+        np.fill_diagonal(K, 1 + total.diag / np.maximum(total.diag_count, 1))
+    return K
+
+
+def _combine(parts: list[_Sums]) -> _Sums:
+    def add(name: str) -> Any:
+        values = [getattr(p, name) for p in parts if getattr(p, name) is not None]
+        return sum(values) if values else None
+
+    return _Sums(cross=sum(p.cross for p in parts), weight=sum(p.weight for p in parts),
+                 diag=add("diag"), diag_count=add("diag_count"), pairs=add("pairs"))
+
+
+def _validate(method: str, genotypes: Any, weights: Any, maf: float, max_missing: float,
+              snps: Index, samples: Index) -> tuple[Genotypes, np.ndarray | None, np.ndarray,
+                                                      np.ndarray]:
+    if method not in METHODS:
+        raise InputError(f"unknown kinship method {method!r}; choose one of {METHODS}.")
+    genotypes = as_genotypes(genotypes)
+    if not 0 <= maf < 0.5:
+        raise InputError(f"maf must lie in [0, 0.5), got {maf}.")
+    if not 0 <= max_missing <= 1:
+        raise InputError(f"max_missing must lie in [0, 1], got {max_missing}.")
+    snp_idx = _as_index(snps, genotypes.n_snps, "SNPs")
+    sample_idx = _as_index(samples, genotypes.n_samples, "samples")
+    if weights is not None:
+        weights = np.asarray(weights, dtype=float)
+        if method != "ldak":
+            raise InputError("per-SNP weights apply to method='ldak' only.")
+        if weights.shape != (genotypes.n_snps,) or (weights < 0).any() or not np.isfinite(
+                weights).all():
+            raise InputError(
+                f"weights must be {genotypes.n_snps} finite non-negative numbers (one per SNP).")
+    return genotypes, weights, snp_idx, sample_idx
+
+
+def kinship(
+    genotypes: Any,
+    method: str = "standardized",
+    *,
+    alpha: float = -1.0,
+    weights: Any = None,
+    maf: float = 0.0,
+    max_missing: float = 1.0,
+    snps: Index = None,
+    samples: Index = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> Kinship:
+    r"""Build a kinship matrix from genotypes, streaming SNP chunks.
+
+    Parameters
+    ----------
+    genotypes : Genotypes or ndarray
+        From :func:`bayeslmm.read_plink` / :func:`bayeslmm.read_bimbam`, or allele counts
+        [shape: (n_samples, n_snps)], NaN = missing.
+    method : str
+        ``"standardized"`` (GCTA's GRM; = ``plink2 --make-rel``), ``"standardized_empirical"``
+        (= GEMMA ``-gk 2``), ``"centered"`` (= GEMMA ``-gk 1`` = ``plink2 --make-rel cov``),
+        ``"ldak"`` (scaling power ``alpha``, optional per-SNP ``weights``), ``"ibs"``.
+    alpha : float
+        LDAK power: z_j = (x_j − 2p_j)·[2p_j(1 − p_j)]^{α/2} (α = −1 is GCTA's scaling).
+    weights : array, optional
+        Per-SNP weights for ``"ldak"`` [shape: (n_snps,)].
+    maf : float
+        Drop SNPs with minor allele frequency below this.
+    max_missing : float
+        Drop SNPs with a larger share of missing calls.
+    snps, samples
+        Restrict to these SNP / sample positions.
+    chunk_size : int
+        SNPs read at a time.
+
+    Returns
+    -------
+    Kinship
+
+    Notes
+    -----
+    With p_j the frequency of the counted allele and missing calls set to 2p_j,
+
+    .. math::
+
+        K = \frac{1}{\sum_j w_j} \sum_j w_j z_j z_j^\top, \qquad
+        z_{ij} = \begin{cases} x_{ij} - 2p_j & \text{centered} \\
+        (x_{ij} - 2p_j)/\mathrm{sd}(x_j) & \text{standardized\_empirical} \\
+        (x_{ij} - 2p_j)/\sqrt{2p_j(1-p_j)} & \text{standardized} \\
+        (x_{ij} - 2p_j)\,[2p_j(1-p_j)]^{\alpha/2} & \text{ldak}\end{cases}
+
+    GCTA's diagonal is :math:`1 + \frac{1}{M_i}\sum_j \frac{x_{ij}^2 - (1+2p_j)x_{ij} + 2p_j^2}
+    {2p_j(1-p_j)}` over the SNPs observed in sample i. IBS is the mean allele sharing,
+    1 for identical genotypes and ½ for genotypes one allele apart, over SNPs observed in both.
+    Cost O(N²·M) in BLAS products; memory N² doubles plus one chunk.
+    """
+    genotypes, weights, snp_idx, sample_idx = _validate(method, genotypes, weights, maf,
+                                                        max_missing, snps, samples)
+    sums, qc = _accumulate(genotypes, method, alpha=alpha, weights=weights, maf=maf,
+                           max_missing=max_missing, snp_idx=snp_idx, sample_idx=sample_idx,
+                           chunk_size=chunk_size, by_chromosome=False)
+    if qc["used"] == 0:
+        raise InputError(f"no SNP passed quality control ({qc}); relax maf / max_missing.")
+    log.info("kinship %s: %s", method, qc)
+    return Kinship(matrix=_finish(sums["all"], method), samples=genotypes.samples[sample_idx],
+                   n_snps=qc["used"], method=method, qc=qc,
+                   fid=genotypes.fam["fid"].to_numpy(dtype=str)[sample_idx])
+
+
+def loco_kinships(
+    genotypes: Any,
+    method: str = "centered",
+    *,
+    alpha: float = -1.0,
+    weights: Any = None,
+    maf: float = 0.0,
+    max_missing: float = 1.0,
+    snps: Index = None,
+    samples: Index = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> Mapping[str, Kinship]:
+    """Leave-one-chromosome-out kinships, one per chromosome, from one pass over the genotypes.
+
+    Parameters
+    ----------
+    genotypes, method, alpha, weights, maf, max_missing, snps, samples, chunk_size
+        As in :func:`kinship`.
+
+    Returns
+    -------
+    dict
+        Chromosome (str) → Kinship built from every other chromosome.
+
+    Notes
+    -----
+    The pass keeps the per-chromosome sums S_c = Σ_{j∈c} w_j z_j z_j' (memory: one N×N matrix
+    per chromosome); then K_{−c} = (Σ_k S_k − S_c) / (Σ_k W_k − W_c), without re-reading.
+    """
+    genotypes, weights, snp_idx, sample_idx = _validate(method, genotypes, weights, maf,
+                                                        max_missing, snps, samples)
+    sums, qc = _accumulate(genotypes, method, alpha=alpha, weights=weights, maf=maf,
+                           max_missing=max_missing, snp_idx=snp_idx, sample_idx=sample_idx,
+                           chunk_size=chunk_size, by_chromosome=True)
+    if len(sums) < 2:
+        raise InputError(
+            "leave-one-chromosome-out needs SNPs on at least two chromosomes; these are all on "
+            f"{list(sums)}."
+        )
+    fid = genotypes.fam["fid"].to_numpy(dtype=str)[sample_idx]
+    chrom = genotypes.snps["chrom"].astype(str).to_numpy()[snp_idx]
+    out = {}
+    for key in sums:
+        rest = _combine([s for k, s in sums.items() if k != key])
+        used = int((chrom != key).sum())
+        out[key] = Kinship(matrix=_finish(rest, method), samples=genotypes.samples[sample_idx],
+                           n_snps=used, method=f"{method} (without chromosome {key})", qc=qc,
+                           fid=fid)
+    return out
+
+
+def kinship_from_pcs(pcs: Any, samples: Any = None) -> Kinship:
+    """A kinship matrix from principal components: K = P P'/k with P the standardized PCs.
+
+    Parameters
+    ----------
+    pcs : ndarray or DataFrame
+        PC scores [shape: (n_samples, k)]; a DataFrame's index gives the sample IDs.
+    samples : sequence of str, optional
+        Sample IDs when ``pcs`` is an array.
+
+    Returns
+    -------
+    Kinship
+        Of rank k (the models handle the null space exactly).
+    """
+    if isinstance(pcs, pd.DataFrame):
+        samples = pcs.index.astype(str).to_numpy()
+        pcs = pcs.to_numpy(dtype=float)
+    P = np.asarray(pcs, dtype=float)
+    if P.ndim != 2 or not np.isfinite(P).all():
+        raise InputError("pcs must be a finite 2-D matrix (samples × components).")
+    sd = P.std(axis=0)
+    if (sd == 0).any():
+        raise InputError("a principal component is constant; drop it.")
+    P = (P - P.mean(axis=0)) / sd
+    n = P.shape[0]
+    ids = np.asarray(samples if samples is not None else [str(i + 1) for i in range(n)], str)
+    return Kinship(matrix=P @ P.T / P.shape[1], samples=ids, n_snps=0, method="pcs")

@@ -1,0 +1,71 @@
+"""Closed-form random effects and sample-space LOO against the dense formulas of models/."""
+
+import numpy as np
+import pytest
+
+import bayeslmm as bl
+from bayeslmm.effects import draw_u, draw_v, loo_pointwise
+from bayeslmm.spectral import rotate_data
+from models.kinship_lmm import reference as kref
+from models.snp_lmm import reference as sref
+
+
+def _setup(rng, n=30, m=None):
+    m = m or 3 * n
+    G = rng.binomial(2, 0.3, size=(n, m)).astype(float)
+    W = sref.standardize(G)
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = X @ [1.0, 0.5] + W @ rng.normal(0, 0.1, m) + rng.normal(size=n)
+    return y, X, W
+
+
+@pytest.mark.parametrize("m", [12, 90])  # low-rank (M < N) and full-rank K
+def test_draw_u__mean_and_covariance_equal_dense(rng, m):
+    y, X, W = _setup(rng, m=m)
+    spec = bl.spectral_from_genotypes(W)
+    K = spec.matrix()
+    rot = rotate_data(spec, y, X)
+    beta, sg2, se2 = np.array([0.9, 0.4]), 0.7, 0.5
+    mean, cov = kref.conditional_u(y, X, K, beta, sg2, se2)
+    one = lambda a: np.full(1, a)  # noqa: E731
+    exact = draw_u(spec, rot.y1, rot.X1, beta[None], one(sg2), one(se2), None)[0]
+    np.testing.assert_allclose(exact, mean, atol=1e-10)
+    n_draws = 40_000
+    draws = draw_u(spec, rot.y1, rot.X1, np.tile(beta, (n_draws, 1)), np.full(n_draws, sg2),
+                   np.full(n_draws, se2), np.random.default_rng(1))
+    np.testing.assert_allclose(draws.mean(0), mean, atol=5 * np.sqrt(cov.diagonal().max() / n_draws))
+    np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.03 * np.abs(cov).max())
+
+
+@pytest.mark.parametrize("m", [12, 90])
+def test_draw_v__mean_and_covariance_equal_dense(rng, m):
+    y, X, W = _setup(rng, m=m)
+    spec = bl.spectral_from_genotypes(W)
+    W = W / np.sqrt(spec.scale)
+    rot = rotate_data(spec, y, X)
+    beta, sg2, se2 = np.array([0.9, 0.4]), 0.7, 0.5
+    mean, cov = sref.conditional_v(y, X, W, beta, sg2, se2)
+    B = spec.U.T @ W
+    one = lambda a: np.full(1, a)  # noqa: E731
+    exact = draw_v(spec, B, rot.y1, rot.X1, beta[None], one(sg2), one(se2), None)[0]
+    np.testing.assert_allclose(exact, mean, atol=1e-10)
+    n_draws = 40_000
+    draws = draw_v(spec, B, rot.y1, rot.X1, np.tile(beta, (n_draws, 1)), np.full(n_draws, sg2),
+                   np.full(n_draws, se2), np.random.default_rng(2))
+    np.testing.assert_allclose(draws.mean(0), mean, atol=5 * np.sqrt(cov.diagonal().max() / n_draws))
+    np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.03 * np.abs(cov).max())
+
+
+@pytest.mark.parametrize("m", [12, 90])
+def test_loo_pointwise__equals_dense_conditioning(rng, m):
+    y, X, W = _setup(rng, m=m)
+    spec = bl.spectral_from_genotypes(W)
+    K = spec.matrix()
+    params = [(np.array([0.9, 0.4]), 0.7, 0.5), (np.array([1.2, -0.1]), 0.05, 1.3),
+              (np.array([0.0, 0.0]), 2.0, 0.01)]
+    beta = np.array([p[0] for p in params])
+    sg2 = np.array([p[1] for p in params])
+    se2 = np.array([p[2] for p in params])
+    fast = loo_pointwise(spec, y, X, beta, sg2, se2)
+    for k, (b, g, e) in enumerate(params):
+        np.testing.assert_allclose(fast[k], kref.dense_loo_pointwise(y, X, K, b, g, e), atol=1e-8)

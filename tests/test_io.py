@@ -1,0 +1,189 @@
+"""Readers and writers on small files, including malformed ones and random (hypothesis) ones."""
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+from bed_reader import to_bed
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import bayeslmm as bl
+from bayeslmm.errors import InputError
+from bayeslmm.io import read_bimbam, read_grm, read_plink, read_table, write_grm
+
+
+def _write_plink(prefix, G, iids=None, chrom=None):
+    n, m = G.shape
+    iids = iids if iids is not None else [f"s{i}" for i in range(n)]
+    chrom = chrom if chrom is not None else ["1"] * m
+    to_bed(f"{prefix}.bed", G, properties={
+        "fid": iids, "iid": iids, "sid": [f"rs{j}" for j in range(m)], "chromosome": chrom,
+        "bp_position": list(range(1, m + 1)), "allele_1": ["A"] * m, "allele_2": ["G"] * m,
+    })
+    return str(prefix)
+
+
+@pytest.fixture
+def plink(tmp_path, rng):
+    G = rng.binomial(2, 0.3, size=(11, 7)).astype(float)
+    G[2, 3] = np.nan
+    return _write_plink(tmp_path / "toy", G), G
+
+
+def test_read_plink__values_samples_snps(plink):
+    prefix, G = plink
+    g = read_plink(prefix)
+    assert g.shape == (11, 7)
+    np.testing.assert_array_equal(g.read(), G)
+    np.testing.assert_array_equal(g.read(snps=[6, 0], samples=slice(2, 5)), G[2:5][:, [6, 0]])
+    assert list(g.samples[:2]) == ["s0", "s1"]
+    assert list(g.snps.columns) == ["chrom", "snp", "cm", "pos", "a1", "a2"]
+    blocks = list(g.chunks(chunk_size=3))
+    assert [b[0].tolist() for b in blocks] == [[0, 1, 2], [3, 4, 5], [6]]
+    np.testing.assert_array_equal(np.hstack([b[1] for b in blocks]), G)
+
+
+def test_read_plink__missing_file(tmp_path):
+    with pytest.raises(InputError, match="incomplete: .*nothing.bed, .*nothing.fam not found"):
+        read_plink(tmp_path / "nothing")
+
+
+def test_read_plink__truncated_bed(plink):
+    prefix, _ = plink
+    data = open(f"{prefix}.bed", "rb").read()
+    open(f"{prefix}.bed", "wb").write(data[:-2])
+    with pytest.raises(InputError, match=r"bytes but 11 samples \(.fam\) × 7 SNPs"):
+        read_plink(prefix)
+
+
+def test_read_plink__wrong_magic(plink):
+    prefix, _ = plink
+    data = bytearray(open(f"{prefix}.bed", "rb").read())
+    data[0] = 0x00
+    open(f"{prefix}.bed", "wb").write(bytes(data))
+    with pytest.raises(InputError, match="not a PLINK 1 .bed file"):
+        read_plink(prefix)
+
+
+def test_read_plink__fam_count_disagrees(plink):
+    prefix, _ = plink
+    lines = open(f"{prefix}.fam").read().splitlines()
+    open(f"{prefix}.fam", "w").write("\n".join(lines[:-4]) + "\n")  # 11 -> 7 samples: 2 bytes/SNP
+    with pytest.raises(InputError, match="do not belong to this .bed|truncated"):
+        read_plink(prefix)
+
+
+def test_read_plink__bim_count_disagrees(plink):
+    prefix, _ = plink
+    lines = open(f"{prefix}.bim").read().splitlines()
+    open(f"{prefix}.bim", "w").write("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(InputError, match="6 SNPs"):
+        read_plink(prefix)
+
+
+def test_read_plink__duplicate_iids(tmp_path, rng):
+    G = rng.binomial(2, 0.3, size=(4, 3)).astype(float)
+    prefix = _write_plink(tmp_path / "dup", G, iids=["a", "b", "a", "c"])
+    with pytest.raises(InputError, match=r"duplicated sample IDs \(IID\) \['a'\]"):
+        read_plink(prefix)
+
+
+def test_read_bimbam__matches_and_annotates(tmp_path):
+    text = "rs1, A, T, 0, 1.5, 2\nrs2 G C NA 0.2 1\n"
+    path = tmp_path / "geno.txt.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write(text)
+    (tmp_path / "anno.txt").write_text("rs1 100 3\nrs2 250 4\n")
+    g = read_bimbam(path, anno=tmp_path / "anno.txt", samples=["x", "y", "z"])
+    np.testing.assert_array_equal(g.read(), [[0, np.nan], [1.5, 0.2], [2, 1]])
+    assert list(g.snps["pos"]) == [100, 250] and list(g.snps["chrom"]) == ["3", "4"]
+    assert list(g.samples) == ["x", "y", "z"]
+
+
+def test_read_bimbam__ragged_line(tmp_path):
+    (tmp_path / "g.txt").write_text("rs1 A T 0 1 2\nrs2 A T 0 1\n")
+    with pytest.raises(InputError, match="line 2 \\(SNP rs2\\) has 2 genotypes"):
+        read_bimbam(tmp_path / "g.txt")
+
+
+def test_read_table__plink_without_header(tmp_path):
+    (tmp_path / "p.txt").write_text("f1 a 1.5 -9\nf2 b NA 3\nf3 c 2 4\n")
+    t = read_table(tmp_path / "p.txt")
+    assert list(t.index) == ["a", "b", "c"] and list(t.columns) == ["V1", "V2"]
+    assert np.isnan(t.loc["a", "V2"]) and np.isnan(t.loc["b", "V1"])
+
+
+def test_read_table__csv_with_categorical(tmp_path):
+    (tmp_path / "c.csv").write_text("id,age,site\nx,30,north\ny,,south\nz,41,east\nw,50,NA\n")
+    t = read_table(tmp_path / "c.csv", id_column="id")
+    assert list(t.columns) == ["age", "site[north]", "site[south]"]
+    assert t.attrs["baselines"] == {"site": "east"}
+    assert np.isnan(t.loc["y", "age"]) and np.isnan(t.loc["w", "site[north]"])
+    assert t.loc["x", "site[north]"] == 1.0 and t.loc["z", "site[south]"] == 0.0
+
+
+def test_read_table__duplicate_ids_and_missing_column(tmp_path):
+    (tmp_path / "d.tsv").write_text("FID\tIID\th\n1\ta\t1\n2\ta\t2\n")
+    with pytest.raises(InputError, match=r"duplicated sample IDs \['a'\]"):
+        read_table(tmp_path / "d.tsv")
+    (tmp_path / "e.tsv").write_text("FID\tIID\th\n1\ta\t1\n2\tb\t2\n")
+    with pytest.raises(InputError, match=r"no column\(s\) \['height'\]"):
+        read_table(tmp_path / "e.tsv", columns=["height"])
+
+
+def test_grm__round_trip_is_bit_exact(tmp_path, rng):
+    A = rng.normal(size=(9, 20))
+    K = (A @ A.T / 20).astype(np.float32).astype(float)
+    write_grm(K, tmp_path / "k", samples=[f"i{j}" for j in range(9)], n_snps=20)
+    first = (tmp_path / "k.grm.bin").read_bytes()
+    back = read_grm(tmp_path / "k")
+    np.testing.assert_array_equal(back.matrix, K)
+    assert back.n_snps == 20 and list(back.samples) == [f"i{j}" for j in range(9)]
+    write_grm(back, tmp_path / "k2")
+    assert (tmp_path / "k2.grm.bin").read_bytes() == first
+    assert (tmp_path / "k2.grm.id").read_text() == (tmp_path / "k.grm.id").read_text()
+    assert (tmp_path / "k2.grm.N.bin").read_bytes() == (tmp_path / "k.grm.N.bin").read_bytes()
+
+
+def test_grm__id_and_bin_disagree(tmp_path):
+    write_grm(np.eye(4), tmp_path / "k")
+    (tmp_path / "k.grm.id").write_text("1\t1\n2\t2\n3\t3\n")
+    with pytest.raises(InputError, match="lists 3 samples.*do not belong together"):
+        read_grm(tmp_path / "k")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 9), m=st.integers(1, 6), seed=st.integers(0, 2**32 - 1),
+       missing=st.floats(0, 0.5))
+def test_read_plink__random_files_round_trip(tmp_path_factory, n, m, seed, missing):
+    rng = np.random.default_rng(seed)
+    G = rng.integers(0, 3, size=(n, m)).astype(float)
+    G[rng.uniform(size=(n, m)) < missing] = np.nan
+    prefix = _write_plink(tmp_path_factory.mktemp("h") / "r", G)
+    g = read_plink(prefix)
+    np.testing.assert_array_equal(g.read(), G)
+    j = rng.integers(0, m)
+    np.testing.assert_array_equal(g.read(snps=[j]), G[:, [j]])
+
+
+@settings(max_examples=25, deadline=None)
+@given(values=st.lists(st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.just(None)),
+                       min_size=1, max_size=12))
+def test_read_table__random_columns_round_trip(tmp_path_factory, values):
+    path = tmp_path_factory.mktemp("t") / "t.tsv"
+    ids = [f"id{i}" for i in range(len(values))]
+    lines = ["FID\tIID\tv"] + [f"{i}\t{i}\t{'NA' if v is None else repr(v)}"
+                                for i, v in zip(ids, values, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    t = read_table(path)
+    expected = np.array([np.nan if v is None or v == -9 else v for v in values], dtype=float)
+    np.testing.assert_array_equal(t["v"].to_numpy(), expected)
+    assert list(t.index) == ids
+
+
+def test_public_names_exist():
+    for name in ("read_plink", "read_bimbam", "read_table", "read_grm", "write_grm", "kinship"):
+        assert callable(getattr(bl, name))
+    assert isinstance(pd.DataFrame(), pd.DataFrame)

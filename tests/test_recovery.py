@@ -1,0 +1,64 @@
+"""NUTS against exact answers: the 1-D grid posterior of h², the explicit-v build, the truth."""
+
+import arviz as az
+import numpy as np
+import pytest
+
+import bayeslmm as bl
+from bayeslmm.simulate import simulate
+from models.kinship_lmm import reference as kref
+
+pytestmark = pytest.mark.slow
+
+
+def _moments(idata):
+    h2 = idata.posterior["h2"]
+    mcse = float(az.mcse(h2).to_array().item())
+    return float(h2.mean()), float(h2.std()), mcse
+
+
+@pytest.mark.parametrize("sampler", ["nutpie", "pymc"])
+def test_sample__matches_exact_grid_posterior(sampler):
+    data = simulate(150, 400, 0.5, n_covariates=1, seed=11)
+    K = data.K / np.mean(np.diag(data.K))
+    X = np.column_stack([np.ones(150), data.X])
+    grid, density = kref.grid_posterior_h2(data.y, X, K)
+    exact = kref.grid_posterior_summary(grid, density)
+    idata = bl.sample(bl.kinship_model(data.y, K, data.X, priors="flat"), draws=2000,
+                      chains=4, random_seed=5, sampler=sampler, progressbar=False,
+                      random_effects=False)
+    mean, sd, mcse = _moments(idata)
+    assert abs(mean - exact["mean"]) < 4 * mcse + 1e-3, (mean, exact, mcse)
+    assert sd == pytest.approx(exact["sd"], rel=0.08)
+    draws = idata.posterior["h2"].values.ravel()
+    for q, key in ((0.025, "q025"), (0.975, "q975")):
+        assert np.quantile(draws, q) == pytest.approx(exact[key], abs=0.03)
+
+
+def test_snp_model__explicit_v_equals_marginalized():
+    data = simulate(150, 60, 0.5, seed=12)
+    fits = {}
+    for marginalize in (True, False):
+        model = bl.snp_model(data.y, data.G, marginalize=marginalize)
+        fits[marginalize] = bl.sample(model, draws=2000, chains=4, random_seed=6,
+                                      progressbar=False)
+    (m1, s1, e1), (m2, s2, e2) = _moments(fits[True]), _moments(fits[False])
+    assert abs(m1 - m2) < 4 * np.hypot(e1, e2) + 1e-3, (m1, m2, e1, e2)
+    assert s1 == pytest.approx(s2, rel=0.12)
+    # the closed-form v of the marginalized build has the explicit build's posterior mean
+    v1 = fits[True].posterior["v"].mean(("chain", "draw")).values
+    v2 = fits[False].posterior["v"].mean(("chain", "draw")).values
+    assert np.corrcoef(v1, v2)[0, 1] > 0.97
+
+
+def test_sample__recovers_simulated_h2():
+    data = simulate(1500, 3000, 0.6, n_covariates=2, n_populations=2, seed=13)
+    idata = bl.sample(bl.kinship_model(data.y, data.K, data.X), random_seed=7,
+                      progressbar=False)
+    post = bl.heritability(idata).loc["h2"]
+    assert post["r_hat"] <= 1.01 and post["ess_bulk"] > 1000
+    assert post["hdi_lower"] < 0.6 < post["hdi_upper"]
+    fit = bl.reml(data.y, data.K, data.X)
+    assert post["mean"] == pytest.approx(fit.h2, abs=0.03)  # flat-ish priors: close to REML
+    u_mean = idata.posterior["u"].mean(("chain", "draw")).values
+    assert np.corrcoef(u_mean, data.truth["u"])[0, 1] > 0.5  # breeding values are predicted
