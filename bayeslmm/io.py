@@ -170,7 +170,9 @@ def read_plink(prefix: str | Path) -> Genotypes:
         bim["pos"] = bim["pos"].astype(np.int64)
         bim["cm"] = bim["cm"].astype(float)
     except ValueError:
-        raise InputError(f"{paths['bim']}: columns 3-4 (cM, bp position) must be numbers.") from None
+        raise InputError(
+            f"{paths['bim']}: columns 3-4 (cM, bp position) must be numbers."
+        ) from None
     n, m = len(fam), len(bim)
     with open(paths["bed"], "rb") as handle:
         head = handle.read(3)
@@ -206,8 +208,13 @@ def read_plink(prefix: str | Path) -> Genotypes:
     def reader(sample_idx: np.ndarray, snp_idx: np.ndarray) -> np.ndarray:
         return bed.read(index=np.s_[sample_idx, snp_idx], dtype="float64", order="F")
 
-    return Genotypes(samples=samples, snps=bim.reset_index(drop=True), fam=fam,
-                     source=str(paths["bed"]), _reader=reader)
+    return Genotypes(
+        samples=samples,
+        snps=bim.reset_index(drop=True),
+        fam=fam,
+        source=str(paths["bed"]),
+        _reader=reader,
+    )
 
 
 def _open_text(path: Path) -> _io.TextIOBase:
@@ -246,8 +253,10 @@ def read_bimbam(
             if not fields:
                 continue
             if len(fields) < 4:
-                raise InputError(f"{path}, line {lineno}: expected 'rs, allele1, allele2, "
-                                 f"genotypes...', got {len(fields)} fields.")
+                raise InputError(
+                    f"{path}, line {lineno}: expected 'rs, allele1, allele2, "
+                    f"genotypes...', got {len(fields)} fields."
+                )
             values = np.array([np.nan if f in MISSING else f for f in fields[3:]], dtype=object)
             try:
                 rows.append(values.astype(float))
@@ -283,8 +292,9 @@ def read_bimbam(
         snps["pos"] = pd.to_numeric(table.loc[snps["snp"], 1].to_numpy()).astype(np.int64)
         if table.shape[1] >= 2:
             snps["chrom"] = table.loc[snps["snp"], 2].to_numpy(dtype=str)
-    fam = pd.DataFrame({"fid": ids, "iid": ids, "father": "0", "mother": "0", "sex": "0",
-                        "phenotype": np.nan})
+    fam = pd.DataFrame(
+        {"fid": ids, "iid": ids, "father": "0", "mother": "0", "sex": "0", "phenotype": np.nan}
+    )
 
     def reader(sample_idx: np.ndarray, snp_idx: np.ndarray) -> np.ndarray:
         return G[np.ix_(sample_idx, snp_idx)]
@@ -343,7 +353,11 @@ def read_table(
         len(tokens) > 1 and tokens[0].upper() in ("FID", "#FID", "IID", "ID", "SAMPLE")
     )
     table = pd.read_csv(
-        path, sep=sep, header=0 if header else None, dtype=str, keep_default_na=False,
+        path,
+        sep=sep,
+        header=0 if header else None,
+        dtype=str,
+        keep_default_na=False,
         engine="python" if sep == r"\s+" else "c",
     )
     if not header:
@@ -395,8 +409,11 @@ def _grm_paths(prefix: str | Path) -> dict[str, Path]:
     for ext in (".grm.bin", ".grm.id", ".grm.N.bin"):
         if prefix.endswith(ext):
             prefix = prefix[: -len(ext)]
-    return {"bin": Path(prefix + ".grm.bin"), "id": Path(prefix + ".grm.id"),
-            "N": Path(prefix + ".grm.N.bin")}
+    return {
+        "bin": Path(prefix + ".grm.bin"),
+        "id": Path(prefix + ".grm.id"),
+        "N": Path(prefix + ".grm.N.bin"),
+    }
 
 
 def read_grm(prefix: str | Path):
@@ -435,12 +452,14 @@ def read_grm(prefix: str | Path):
             raise InputError(f"{paths['N']} has {counts.size} values; expected {values.size}.")
         n_snps = int(counts.max()) if counts.size else 0
     samples = ids[1].to_numpy(dtype=str)
-    return Kinship(matrix=K, samples=samples, n_snps=n_snps, method="gcta_grm",
-                   fid=ids[0].to_numpy(dtype=str))
+    return Kinship(
+        matrix=K, samples=samples, n_snps=n_snps, method="gcta_grm", fid=ids[0].to_numpy(dtype=str)
+    )
 
 
-def write_grm(K: Any, prefix: str | Path, samples: Sequence[str] | None = None,
-              n_snps: int | None = None) -> None:
+def write_grm(
+    K: Any, prefix: str | Path, samples: Sequence[str] | None = None, n_snps: int | None = None
+) -> None:
     """Write a kinship matrix as a GCTA binary GRM, atomically.
 
     Parameters

@@ -68,8 +68,10 @@ class Kinship:
         return pd.DataFrame(self.matrix, index=self.samples, columns=self.samples)
 
     def __repr__(self) -> str:
-        return (f"Kinship({len(self.samples)} samples, {self.n_snps} SNPs, method={self.method!r},"
-                f" mean diagonal {self.scale:.4g})")
+        return (
+            f"Kinship({len(self.samples)} samples, {self.n_snps} SNPs, method={self.method!r},"
+            f" mean diagonal {self.scale:.4g})"
+        )
 
 
 def as_genotypes(G: Any, samples: Any = None) -> Genotypes:
@@ -81,12 +83,22 @@ def as_genotypes(G: Any, samples: Any = None) -> Genotypes:
         raise InputError(f"genotypes must be a 2-D matrix (samples × SNPs), got {values.shape}.")
     n, m = values.shape
     ids = np.asarray(samples if samples is not None else [str(i + 1) for i in range(n)], str)
-    snps = pd.DataFrame({"chrom": "0", "snp": [f"snp{j + 1}" for j in range(m)], "cm": 0.0,
-                         "pos": np.arange(1, m + 1), "a1": "A", "a2": "B"})
-    fam = pd.DataFrame({"fid": ids, "iid": ids, "father": "0", "mother": "0", "sex": "0",
-                        "phenotype": np.nan})
-    return Genotypes(samples=ids, snps=snps, fam=fam, source="array",
-                     _reader=lambda s, j: values[np.ix_(s, j)])
+    snps = pd.DataFrame(
+        {
+            "chrom": "0",
+            "snp": [f"snp{j + 1}" for j in range(m)],
+            "cm": 0.0,
+            "pos": np.arange(1, m + 1),
+            "a1": "A",
+            "a2": "B",
+        }
+    )
+    fam = pd.DataFrame(
+        {"fid": ids, "iid": ids, "father": "0", "mother": "0", "sex": "0", "phenotype": np.nan}
+    )
+    return Genotypes(
+        samples=ids, snps=snps, fam=fam, source="array", _reader=lambda s, j: values[np.ix_(s, j)]
+    )
 
 
 def available_memory() -> int:
@@ -104,8 +116,14 @@ def available_memory() -> int:
 def _check_memory(n: int, n_matrices: int, chunk: int) -> None:
     need = n_matrices * n * n * 8 + 4 * n * chunk * 8
     have = available_memory()
-    log.info("kinship: %d×%d float64 accumulator(s) ×%d = %.2f GB (available %.2f GB)",
-             n, n, n_matrices, need / 1e9, have / 1e9)
+    log.info(
+        "kinship: %d×%d float64 accumulator(s) ×%d = %.2f GB (available %.2f GB)",
+        n,
+        n,
+        n_matrices,
+        need / 1e9,
+        have / 1e9,
+    )
     if need > 0.9 * have:
         raise InputError(
             f"building {n_matrices} {n}×{n} kinship matrix(es) needs {need / 1e9:.1f} GB but "
@@ -158,9 +176,10 @@ def _snp_filter(block: np.ndarray, maf: float, max_missing: float) -> dict[str, 
     observed = ~np.isnan(block)
     count = observed.sum(axis=0)
     missing_rate = 1 - count / block.shape[0]
-    with np.errstate(invalid="ignore"):
-        p = np.nansum(block, axis=0) / np.maximum(count, 1) / 2
-        spread = np.nanmax(block, axis=0) - np.nanmin(block, axis=0) if block.size else count
+    p = np.nansum(block, axis=0) / np.maximum(count, 1) / 2
+    high = np.where(observed, block, -np.inf).max(axis=0, initial=-np.inf)
+    low = np.where(observed, block, np.inf).min(axis=0, initial=np.inf)
+    spread = np.where(count > 0, high - low, 0.0)
     reasons = {
         "all_missing": count == 0,
         "monomorphic": (count > 0) & ~(spread > 0),
@@ -188,8 +207,13 @@ def _accumulate(
     keys = list(dict.fromkeys(chrom[snp_idx])) if by_chromosome else ["all"]
     _check_memory(n, len(keys), chunk_size)
     sums = {k: _Sums(cross=np.zeros((n, n))) for k in keys}
-    qc = {"snps_in": int(snp_idx.size), "all_missing": 0, "monomorphic": 0, "missingness": 0,
-          "maf": 0}
+    qc = {
+        "snps_in": int(snp_idx.size),
+        "all_missing": 0,
+        "monomorphic": 0,
+        "missingness": 0,
+        "maf": 0,
+    }
     for block_idx, block in genotypes.chunks(chunk_size, snp_idx, sample_idx):
         reasons = _snp_filter(block, maf, max_missing)
         drop = np.zeros(block.shape[1], bool)
@@ -224,8 +248,9 @@ def _accumulate(
                 acc.diag = (0 if acc.diag is None else acc.diag) + diag_terms.sum(axis=1)
                 observed = (~np.isnan(sub)).sum(axis=1)
                 acc.diag_count = (0 if acc.diag_count is None else acc.diag_count) + observed
-    qc["used"] = qc["snps_in"] - sum(qc[r] for r in ("all_missing", "monomorphic", "missingness",
-                                                      "maf"))
+    qc["used"] = qc["snps_in"] - sum(
+        qc[r] for r in ("all_missing", "monomorphic", "missingness", "maf")
+    )
     return sums, qc
 
 
@@ -256,13 +281,24 @@ def _combine(parts: list[_Sums]) -> _Sums:
         values = [getattr(p, name) for p in parts if getattr(p, name) is not None]
         return sum(values) if values else None
 
-    return _Sums(cross=sum(p.cross for p in parts), weight=sum(p.weight for p in parts),
-                 diag=add("diag"), diag_count=add("diag_count"), pairs=add("pairs"))
+    return _Sums(
+        cross=sum(p.cross for p in parts),
+        weight=sum(p.weight for p in parts),
+        diag=add("diag"),
+        diag_count=add("diag_count"),
+        pairs=add("pairs"),
+    )
 
 
-def _validate(method: str, genotypes: Any, weights: Any, maf: float, max_missing: float,
-              snps: Index, samples: Index) -> tuple[Genotypes, np.ndarray | None, np.ndarray,
-                                                      np.ndarray]:
+def _validate(
+    method: str,
+    genotypes: Any,
+    weights: Any,
+    maf: float,
+    max_missing: float,
+    snps: Index,
+    samples: Index,
+) -> tuple[Genotypes, np.ndarray | None, np.ndarray, np.ndarray]:
     if method not in METHODS:
         raise InputError(f"unknown kinship method {method!r}; choose one of {METHODS}.")
     genotypes = as_genotypes(genotypes)
@@ -276,10 +312,14 @@ def _validate(method: str, genotypes: Any, weights: Any, maf: float, max_missing
         weights = np.asarray(weights, dtype=float)
         if method != "ldak":
             raise InputError("per-SNP weights apply to method='ldak' only.")
-        if weights.shape != (genotypes.n_snps,) or (weights < 0).any() or not np.isfinite(
-                weights).all():
+        if (
+            weights.shape != (genotypes.n_snps,)
+            or (weights < 0).any()
+            or not np.isfinite(weights).all()
+        ):
             raise InputError(
-                f"weights must be {genotypes.n_snps} finite non-negative numbers (one per SNP).")
+                f"weights must be {genotypes.n_snps} finite non-negative numbers (one per SNP)."
+            )
     return genotypes, weights, snp_idx, sample_idx
 
 
@@ -340,17 +380,32 @@ def kinship(
     1 for identical genotypes and ½ for genotypes one allele apart, over SNPs observed in both.
     Cost O(N²·M) in BLAS products; memory N² doubles plus one chunk.
     """
-    genotypes, weights, snp_idx, sample_idx = _validate(method, genotypes, weights, maf,
-                                                        max_missing, snps, samples)
-    sums, qc = _accumulate(genotypes, method, alpha=alpha, weights=weights, maf=maf,
-                           max_missing=max_missing, snp_idx=snp_idx, sample_idx=sample_idx,
-                           chunk_size=chunk_size, by_chromosome=False)
+    genotypes, weights, snp_idx, sample_idx = _validate(
+        method, genotypes, weights, maf, max_missing, snps, samples
+    )
+    sums, qc = _accumulate(
+        genotypes,
+        method,
+        alpha=alpha,
+        weights=weights,
+        maf=maf,
+        max_missing=max_missing,
+        snp_idx=snp_idx,
+        sample_idx=sample_idx,
+        chunk_size=chunk_size,
+        by_chromosome=False,
+    )
     if qc["used"] == 0:
         raise InputError(f"no SNP passed quality control ({qc}); relax maf / max_missing.")
     log.info("kinship %s: %s", method, qc)
-    return Kinship(matrix=_finish(sums["all"], method), samples=genotypes.samples[sample_idx],
-                   n_snps=qc["used"], method=method, qc=qc,
-                   fid=genotypes.fam["fid"].to_numpy(dtype=str)[sample_idx])
+    return Kinship(
+        matrix=_finish(sums["all"], method),
+        samples=genotypes.samples[sample_idx],
+        n_snps=qc["used"],
+        method=method,
+        qc=qc,
+        fid=genotypes.fam["fid"].to_numpy(dtype=str)[sample_idx],
+    )
 
 
 def loco_kinships(
@@ -382,11 +437,21 @@ def loco_kinships(
     The pass keeps the per-chromosome sums S_c = Σ_{j∈c} w_j z_j z_j' (memory: one N×N matrix
     per chromosome); then K_{−c} = (Σ_k S_k − S_c) / (Σ_k W_k − W_c), without re-reading.
     """
-    genotypes, weights, snp_idx, sample_idx = _validate(method, genotypes, weights, maf,
-                                                        max_missing, snps, samples)
-    sums, qc = _accumulate(genotypes, method, alpha=alpha, weights=weights, maf=maf,
-                           max_missing=max_missing, snp_idx=snp_idx, sample_idx=sample_idx,
-                           chunk_size=chunk_size, by_chromosome=True)
+    genotypes, weights, snp_idx, sample_idx = _validate(
+        method, genotypes, weights, maf, max_missing, snps, samples
+    )
+    sums, qc = _accumulate(
+        genotypes,
+        method,
+        alpha=alpha,
+        weights=weights,
+        maf=maf,
+        max_missing=max_missing,
+        snp_idx=snp_idx,
+        sample_idx=sample_idx,
+        chunk_size=chunk_size,
+        by_chromosome=True,
+    )
     if len(sums) < 2:
         raise InputError(
             "leave-one-chromosome-out needs SNPs on at least two chromosomes; these are all on "
@@ -398,9 +463,14 @@ def loco_kinships(
     for key in sums:
         rest = _combine([s for k, s in sums.items() if k != key])
         used = int((chrom != key).sum())
-        out[key] = Kinship(matrix=_finish(rest, method), samples=genotypes.samples[sample_idx],
-                           n_snps=used, method=f"{method} (without chromosome {key})", qc=qc,
-                           fid=fid)
+        out[key] = Kinship(
+            matrix=_finish(rest, method),
+            samples=genotypes.samples[sample_idx],
+            n_snps=used,
+            method=f"{method} (without chromosome {key})",
+            qc=qc,
+            fid=fid,
+        )
     return out
 
 

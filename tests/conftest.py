@@ -10,7 +10,9 @@ sys.path.insert(0, str(ROOT))  # so that tests can import models.<name>.referenc
 
 def pytest_addoption(parser):
     parser.addoption(
-        "--runslow", action="store_true", default=False,
+        "--runslow",
+        action="store_true",
+        default=False,
         help="also run tests marked slow (NUTS recovery runs); CI does",
     )
 

@@ -14,8 +14,24 @@ from bayeslmm.cli import main
 @pytest.mark.slow
 def test_demo__runs_and_writes_outputs(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--n-samples", "300", "--n-snps", "600",
-                 "--draws", "300", "--chains", "2", "--quiet", "--seed", "3"])
+    code = main(
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--n-samples",
+            "300",
+            "--n-snps",
+            "600",
+            "--draws",
+            "300",
+            "--chains",
+            "2",
+            "--quiet",
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "REML" in text and "posterior" in text
@@ -30,8 +46,24 @@ def test_demo__runs_and_writes_outputs(tmp_path, capsys):
 
 def test_simulate__writes_plink_and_tables(tmp_path, capsys):
     prefix = tmp_path / "sim"
-    assert main(["simulate", "--out", str(prefix), "--n-samples", "30", "--n-snps", "50",
-                 "--seed", "1", "--n-chromosomes", "2"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(prefix),
+                "--n-samples",
+                "30",
+                "--n-snps",
+                "50",
+                "--seed",
+                "1",
+                "--n-chromosomes",
+                "2",
+            ]
+        )
+        == 0
+    )
     G = open_bed(f"{prefix}.bed").read(dtype="float64")
     assert G.shape == (30, 50)
     assert set(np.unique(G)) <= {0.0, 1.0, 2.0}
@@ -45,8 +77,19 @@ def test_simulate__writes_plink_and_tables(tmp_path, capsys):
 
 def test_simulate__same_seed_same_files(tmp_path):
     for name in ("a", "b"):
-        main(["simulate", "--out", str(tmp_path / name), "--n-samples", "20", "--n-snps", "30",
-              "--seed", "9"])
+        main(
+            [
+                "simulate",
+                "--out",
+                str(tmp_path / name),
+                "--n-samples",
+                "20",
+                "--n-snps",
+                "30",
+                "--seed",
+                "9",
+            ]
+        )
     assert (tmp_path / "a.bed").read_bytes() == (tmp_path / "b.bed").read_bytes()
     assert (tmp_path / "a.pheno.tsv").read_text() == (tmp_path / "b.pheno.tsv").read_text()
 

@@ -33,7 +33,10 @@ def test_reml__missing_and_extra_samples_equal_hand_aligned(small, frames):
     extra = pd.Series([1.0, 2.0], index=["stranger1", "stranger2"], name="y")
     y_more = pd.concat([y, extra])
     X_less = X.drop(index=X.index[5])
-    with pytest.warns(bl.DataWarning, match="analysing 37 samples; dropped 5: 2 in y but not in K; 1 not in X; 2 missing y"):
+    with pytest.warns(
+        bl.DataWarning,
+        match="analysing 37 samples; dropped 5: 2 in y but not in K; 1 not in X; 2 missing y",
+    ):
         fit = bl.reml(y_more, K, X_less)
     keep = np.setdiff1d(np.arange(40), [0, 3, 5])
     ref = bl.reml(small.y[keep], small.K[np.ix_(keep, keep)], small.X[keep])

@@ -31,9 +31,18 @@ def test_draw_u__mean_and_covariance_equal_dense(rng, m):
     exact = draw_u(spec, rot.y1, rot.X1, beta[None], one(sg2), one(se2), None)[0]
     np.testing.assert_allclose(exact, mean, atol=1e-10)
     n_draws = 40_000
-    draws = draw_u(spec, rot.y1, rot.X1, np.tile(beta, (n_draws, 1)), np.full(n_draws, sg2),
-                   np.full(n_draws, se2), np.random.default_rng(1))
-    np.testing.assert_allclose(draws.mean(0), mean, atol=5 * np.sqrt(cov.diagonal().max() / n_draws))
+    draws = draw_u(
+        spec,
+        rot.y1,
+        rot.X1,
+        np.tile(beta, (n_draws, 1)),
+        np.full(n_draws, sg2),
+        np.full(n_draws, se2),
+        np.random.default_rng(1),
+    )
+    np.testing.assert_allclose(
+        draws.mean(0), mean, atol=5 * np.sqrt(cov.diagonal().max() / n_draws)
+    )
     np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.03 * np.abs(cov).max())
 
 
@@ -50,9 +59,19 @@ def test_draw_v__mean_and_covariance_equal_dense(rng, m):
     exact = draw_v(spec, B, rot.y1, rot.X1, beta[None], one(sg2), one(se2), None)[0]
     np.testing.assert_allclose(exact, mean, atol=1e-10)
     n_draws = 40_000
-    draws = draw_v(spec, B, rot.y1, rot.X1, np.tile(beta, (n_draws, 1)), np.full(n_draws, sg2),
-                   np.full(n_draws, se2), np.random.default_rng(2))
-    np.testing.assert_allclose(draws.mean(0), mean, atol=5 * np.sqrt(cov.diagonal().max() / n_draws))
+    draws = draw_v(
+        spec,
+        B,
+        rot.y1,
+        rot.X1,
+        np.tile(beta, (n_draws, 1)),
+        np.full(n_draws, sg2),
+        np.full(n_draws, se2),
+        np.random.default_rng(2),
+    )
+    np.testing.assert_allclose(
+        draws.mean(0), mean, atol=5 * np.sqrt(cov.diagonal().max() / n_draws)
+    )
     np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.03 * np.abs(cov).max())
 
 
@@ -61,8 +80,11 @@ def test_loo_pointwise__equals_dense_conditioning(rng, m):
     y, X, W = _setup(rng, m=m)
     spec = bl.spectral_from_genotypes(W)
     K = spec.matrix()
-    params = [(np.array([0.9, 0.4]), 0.7, 0.5), (np.array([1.2, -0.1]), 0.05, 1.3),
-              (np.array([0.0, 0.0]), 2.0, 0.01)]
+    params = [
+        (np.array([0.9, 0.4]), 0.7, 0.5),
+        (np.array([1.2, -0.1]), 0.05, 1.3),
+        (np.array([0.0, 0.0]), 2.0, 0.01),
+    ]
     beta = np.array([p[0] for p in params])
     sg2 = np.array([p[1] for p in params])
     se2 = np.array([p[2] for p in params])

@@ -63,7 +63,10 @@ def test_reml__covariate_constant_after_alignment(data):
     Xc = pd.DataFrame({"batch": np.ones(len(y))})
     Xc.iloc[0, 0] = np.nan  # the one differing sample is missing
     Xc["sex"] = 1.0
-    with pytest.raises(InputError, match=r"\['batch', 'sex'\] are constant"), pytest.warns(bl.DataWarning):
+    with (
+        pytest.raises(InputError, match=r"\['batch', 'sex'\] are constant"),
+        pytest.warns(bl.DataWarning),
+    ):
         bl.reml(y, K, Xc)
 
 
@@ -134,7 +137,10 @@ def test_spectral__not_psd_warns_and_clips(data):
         ({"sigma_p": bl.Prior("Normal", mu=0, sigma=1)}, "outside its support"),
         ({"h2": bl.Prior("Beta", alpha=-1, beta=1)}, "h2"),
         (
-            {"sigma_g2": bl.Prior("InverseGamma", alpha=2, beta=1), "h2": bl.Prior("Beta", alpha=1, beta=1)},
+            {
+                "sigma_g2": bl.Prior("InverseGamma", alpha=2, beta=1),
+                "h2": bl.Prior("Beta", alpha=1, beta=1),
+            },
             "unknown prior",
         ),
         ({"tau": bl.Prior("HalfNormal", sigma=1)}, "unknown prior"),

@@ -26,14 +26,16 @@ def cohort():
 def idata(cohort):
     y, K, X = cohort
     model = bl.kinship_model(y, K, X)
-    return bl.sample(model, draws=150, chains=2, tune=300, random_seed=3, sampler="pymc",
-                     progressbar=False)
+    return bl.sample(
+        model, draws=150, chains=2, tune=300, random_seed=3, sampler="pymc", progressbar=False
+    )
 
 
 def test_sample__groups_dims_and_attrs(idata, cohort):
     y, _, _ = cohort
-    assert {"posterior", "log_likelihood", "observed_data", "constant_data",
-            "sample_stats"} <= set(idata.groups())
+    assert {"posterior", "log_likelihood", "observed_data", "constant_data", "sample_stats"} <= set(
+        idata.groups()
+    )
     post = idata.posterior
     assert post["u"].dims == ("chain", "draw", "sample")
     assert post["beta"].dims == ("chain", "draw", "covariate")
@@ -60,18 +62,32 @@ def test_sample__log_likelihood_is_sample_space_loo(idata, cohort):
     post = idata.posterior.isel(chain=0, draw=[0, 77])
     for k in range(2):
         beta = post["beta"].values[k]
-        expected = kref.dense_loo_pointwise(idata.observed_data["y"].values, Xf, Kn, beta,
-                                            post["sigma_g2"][k].item(), post["sigma_e2"][k].item())
-        np.testing.assert_allclose(idata.log_likelihood["y"].values[0, [0, 77][k]], expected,
-                                   atol=1e-8)
+        expected = kref.dense_loo_pointwise(
+            idata.observed_data["y"].values,
+            Xf,
+            Kn,
+            beta,
+            post["sigma_g2"][k].item(),
+            post["sigma_e2"][k].item(),
+        )
+        np.testing.assert_allclose(
+            idata.log_likelihood["y"].values[0, [0, 77][k]], expected, atol=1e-8
+        )
     loo = az.loo(idata)
     assert np.isfinite(loo.elpd_loo)
 
 
 def test_sample__same_seed_same_result(idata, cohort):
     y, K, X = cohort
-    again = bl.sample(bl.kinship_model(y, K, X), draws=150, chains=2, tune=300, random_seed=3,
-                      sampler="pymc", progressbar=False)
+    again = bl.sample(
+        bl.kinship_model(y, K, X),
+        draws=150,
+        chains=2,
+        tune=300,
+        random_seed=3,
+        sampler="pymc",
+        progressbar=False,
+    )
     for name in ("h2", "beta", "u"):
         np.testing.assert_array_equal(again.posterior[name].values, idata.posterior[name].values)
 
@@ -80,7 +96,8 @@ def test_heritability__summary_columns(idata):
     table = bl.heritability(idata)
     assert list(table.index) == ["h2", "sigma_g2", "sigma_e2"]
     assert {"mean", "sd", "hdi_lower", "hdi_upper", "ess_bulk", "ess_tail", "r_hat"} <= set(
-        table.columns)
+        table.columns
+    )
     h2 = idata.posterior["h2"].values.ravel()
     assert table.loc["h2", "mean"] == pytest.approx(h2.mean())
     assert table.loc["h2", "hdi_lower"] < table.loc["h2", "mean"] < table.loc["h2", "hdi_upper"]
@@ -101,16 +118,31 @@ def test_map_estimate__equals_brute_force_on_dense_model(cohort):
 
     def negative(theta):
         h2, sigma_p = 1 / (1 + np.exp(-theta[0])), np.exp(theta[1])
-        return -logp({"h2_logodds__": np.log(h2 / (1 - h2)), "sigma_p_log__": np.log(sigma_p),
-                      "beta": theta[2:]})
+        return -logp(
+            {
+                "h2_logodds__": np.log(h2 / (1 - h2)),
+                "sigma_p_log__": np.log(sigma_p),
+                "beta": theta[2:],
+            }
+        )
 
     start = np.r_[0.0, np.log(np.std(y)), np.mean(y), 0.0]
-    best = optimize.minimize(negative, start, method="Nelder-Mead",
-                             options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 20000})
+    best = optimize.minimize(
+        negative,
+        start,
+        method="Nelder-Mead",
+        options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 20000},
+    )
     h2_ref = 1 / (1 + np.exp(-best.x[0]))
     assert mp.posterior["h2"].item() == pytest.approx(h2_ref, abs=2e-3)
     np.testing.assert_allclose(mp.posterior["beta"].values.ravel(), best.x[2:], atol=2e-3)
     # u at the MAP is the conditional mean (BLUP) of the dense formula
-    mean_u, _ = kref.conditional_u(y.values, Xf, Kn, mp.posterior["beta"].values.ravel(),
-                                   mp.posterior["sigma_g2"].item(), mp.posterior["sigma_e2"].item())
+    mean_u, _ = kref.conditional_u(
+        y.values,
+        Xf,
+        Kn,
+        mp.posterior["beta"].values.ravel(),
+        mp.posterior["sigma_g2"].item(),
+        mp.posterior["sigma_e2"].item(),
+    )
     np.testing.assert_allclose(mp.posterior["u"].values.ravel(), mean_u, atol=1e-8)

@@ -18,10 +18,19 @@ def _write_plink(prefix, G, iids=None, chrom=None):
     n, m = G.shape
     iids = iids if iids is not None else [f"s{i}" for i in range(n)]
     chrom = chrom if chrom is not None else ["1"] * m
-    to_bed(f"{prefix}.bed", G, properties={
-        "fid": iids, "iid": iids, "sid": [f"rs{j}" for j in range(m)], "chromosome": chrom,
-        "bp_position": list(range(1, m + 1)), "allele_1": ["A"] * m, "allele_2": ["G"] * m,
-    })
+    to_bed(
+        f"{prefix}.bed",
+        G,
+        properties={
+            "fid": iids,
+            "iid": iids,
+            "sid": [f"rs{j}" for j in range(m)],
+            "chromosome": chrom,
+            "bp_position": list(range(1, m + 1)),
+            "allele_1": ["A"] * m,
+            "allele_2": ["G"] * m,
+        },
+    )
     return str(prefix)
 
 
@@ -154,9 +163,15 @@ def test_grm__id_and_bin_disagree(tmp_path):
         read_grm(tmp_path / "k")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(n=st.integers(1, 9), m=st.integers(1, 6), seed=st.integers(0, 2**32 - 1),
-       missing=st.floats(0, 0.5))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    n=st.integers(1, 9),
+    m=st.integers(1, 6),
+    seed=st.integers(0, 2**32 - 1),
+    missing=st.floats(0, 0.5),
+)
 def test_read_plink__random_files_round_trip(tmp_path_factory, n, m, seed, missing):
     rng = np.random.default_rng(seed)
     G = rng.integers(0, 3, size=(n, m)).astype(float)
@@ -169,13 +184,17 @@ def test_read_plink__random_files_round_trip(tmp_path_factory, n, m, seed, missi
 
 
 @settings(max_examples=25, deadline=None)
-@given(values=st.lists(st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.just(None)),
-                       min_size=1, max_size=12))
+@given(
+    values=st.lists(
+        st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.just(None)), min_size=1, max_size=12
+    )
+)
 def test_read_table__random_columns_round_trip(tmp_path_factory, values):
     path = tmp_path_factory.mktemp("t") / "t.tsv"
     ids = [f"id{i}" for i in range(len(values))]
-    lines = ["FID\tIID\tv"] + [f"{i}\t{i}\t{'NA' if v is None else repr(v)}"
-                                for i, v in zip(ids, values, strict=True)]
+    lines = ["FID\tIID\tv"] + [
+        f"{i}\t{i}\t{'NA' if v is None else repr(v)}" for i, v in zip(ids, values, strict=True)
+    ]
     path.write_text("\n".join(lines) + "\n")
     t = read_table(path)
     expected = np.array([np.nan if v is None or v == -9 else v for v in values], dtype=float)

@@ -20,8 +20,10 @@ def _kinships(rng):
     dup = W @ W.T / 150
     dup[1], dup[:, 1] = dup[0], dup[0]
     dup[1, 1] = dup[0, 0]
-    return {name: K / np.mean(np.diag(K)) for name, K in
-            {"full": full, "low_rank": low, "duplicated": dup}.items()}
+    return {
+        name: K / np.mean(np.diag(K))
+        for name, K in {"full": full, "low_rank": low, "duplicated": dup}.items()
+    }
 
 
 def _random_points(model, rng, n=4):
@@ -66,20 +68,28 @@ def test_kinship_model__user_variance_priors_logp(rng, data):
     """Any positive PyMC distribution on sigma_g2 / sigma_e2: the prior terms are the user's."""
     y, X = data
     K = _kinships(rng)["full"]
-    priors = {"sigma_g2": pm.InverseGamma.dist(alpha=3.0, beta=2.0),
-              "sigma_e2": bl.Prior("HalfCauchy", beta=1.5)}
+    priors = {
+        "sigma_g2": pm.InverseGamma.dist(alpha=3.0, beta=2.0),
+        "sigma_e2": bl.Prior("HalfCauchy", beta=1.5),
+    }
     fast = bl.kinship_model(y, K, X[:, 1:], priors=priors)
     assert fast.bayeslmm.parametrization == "variance"
-    point = {"sigma_g2_log__": np.log(0.8), "sigma_e2_log__": np.log(1.1),
-             "beta": np.array([1.9, 0.4, -0.8])}
+    point = {
+        "sigma_g2_log__": np.log(0.8),
+        "sigma_e2_log__": np.log(1.1),
+        "beta": np.array([1.9, 0.4, -0.8]),
+    }
     from scipy import stats
 
     mu = X @ point["beta"]
     loglik = stats.multivariate_normal(mu, 0.8 * K + 1.1 * np.eye(len(y))).logpdf(y)
     sd_y = np.std(y, ddof=1)
     sd_x = np.std(X, axis=0, ddof=1)
-    prior_beta = stats.norm(np.r_[np.mean(y), 0, 0],
-                            np.r_[10 * sd_y, 10 * sd_y / sd_x[1:]]).logpdf(point["beta"]).sum()
+    prior_beta = (
+        stats.norm(np.r_[np.mean(y), 0, 0], np.r_[10 * sd_y, 10 * sd_y / sd_x[1:]])
+        .logpdf(point["beta"])
+        .sum()
+    )
     prior_g = stats.invgamma(3.0, scale=2.0).logpdf(0.8) + np.log(0.8)  # + log-Jacobian
     prior_e = stats.halfcauchy(scale=1.5).logpdf(1.1) + np.log(1.1)
     expected = loglik + prior_beta + prior_g + prior_e
@@ -121,8 +131,11 @@ def test_snp_model__explicit_v_logp_equals_dense(rng, data, m):
     G = rng.binomial(2, 0.4, size=(len(y), m)).astype(float)
     fast = bl.snp_model(y, G, X[:, 1:], marginalize=False)
     dense = sref.dense_snp_model(y, X, sref.standardize(G))
-    assert {v.name for v in fast.free_RVs} == {v.name for v in dense.free_RVs} == {
-        "beta", "h2", "sigma_p", "z"}
+    assert (
+        {v.name for v in fast.free_RVs}
+        == {v.name for v in dense.free_RVs}
+        == {"beta", "h2", "sigma_p", "z"}
+    )
     f_fast, f_dense = fast.compile_logp(), dense.compile_logp()
     for point in _random_points(fast, rng):
         assert f_fast(point) == pytest.approx(f_dense(point), rel=1e-9)

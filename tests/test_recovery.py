@@ -24,9 +24,15 @@ def test_sample__matches_exact_grid_posterior(sampler):
     X = np.column_stack([np.ones(150), data.X])
     grid, density = kref.grid_posterior_h2(data.y, X, K)
     exact = kref.grid_posterior_summary(grid, density)
-    idata = bl.sample(bl.kinship_model(data.y, K, data.X, priors="flat"), draws=2000,
-                      chains=4, random_seed=5, sampler=sampler, progressbar=False,
-                      random_effects=False)
+    idata = bl.sample(
+        bl.kinship_model(data.y, K, data.X, priors="flat"),
+        draws=2000,
+        chains=4,
+        random_seed=5,
+        sampler=sampler,
+        progressbar=False,
+        random_effects=False,
+    )
     mean, sd, mcse = _moments(idata)
     assert abs(mean - exact["mean"]) < 4 * mcse + 1e-3, (mean, exact, mcse)
     assert sd == pytest.approx(exact["sd"], rel=0.08)
@@ -40,8 +46,7 @@ def test_snp_model__explicit_v_equals_marginalized():
     fits = {}
     for marginalize in (True, False):
         model = bl.snp_model(data.y, data.G, marginalize=marginalize)
-        fits[marginalize] = bl.sample(model, draws=2000, chains=4, random_seed=6,
-                                      progressbar=False)
+        fits[marginalize] = bl.sample(model, draws=2000, chains=4, random_seed=6, progressbar=False)
     (m1, s1, e1), (m2, s2, e2) = _moments(fits[True]), _moments(fits[False])
     assert abs(m1 - m2) < 4 * np.hypot(e1, e2) + 1e-3, (m1, m2, e1, e2)
     assert s1 == pytest.approx(s2, rel=0.12)
@@ -53,8 +58,7 @@ def test_snp_model__explicit_v_equals_marginalized():
 
 def test_sample__recovers_simulated_h2():
     data = simulate(1500, 3000, 0.6, n_covariates=2, n_populations=2, seed=13)
-    idata = bl.sample(bl.kinship_model(data.y, data.K, data.X), random_seed=7,
-                      progressbar=False)
+    idata = bl.sample(bl.kinship_model(data.y, data.K, data.X), random_seed=7, progressbar=False)
     post = bl.heritability(idata).loc["h2"]
     assert post["r_hat"] <= 1.01 and post["ess_bulk"] > 1000
     assert post["hdi_lower"] < 0.6 < post["hdi_upper"]

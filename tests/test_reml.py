@@ -108,6 +108,7 @@ def test_reml__boundary_one_has_finite_se():
 
 # --- GEMMA 0.98.5 on the 1000 Genomes EUR example (tests/data/eur, frozen with its command) ---
 
+
 @pytest.fixture(scope="module")
 def eur():
     from tests.gemma_reference import EUR_DIR, read_gemma_log

@@ -48,8 +48,9 @@ def profile_loglik(h2, y, X, K, method="reml") -> float:
     s2 = rss / (n - d)
     logdet_xhx = np.linalg.slogdet(xtx_h)[1]
     logdet_xx = np.linalg.slogdet(X.T @ X)[1]
-    return float(-0.5 * ((n - d) * (LOG_2PI + np.log(s2)) + logdet_h + logdet_xhx - logdet_xx
-                         + (n - d)))
+    return float(
+        -0.5 * ((n - d) * (LOG_2PI + np.log(s2)) + logdet_h + logdet_xhx - logdet_xx + (n - d))
+    )
 
 
 def _gls(y, X, V):
@@ -84,9 +85,12 @@ def brute_force_fit(y, X, K, method="reml") -> dict:
     best = None
     for frac in (0.05, 0.3, 0.6, 0.95):
         start = np.log([frac * var_y, (1 - frac) * var_y])
-        res = optimize.minimize(lambda t: -_dense_objective(t, y, X, K, method), start,  # noqa: B023
-                                method="Nelder-Mead",
-                                options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 5000})
+        res = optimize.minimize(
+            lambda t: -_dense_objective(t, y, X, K, method),
+            start,  # noqa: B023
+            method="Nelder-Mead",
+            options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 5000},
+        )
         if best is None or res.fun < best.fun:
             best = res
     sg2, se2 = np.exp(best.x)
@@ -95,8 +99,12 @@ def brute_force_fit(y, X, K, method="reml") -> dict:
     values = np.array([profile_loglik(h, y, X, K, method) for h in grid])
     k = int(np.argmax(values))
     lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
-    res = optimize.minimize_scalar(lambda h: -profile_loglik(h, y, X, K, method),
-                                   bounds=(lo, hi), method="bounded", options={"xatol": 1e-12})
+    res = optimize.minimize_scalar(
+        lambda h: -profile_loglik(h, y, X, K, method),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
     h_best, l_best = (res.x, -res.fun) if -res.fun > values[k] else (grid[k], values[k])
     n, d = X.shape
     H = h_best * K + (1 - h_best) * np.eye(n)
@@ -106,8 +114,13 @@ def brute_force_fit(y, X, K, method="reml") -> dict:
     candidates.append((l_best, h_best, h_best * s2, (1 - h_best) * s2))
     loglik, h2, sg2, se2 = max(candidates, key=lambda c: c[0])
     beta = _gls(y, X, sg2 * K + se2 * np.eye(n))
-    return {"h2": float(h2), "sigma_g2": float(sg2), "sigma_e2": float(se2), "beta": beta,
-            "loglik": float(loglik)}
+    return {
+        "h2": float(h2),
+        "sigma_g2": float(sg2),
+        "sigma_e2": float(se2),
+        "beta": beta,
+        "loglik": float(loglik),
+    }
 
 
 def grid_posterior_h2(y, X, K, grid=None, prior=(1.0, 1.0)):
@@ -133,8 +146,12 @@ def grid_posterior_summary(grid, density) -> dict:
     sd = np.sqrt(np.trapezoid((grid - mean) ** 2 * density, grid))
     cdf = np.concatenate([[0.0], np.cumsum(np.diff(grid) * (density[1:] + density[:-1]) / 2)])
     cdf /= cdf[-1]
-    return {"mean": float(mean), "sd": float(sd), "q025": float(np.interp(0.025, cdf, grid)),
-            "q975": float(np.interp(0.975, cdf, grid))}
+    return {
+        "mean": float(mean),
+        "sd": float(sd),
+        "q025": float(np.interp(0.025, cdf, grid)),
+        "q975": float(np.interp(0.975, cdf, grid)),
+    }
 
 
 def conditional_u(y, X, K, beta, sigma_g2, sigma_e2):
@@ -194,11 +211,18 @@ def _variance_components(y, priors, parametrization):
 def dense_kinship_model(y, X, K, priors="default", parametrization="h2", covariates=None):
     """The literal PyMC model: y ~ MvNormal(Xβ, σg² K + σe² I), O(N³) per evaluation."""
     n, d = X.shape
-    coords = {"sample": np.arange(n),
-              "covariate": covariates or ["intercept"] + [f"x{j}" for j in range(1, d)]}
+    coords = {
+        "sample": np.arange(n),
+        "covariate": covariates or ["intercept"] + [f"x{j}" for j in range(1, d)],
+    }
     with pm.Model(coords=coords) as model:
         beta = _beta_prior(y, X, priors)
         sigma_g2, sigma_e2 = _variance_components(y, priors, parametrization)
-        pm.MvNormal("y", mu=pt.as_tensor(X) @ beta, cov=sigma_g2 * K + sigma_e2 * np.eye(n),
-                    observed=y, dims="sample")
+        pm.MvNormal(
+            "y",
+            mu=pt.as_tensor(X) @ beta,
+            cov=sigma_g2 * K + sigma_e2 * np.eye(n),
+            observed=y,
+            dims="sample",
+        )
     return model

@@ -23,16 +23,24 @@ def standardize(G):
 def dense_snp_model(y, X, W, priors="default", parametrization="h2"):
     """Explicit, non-centred v: z ~ N(0, I_M), v = σv z, y ~ N(Xβ + Wv, σe² I)."""
     n, m = W.shape
-    coords = {"sample": np.arange(n), "snp": np.arange(m),
-              "covariate": ["intercept"] + [f"x{j}" for j in range(1, X.shape[1])]}
+    coords = {
+        "sample": np.arange(n),
+        "snp": np.arange(m),
+        "covariate": ["intercept"] + [f"x{j}" for j in range(1, X.shape[1])],
+    }
     with pm.Model(coords=coords) as model:
         beta = _beta_prior(y, X, priors)
         sigma_g2, sigma_e2 = _variance_components(y, priors, parametrization)
         sigma_v = pm.Deterministic("sigma_v", pt.sqrt(sigma_g2 / m))
         z = pm.Normal("z", 0.0, 1.0, dims="snp")
         v = pm.Deterministic("v", sigma_v * z, dims="snp")
-        pm.Normal("y", mu=pt.as_tensor(X) @ beta + pt.as_tensor(W) @ v,
-                  sigma=pt.sqrt(sigma_e2), observed=y, dims="sample")
+        pm.Normal(
+            "y",
+            mu=pt.as_tensor(X) @ beta + pt.as_tensor(W) @ v,
+            sigma=pt.sqrt(sigma_e2),
+            observed=y,
+            dims="sample",
+        )
     return model
 
 
@@ -40,13 +48,20 @@ def dense_marginal_snp_model(y, X, W, priors="default", parametrization="h2"):
     """v integrated out: y ~ MvNormal(Xβ, σg² WW'/M + σe² I)."""
     n, m = W.shape
     K = W @ W.T / m
-    coords = {"sample": np.arange(n),
-              "covariate": ["intercept"] + [f"x{j}" for j in range(1, X.shape[1])]}
+    coords = {
+        "sample": np.arange(n),
+        "covariate": ["intercept"] + [f"x{j}" for j in range(1, X.shape[1])],
+    }
     with pm.Model(coords=coords) as model:
         beta = _beta_prior(y, X, priors)
         sigma_g2, sigma_e2 = _variance_components(y, priors, parametrization)
-        pm.MvNormal("y", mu=pt.as_tensor(X) @ beta, cov=sigma_g2 * K + sigma_e2 * np.eye(n),
-                    observed=y, dims="sample")
+        pm.MvNormal(
+            "y",
+            mu=pt.as_tensor(X) @ beta,
+            cov=sigma_g2 * K + sigma_e2 * np.eye(n),
+            observed=y,
+            dims="sample",
+        )
     return model
 
 

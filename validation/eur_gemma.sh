@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Regenerates the frozen peer-tool outputs in tests/data/eur/ from the 1000 Genomes EUR example.
+#   usage: bash validation/eur_gemma.sh [WORKDIR]     (needs apt: installs gemma, plink2, bolt-lmm)
+# Tests never run this: they read the frozen files. Re-run it to refresh them, then commit.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=${1:-$(mktemp -d)}
+bash "$here/../shared/data/fetch_eur_example.sh" "$work" >/dev/null
+out="$here/tests/data/eur"
+mkdir -p "$out/gemma" "$out/plink2"
+cd "$work"
+for s in eurA eurB; do
+  cp "$s".bed "$s".bim "$s".fam "$out/"
+  gemma -bfile "$s" -gk 2 -maf 0 -o "$s" >/dev/null     # standardized K -> output/$s.sXX.txt
+  gemma -bfile "$s" -gk 1 -maf 0 -o "$s" >/dev/null     # centered K     -> output/$s.cXX.txt
+  cov=""; [ "$s" = eurA ] && cov="-c covA.txt"
+  for k in sXX cXX; do
+    # shellcheck disable=SC2086
+    gemma -bfile "$s" -k "output/$s.$k.txt" $cov -lmm 4 -maf 0 -o "${s}_${k}_lmm4" >/dev/null
+    cp "output/${s}_${k}_lmm4.log.txt" "$out/gemma/"
+    gzip -9 -n -c "output/${s}_${k}_lmm4.assoc.txt" > "$out/gemma/${s}_${k}_lmm4.assoc.txt.gz"
+  done
+  plink2 --bfile "$s" --make-rel cov square --out "${s}_cov" >/dev/null
+  plink2 --bfile "$s" --make-rel square --out "${s}_std" >/dev/null
+  # 20×20 slices of each kinship, values exactly as the tools printed them
+  head -20 "output/$s.sXX.txt" | cut -f1-20 > "$out/gemma/$s.sXX.block20.tsv"
+  head -20 "output/$s.cXX.txt" | cut -f1-20 > "$out/gemma/$s.cXX.block20.tsv"
+  head -20 "${s}_cov.rel" | cut -f1-20 > "$out/plink2/$s.cov.block20.tsv"
+  head -20 "${s}_std.rel" | cut -f1-20 > "$out/plink2/$s.std.block20.tsv"
+  awk '{print $NR}' "output/$s.sXX.txt" > "$out/gemma/$s.sXX.diag.txt"
+  awk '{print $NR}' "output/$s.cXX.txt" > "$out/gemma/$s.cXX.diag.txt"
+  awk '{print $NR}' "${s}_cov.rel" > "$out/plink2/$s.cov.diag.txt"
+  awk '{print $NR}' "${s}_std.rel" > "$out/plink2/$s.std.diag.txt"
+done
+cp covA.txt "$out/"
+{ gemma 2>&1 | grep -i -m1 "version" || true; plink2 --version; } > "$out/VERSIONS.txt"
+echo "frozen outputs written to $out"
