@@ -1,4 +1,4 @@
-"""The ``bayeslmm`` command: ``demo`` and ``simulate`` (file inputs come with the data readers)."""
+"""The ``bayeslmm`` command: demo, simulate, grm, reml, h2."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bayeslmm._atomic import atomic_path
-from bayeslmm.errors import BayeslmmError
+from bayeslmm.errors import BayeslmmError, BayeslmmWarning
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -150,6 +151,169 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+KINSHIP_METHODS = ("standardized", "standardized_empirical", "centered", "ldak", "ibs")
+
+
+def _kinship_from_args(args: argparse.Namespace):
+    import bayeslmm as bl
+
+    if getattr(args, "grm", None):
+        return bl.read_grm(args.grm)
+    genotypes = _genotypes_from_args(args)
+    K = bl.kinship(
+        genotypes, args.kinship, alpha=args.alpha, maf=args.maf, max_missing=args.max_missing
+    )
+    qc = ", ".join(f"{k} {v}" for k, v in K.qc.items() if v)
+    print(f"Kinship ({args.kinship}) from {K.n_snps} SNPs × {len(K.samples)} samples [{qc}]")
+    return K
+
+
+def _genotypes_from_args(args: argparse.Namespace):
+    import bayeslmm as bl
+
+    if getattr(args, "bfile", None):
+        return bl.read_plink(args.bfile)
+    if getattr(args, "bimbam", None):
+        return bl.read_bimbam(args.bimbam, anno=args.anno)
+    raise BayeslmmError("give genotypes with --bfile PREFIX or --bimbam FILE (or --grm PREFIX).")
+
+
+def _phenotype_from_args(args: argparse.Namespace) -> pd.Series:
+    import bayeslmm as bl
+
+    if args.pheno is None:
+        if not getattr(args, "bfile", None):
+            raise BayeslmmError(
+                "give the phenotype with --pheno FILE (or use the .fam's 6th column with --bfile)."
+            )
+        genotypes = bl.read_plink(args.bfile)
+        return pd.Series(
+            genotypes.fam["phenotype"].to_numpy(), index=genotypes.samples, name="fam_phenotype"
+        )
+    table = bl.read_table(args.pheno)
+    if args.pheno_name:
+        if args.pheno_name not in table.columns:
+            raise BayeslmmError(
+                f"{args.pheno} has no column '{args.pheno_name}'; columns are "
+                f"{list(table.columns)}."
+            )
+        return table[args.pheno_name]
+    if table.shape[1] != 1:
+        raise BayeslmmError(
+            f"{args.pheno} has {table.shape[1]} phenotype columns "
+            f"{list(table.columns)}; choose one with --pheno-name."
+        )
+    return table.iloc[:, 0]
+
+
+def _covariates_from_args(args: argparse.Namespace) -> pd.DataFrame | None:
+    import bayeslmm as bl
+
+    if not args.covar:
+        return None
+    table = bl.read_table(
+        args.covar, columns=args.covar_name.split(",") if args.covar_name else None
+    )
+    if table.attrs.get("baselines"):
+        base = ", ".join(f"{k}={v}" for k, v in table.attrs["baselines"].items())
+        print(f"Categorical covariates as indicators (baseline: {base})")
+    return table
+
+
+def _grm(args: argparse.Namespace) -> int:
+    import bayeslmm as bl
+
+    K = _kinship_from_args(args)
+    bl.write_grm(K, args.out)
+    print(f"Wrote {args.out}.grm.bin, {args.out}.grm.id, {args.out}.grm.N.bin (GCTA binary GRM)")
+    return 0
+
+
+def _reml(args: argparse.Namespace) -> int:
+    import bayeslmm as bl
+
+    y = _phenotype_from_args(args)
+    X = _covariates_from_args(args)
+    K = _kinship_from_args(args)
+    fit = bl.reml(y, K, X, method=args.method)
+    print(fit)
+    print("\n" + fit.beta.to_frame().join(fit.beta_se).to_string(float_format=lambda v: f"{v:.5g}"))
+    if args.out:
+        table = fit.to_series()
+        with atomic_path(f"{args.out}.reml.tsv") as tmp:
+            table.to_csv(tmp, sep="\t", header=False)
+        print(f"Wrote {args.out}.reml.tsv")
+    return 0
+
+
+def _h2(args: argparse.Namespace) -> int:
+    import bayeslmm as bl
+    from bayeslmm.plots import plot_h2_posterior
+
+    y = _phenotype_from_args(args)
+    X = _covariates_from_args(args)
+    K = _kinship_from_args(args)
+    fit = bl.reml(y, K, X)
+    model = bl.kinship_model(y, K, X)
+    idata = bl.sample(
+        model,
+        draws=args.draws,
+        chains=args.chains,
+        tune=args.tune,
+        random_seed=args.seed,
+        sampler=args.sampler,
+        progressbar=not args.quiet,
+    )
+    print(bl.summary(idata))
+    print(f"REML: h2 = {fit.h2:.4f} (SE {fit.h2_se:.4f})")
+    out = Path(args.out)
+    with atomic_path(f"{out}.posterior.nc") as tmp:
+        idata.to_netcdf(str(tmp))
+    with atomic_path(f"{out}.h2.tsv") as tmp:
+        bl.heritability(idata).to_csv(tmp, sep="\t")
+    with atomic_path(f"{out}.h2.png") as tmp:
+        plot_h2_posterior(idata, fit, tmp)
+    print(f"Wrote {out}.posterior.nc (ArviZ InferenceData), {out}.h2.tsv, {out}.h2.png")
+    return 0
+
+
+def _add_inputs(parser: argparse.ArgumentParser, kinship_only: bool = False) -> None:
+    geno = parser.add_argument_group("genotypes or kinship")
+    geno.add_argument("--bfile", metavar="PREFIX", help="PLINK 1 binary fileset (.bed/.bim/.fam)")
+    geno.add_argument("--bimbam", metavar="FILE", help="BIMBAM mean-genotype file (GEMMA -g)")
+    geno.add_argument("--anno", metavar="FILE", help="BIMBAM SNP annotation (GEMMA -a)")
+    if not kinship_only:
+        geno.add_argument("--grm", metavar="PREFIX", help="GCTA binary GRM instead of genotypes")
+    kin = parser.add_argument_group("kinship construction (from genotypes)")
+    kin.add_argument(
+        "--kinship",
+        choices=KINSHIP_METHODS,
+        default="standardized",
+        help="standardized = GCTA GRM (default); standardized_empirical = GEMMA "
+        "-gk 2; centered = GEMMA -gk 1 = plink2 --make-rel cov; ldak; ibs",
+    )
+    kin.add_argument("--alpha", type=float, default=-1.0, help="LDAK scaling power [-1]")
+    kin.add_argument("--maf", type=float, default=0.0, help="drop SNPs with MAF below this [0]")
+    kin.add_argument(
+        "--max-missing",
+        type=float,
+        default=1.0,
+        help="drop SNPs with a larger share of missing calls [1]",
+    )
+    if kinship_only:
+        return
+    phe = parser.add_argument_group("phenotype and covariates")
+    phe.add_argument(
+        "--pheno",
+        metavar="FILE",
+        help="phenotype table (FID IID values, or CSV/TSV "
+        "with a header); default: the .fam's 6th column",
+    )
+    phe.add_argument("--pheno-name", metavar="COL", help="phenotype column to analyse")
+    phe.add_argument("--covar", metavar="FILE", help="covariate table (an intercept is added)")
+    phe.add_argument("--covar-name", metavar="A,B", help="covariate columns to use [all]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayeslmm`` command."""
     parser = argparse.ArgumentParser(
@@ -192,14 +356,60 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--n-chromosomes", type=int, default=1)
     sim.add_argument("--seed", type=int, default=None)
     sim.set_defaults(func=_simulate)
+    grm = sub.add_parser(
+        "grm",
+        help="build a kinship matrix and write it as a GCTA binary GRM",
+        description="Stream the genotypes in SNP chunks and write PREFIX.grm.bin/.grm.id/"
+        ".grm.N.bin (GCTA format).",
+    )
+    _add_inputs(grm, kinship_only=True)
+    grm.add_argument("--out", required=True, metavar="PREFIX")
+    grm.set_defaults(func=_grm)
+    reml = sub.add_parser(
+        "reml",
+        help="REML estimate of SNP-heritability (GCTA --reml / GEMMA -lmm style)",
+        description="Profiled REML (or ML) of h² = σg²/(σg²+σe²) with K normalized to mean "
+        "diagonal 1; samples are matched by IID across files.",
+    )
+    _add_inputs(reml)
+    reml.add_argument("--method", choices=["reml", "ml"], default="reml")
+    reml.add_argument("--out", metavar="PREFIX", help="write PREFIX.reml.tsv")
+    reml.set_defaults(func=_reml)
+    h2 = sub.add_parser(
+        "h2",
+        help="posterior of SNP-heritability by NUTS, next to REML",
+        description="Sample the posterior of h² (default priors: h² ~ Beta(1,1), σp ~ "
+        "HalfStudentT(3, sd(y))); write the InferenceData, a summary and a plot.",
+    )
+    _add_inputs(h2)
+    h2.add_argument(
+        "--out",
+        required=True,
+        metavar="PREFIX",
+        help="writes PREFIX.posterior.nc, PREFIX.h2.tsv, PREFIX.h2.png",
+    )
+    h2.add_argument("--draws", type=int, default=1000)
+    h2.add_argument("--tune", type=int, default=1000)
+    h2.add_argument("--chains", type=int, default=4)
+    h2.add_argument("--seed", type=int, default=None)
+    h2.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie")
+    h2.add_argument("--quiet", action="store_true", help="no progress bar")
+    h2.set_defaults(func=_h2)
     return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"bayeslmm: {category.__name__}: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; errors the user can fix are printed without a traceback."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", BayeslmmWarning)  # shown, never raised
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except BayeslmmError as exc:
         print(f"bayeslmm {args.command}: error: {exc}", file=sys.stderr)
         return 2

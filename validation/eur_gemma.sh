@@ -32,6 +32,6 @@ for s in eurA eurB; do
   awk '{print $NR}' "${s}_cov.rel" > "$out/plink2/$s.cov.diag.txt"
   awk '{print $NR}' "${s}_std.rel" > "$out/plink2/$s.std.diag.txt"
 done
-cp covA.txt "$out/"
+cp covA.txt EUR_subset.pheno2.covars "$out/"
 { gemma 2>&1 | grep -i -m1 "version" || true; plink2 --version; } > "$out/VERSIONS.txt"
 echo "frozen outputs written to $out"
