@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bayeslmm._data import Prepared, prepare
-from bayeslmm.errors import InputError
+from bayeslmm.errors import DataWarning, InputError
 from bayeslmm.spectral import (
     Spectral,
     check_kinship,
@@ -80,6 +81,8 @@ def genotype_inputs(
     y: Any, W: Any, X: Any = None, *, standardize_snps: bool = True, normalize: bool = True
 ) -> tuple[Prepared, np.ndarray, list[str], Spectral]:
     """Align y, X with the genotype matrix W; return the prepared data, the W used and SNP names."""
+    if hasattr(W, "read") and hasattr(W, "snps") and hasattr(W, "samples"):  # Genotypes
+        W = pd.DataFrame(W.read(), index=W.samples, columns=W.snps["snp"].astype(str))
     if isinstance(W, pd.DataFrame):
         snps = [str(c) for c in W.columns]
         values = W.to_numpy(dtype=float)
@@ -93,11 +96,22 @@ def genotype_inputs(
         snps = [f"snp{j + 1}" for j in range(values.shape[1])]
     prepared = prepare(y, X, W, genetic_name="W", square=False)
     values = values[prepared.rows]
-    if not np.isfinite(values).all():
-        raise InputError(
-            "W has missing (NaN) or infinite genotypes; impute them (e.g. by the SNP mean) "
-            "before building the SNP model."
+    if np.isinf(values).any():
+        raise InputError("W has infinite genotypes; fix them (NaN marks a missing call).")
+    missing = np.isnan(values)
+    if missing.any():
+        if missing.all(axis=0).any():
+            raise InputError(
+                f"{int(missing.all(axis=0).sum())} SNPs have no observed genotype in the samples "
+                "analysed; remove them."
+            )
+        warnings.warn(
+            f"{int(missing.sum())} missing genotype calls in {int(missing.any(axis=0).sum())} "
+            "SNPs were imputed by the SNP mean.",
+            DataWarning,
+            stacklevel=3,
         )
+        values = np.where(missing, np.nanmean(values, axis=0), values)
     if standardize_snps:
         values = standardize(values)
     spectral = spectral_from_genotypes(values, normalize=normalize)

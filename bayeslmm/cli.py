@@ -190,19 +190,18 @@ def _phenotype_from_args(args: argparse.Namespace) -> pd.Series:
         return pd.Series(
             genotypes.fam["phenotype"].to_numpy(), index=genotypes.samples, name="fam_phenotype"
         )
-    table = bl.read_table(args.pheno)
-    if args.pheno_name:
-        if args.pheno_name not in table.columns:
+    if not args.pheno_name:
+        columns = list(bl.read_table(args.pheno).columns)
+        if len(columns) != 1:
             raise BayeslmmError(
-                f"{args.pheno} has no column '{args.pheno_name}'; columns are "
-                f"{list(table.columns)}."
+                f"{args.pheno} has {len(columns)} phenotype columns {columns}; "
+                "choose one with --pheno-name."
             )
-        return table[args.pheno_name]
-    if table.shape[1] != 1:
-        raise BayeslmmError(
-            f"{args.pheno} has {table.shape[1]} phenotype columns "
-            f"{list(table.columns)}; choose one with --pheno-name."
-        )
+    table = bl.read_table(
+        args.pheno, columns=[args.pheno_name] if args.pheno_name else None, numeric=True
+    )
+    if args.pheno_name and args.pheno_name not in table.columns:
+        raise BayeslmmError(f"{args.pheno} has no column '{args.pheno_name}'.")
     return table.iloc[:, 0]
 
 

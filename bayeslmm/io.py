@@ -319,6 +319,7 @@ def read_table(
     id_column: str | None = None,
     missing: Sequence[str] = MISSING,
     categorical: Sequence[str] | None = None,
+    numeric: bool = False,
 ) -> pd.DataFrame:
     """Read a phenotype or covariate table indexed by sample ID.
 
@@ -336,6 +337,9 @@ def read_table(
     categorical : sequence of str, optional
         Columns to encode as indicators even if numeric. Non-numeric columns always are: one
         column per level but the first (the baseline, recorded in ``table.attrs["baselines"]``).
+    numeric : bool
+        Require numbers (phenotypes): a non-numeric value is an InputError naming the column,
+        line and value instead of a categorical encoding.
 
     Returns
     -------
@@ -387,8 +391,14 @@ def read_table(
     for col in keep:
         raw = table[col].astype(str).str.strip()
         is_missing = raw.isin(list(missing))
-        numeric = pd.to_numeric(raw.where(~is_missing), errors="coerce")
-        bad = numeric.isna() & ~is_missing
+        as_number = pd.to_numeric(raw.where(~is_missing), errors="coerce")
+        bad = as_number.isna() & ~is_missing
+        if numeric and bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(
+                f"{path}: column '{col}' is not numeric: line {row + 1 + int(header)} has "
+                f"{raw.iloc[row]!r}; phenotypes must be numbers (missing: NA or -9)."
+            )
         if col in categorical or bad.any():
             levels = sorted(raw[~is_missing].unique())
             if len(levels) < 2:
@@ -397,7 +407,7 @@ def read_table(
             for level in levels[1:]:
                 out[f"{col}[{level}]"] = np.where(is_missing, np.nan, (raw == level).astype(float))
         else:
-            out[col] = numeric.to_numpy(dtype=float)
+            out[col] = as_number.to_numpy(dtype=float)
     frame = pd.DataFrame(out, index=pd.Index(ids.to_numpy(), name="sample"))
     frame.attrs["baselines"] = baselines
     frame.attrs["source"] = str(path)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import blas
 
 from bayeslmm.errors import InputError
 from bayeslmm.io import DEFAULT_CHUNK, Genotypes, Index, _as_index
@@ -205,8 +206,8 @@ def _accumulate(
     n = sample_idx.size
     chrom = genotypes.snps["chrom"].astype(str).to_numpy()
     keys = list(dict.fromkeys(chrom[snp_idx])) if by_chromosome else ["all"]
-    _check_memory(n, len(keys), chunk_size)
-    sums = {k: _Sums(cross=np.zeros((n, n))) for k in keys}
+    _check_memory(n, len(keys) + (2 if by_chromosome else 0), chunk_size)
+    sums = {k: _Sums(cross=np.zeros((n, n), order="F")) for k in keys}
     qc = {
         "snps_in": int(snp_idx.size),
         "all_missing": 0,
@@ -241,8 +242,9 @@ def _accumulate(
             z, w, diag_terms = _transform(
                 sub, method, alpha, None if w_block is None else w_block[cols]
             )
-            zw = z * np.sqrt(w)
-            acc.cross += zw @ zw.T
+            zw = np.asfortranarray(z * np.sqrt(w))
+            # in place, upper triangle only: C ← C + Z Z' (BLAS syrk; no N×N temporary)
+            acc.cross = blas.dsyrk(1.0, zw, beta=1.0, c=acc.cross, overwrite_c=1)
             acc.weight += float(w.sum())
             if diag_terms is not None:
                 acc.diag = (0 if acc.diag is None else acc.diag) + diag_terms.sum(axis=1)
@@ -266,14 +268,38 @@ def _ibs_update(acc: _Sums, block: np.ndarray) -> None:
     acc.weight += block.shape[1]
 
 
+def _symmetric(upper: np.ndarray) -> np.ndarray:
+    """Fill the lower triangle from the upper one (syrk writes the upper only), in place."""
+    rows, cols = np.tril_indices(upper.shape[0], -1)
+    upper[rows, cols] = upper[cols, rows]
+    return upper
+
+
 def _finish(total: _Sums, method: str) -> np.ndarray:
     if method == "ibs":
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(total.pairs > 0, total.cross / total.pairs, 0.0)
-    K = total.cross / total.weight
+    K = _symmetric(total.cross)
+    K /= total.weight
     if method == "standardized" and total.diag is not None:
         np.fill_diagonal(K, 1 + total.diag / np.maximum(total.diag_count, 1))
     return K
+
+
+def _subtract(total: _Sums, part: _Sums) -> _Sums:
+    """The sums of every chromosome but one: total − part (new arrays)."""
+
+    def minus(name: str) -> Any:
+        a, b = getattr(total, name), getattr(part, name)
+        return None if a is None else a - (0 if b is None else b)
+
+    return _Sums(
+        cross=total.cross - part.cross,
+        weight=total.weight - part.weight,
+        diag=minus("diag"),
+        diag_count=minus("diag_count"),
+        pairs=minus("pairs"),
+    )
 
 
 def _combine(parts: list[_Sums]) -> _Sums:
@@ -435,7 +461,8 @@ def loco_kinships(
     Notes
     -----
     The pass keeps the per-chromosome sums S_c = Σ_{j∈c} w_j z_j z_j' (memory: one N×N matrix
-    per chromosome); then K_{−c} = (Σ_k S_k − S_c) / (Σ_k W_k − W_c), without re-reading.
+    per chromosome, checked before allocating); then K_{−c} = (Σ_k S_k − S_c) / (Σ_k W_k − W_c),
+    without re-reading the genotypes.
     """
     genotypes, weights, snp_idx, sample_idx = _validate(
         method, genotypes, weights, maf, max_missing, snps, samples
@@ -459,9 +486,10 @@ def loco_kinships(
         )
     fid = genotypes.fam["fid"].to_numpy(dtype=str)[sample_idx]
     chrom = genotypes.snps["chrom"].astype(str).to_numpy()[snp_idx]
+    total = _combine(list(sums.values()))
     out = {}
-    for key in sums:
-        rest = _combine([s for k, s in sums.items() if k != key])
+    for key, part in sums.items():
+        rest = _subtract(total, part)
         used = int((chrom != key).sum())
         out[key] = Kinship(
             matrix=_finish(rest, method),

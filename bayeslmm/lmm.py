@@ -213,8 +213,9 @@ def snp_model(
     y
         Phenotype [shape: (n_samples,)].
     W
-        Genotypes [shape: (n_samples, n_snps)], complete (impute missing calls first): array
-        or DataFrame indexed by sample ID with SNP names as columns.
+        Genotypes [shape: (n_samples, n_snps)]: array, DataFrame indexed by sample ID with SNP
+        names as columns, or :class:`~bayeslmm.Genotypes`. Missing calls (NaN) are imputed by
+        the SNP mean, with a DataWarning.
     X
         Covariates; None means intercept only.
     priors

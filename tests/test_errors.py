@@ -165,10 +165,18 @@ def test_kinship_model__invalid_parametrization(data):
         bl.kinship_model(y, K, X, parametrization="sd")
 
 
-def test_snp_model__missing_genotypes(small):
+def test_snp_model__missing_genotypes_imputed_with_warning(small):
     G = small.G.copy()
     G[0, 0] = np.nan
-    with pytest.raises(InputError, match="impute"):
+    with pytest.warns(bl.DataWarning, match="1 missing genotype calls in 1 SNPs were imputed"):
+        model = bl.snp_model(small.y, G)
+    filled = G.copy()
+    filled[0, 0] = np.nanmean(G[:, 0])
+    ref = bl.snp_model(small.y, filled)
+    point = ref.initial_point()
+    assert model.compile_logp()(point) == pytest.approx(ref.compile_logp()(point))
+    G[:, 3] = np.nan
+    with pytest.raises(InputError, match="1 SNPs have no observed genotype"):
         bl.snp_model(small.y, G)
 
 

@@ -133,6 +133,12 @@ def test_read_table__csv_with_categorical(tmp_path):
     assert t.loc["x", "site[north]"] == 1.0 and t.loc["z", "site[south]"] == 0.0
 
 
+def test_read_table__non_numeric_phenotype_names_line(tmp_path):
+    (tmp_path / "p.tsv").write_text("FID\tIID\theight\n1\ta\t1.7\n2\tb\ttall\n")
+    with pytest.raises(InputError, match="column 'height' is not numeric: line 3 has 'tall'"):
+        read_table(tmp_path / "p.tsv", numeric=True)
+
+
 def test_read_table__duplicate_ids_and_missing_column(tmp_path):
     (tmp_path / "d.tsv").write_text("FID\tIID\th\n1\ta\t1\n2\ta\t2\n")
     with pytest.raises(InputError, match=r"duplicated sample IDs \['a'\]"):

@@ -139,3 +139,16 @@ def test_snp_model__explicit_v_logp_equals_dense(rng, data, m):
     f_fast, f_dense = fast.compile_logp(), dense.compile_logp()
     for point in _random_points(fast, rng):
         assert f_fast(point) == pytest.approx(f_dense(point), rel=1e-9)
+
+
+def test_snp_model__genotypes_object_equals_kinship_model_by_id():
+    """Genotypes read from PLINK, phenotype shuffled by ID: SNP form = kinship form (-gk 2)."""
+    from tests.gemma_reference import EUR_DIR
+
+    g = bl.read_plink(EUR_DIR / "eurB")
+    y = pd.Series(g.fam["phenotype"].to_numpy(), index=g.samples).sample(frac=1, random_state=2)
+    snp = bl.snp_model(y, g)
+    kin = bl.kinship_model(y, bl.kinship(g, "standardized_empirical"))
+    point = kin.initial_point()
+    assert snp.compile_logp()(point) == pytest.approx(kin.compile_logp()(point), rel=1e-9)
+    assert list(snp.coords["snp"][:2]) == list(g.snps["snp"][:2])
