@@ -145,49 +145,80 @@ class _Sums:
     pairs: np.ndarray | None = None
 
 
-def _transform(
-    block: np.ndarray, method: str, alpha: float, weights: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Per-SNP transform of an imputed block; returns z, per-SNP weights, GCTA diagonal terms."""
-    observed = ~np.isnan(block)
-    count = observed.sum(axis=0)
-    mean = np.where(count > 0, np.nansum(block, axis=0) / np.maximum(count, 1), 0.0)
-    filled = np.where(observed, block, mean)
-    centred = filled - mean
+def _runs(labels: np.ndarray) -> list[tuple[str, slice]]:
+    """Contiguous runs of equal labels: [(label, slice)], so that blocks split into views."""
+    if labels.size == 0:
+        return []
+    edges = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    starts = np.r_[0, edges]
+    stops = np.r_[edges, labels.size]
+    return [(str(labels[a]), slice(a, b)) for a, b in zip(starts, stops, strict=True)]
+
+
+def _prepare_block(
+    block: np.ndarray, maf: float, max_missing: float, qc: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Impute and centre a block in place; drop SNPs failing QC.
+
+    Returns the centred block (column-major), the kept columns, p (allele frequency) and the
+    positions of the missing calls (rows, cols) in the returned block.
+    """
+    missing = np.isnan(block)
+    count = block.shape[0] - missing.sum(axis=0)
+    np.copyto(block, 0.0, where=missing)
+    mean = block.sum(axis=0) / np.maximum(count, 1)
+    np.copyto(block, mean, where=missing)  # mean imputation
+    block -= mean
+    sum_sq = np.einsum("ij,ij->j", block, block)
     p = mean / 2
-    w = np.ones(block.shape[1]) if weights is None else weights
-    diag_terms = None
-    if method == "centered":
-        z = centred
-    elif method == "standardized_empirical":
-        z = centred / filled.std(axis=0)
-    elif method == "standardized":
-        var = 2 * p * (1 - p)
-        z = centred / np.sqrt(var)
-        x = np.where(observed, block, 0.0)
-        diag_terms = np.where(observed, (x**2 - (1 + 2 * p) * x + 2 * p**2) / var, 0.0)
-    elif method == "ldak":
-        z = centred * (2 * p * (1 - p)) ** (alpha / 2)
-    else:  # pragma: no cover - checked by the caller
-        raise InputError(f"unknown method {method!r}")
-    return z, w, diag_terms
-
-
-def _snp_filter(block: np.ndarray, maf: float, max_missing: float) -> dict[str, np.ndarray]:
-    observed = ~np.isnan(block)
-    count = observed.sum(axis=0)
-    missing_rate = 1 - count / block.shape[0]
-    p = np.nansum(block, axis=0) / np.maximum(count, 1) / 2
-    high = np.where(observed, block, -np.inf).max(axis=0, initial=-np.inf)
-    low = np.where(observed, block, np.inf).min(axis=0, initial=np.inf)
-    spread = np.where(count > 0, high - low, 0.0)
     reasons = {
         "all_missing": count == 0,
-        "monomorphic": (count > 0) & ~(spread > 0),
-        "missingness": (count > 0) & (missing_rate > max_missing),
+        "monomorphic": (count > 0) & (sum_sq <= 1e-12 * block.shape[0]),
+        "missingness": (count > 0) & (1 - count / block.shape[0] > max_missing),
         "maf": (count > 0) & (np.minimum(p, 1 - p) < maf),
     }
-    return reasons
+    drop = np.zeros(block.shape[1], bool)
+    for reason, mask in reasons.items():
+        qc[reason] += int((mask & ~drop).sum())
+        drop |= mask
+    keep = np.flatnonzero(~drop)
+    if drop.any():
+        block = np.asfortranarray(block[:, keep])
+        missing = missing[:, keep]
+        p = p[keep]
+    return block, keep, p, missing
+
+
+def _add_block(
+    acc: _Sums,
+    z: np.ndarray,
+    p: np.ndarray,
+    missing: np.ndarray,
+    method: str,
+    alpha: float,
+    weights: np.ndarray | None,
+) -> None:
+    """Scale a centred block in place for the method and add Σ w z z' to the accumulator."""
+    n = z.shape[0]
+    if method == "standardized":
+        var = 2 * p * (1 - p)
+        # GCTA's diagonal over observed calls; with c = x − 2p the term is c² + (2p − 1)c − var
+        diag = np.einsum("ij,ij,j->i", z, z, 1 / var) + z @ ((2 * p - 1) / var)
+        rows = np.nonzero(missing)[0]
+        observed = z.shape[1] - np.bincount(rows, minlength=n)
+        acc.diag = (0 if acc.diag is None else acc.diag) + diag - observed
+        acc.diag_count = (0 if acc.diag_count is None else acc.diag_count) + observed
+        z /= np.sqrt(var)
+    elif method == "standardized_empirical":
+        z /= np.sqrt(np.einsum("ij,ij->j", z, z) / n)
+    elif method == "ldak":
+        z *= (2 * p * (1 - p)) ** (alpha / 2)
+    w = np.ones(z.shape[1]) if weights is None else weights
+    if weights is not None:
+        z *= np.sqrt(weights)
+    # in place, upper triangle only: C ← C + Z Z' (BLAS syrk; no N×N temporary)
+    acc.cross = blas.dsyrk(1.0, z, beta=1.0, c=acc.cross, overwrite_c=1)
+    acc.weight += float(w.sum())
 
 
 def _accumulate(
@@ -216,40 +247,23 @@ def _accumulate(
         "maf": 0,
     }
     for block_idx, block in genotypes.chunks(chunk_size, snp_idx, sample_idx):
-        reasons = _snp_filter(block, maf, max_missing)
-        drop = np.zeros(block.shape[1], bool)
-        for reason, mask in reasons.items():
-            qc[reason] += int((mask & ~drop).sum())
-            drop |= mask
+        block = np.asfortranarray(block)
         if method == "ibs":
             invalid = ~np.isnan(block) & ~np.isin(block, (0.0, 1.0, 2.0))
             if invalid.any():
                 raise InputError("IBS kinship needs hard calls 0/1/2; these genotypes are dosages.")
-        keep = ~drop
-        block, block_idx = block[:, keep], block_idx[keep]
-        if block.shape[1] == 0:
+            raw = block.copy()
+        block, keep, p, missing = _prepare_block(block, maf, max_missing, qc)
+        if keep.size == 0:
             continue
-        w_block = None if weights is None else weights[block_idx]
-        for key in keys:
-            cols = slice(None) if key == "all" else chrom[block_idx] == key
-            sub = block[:, cols]
-            if sub.shape[1] == 0:
-                continue
-            acc = sums[key]
+        labels = chrom[block_idx[keep]] if by_chromosome else np.full(keep.size, "all")
+        for key, cols in _runs(labels):
             if method == "ibs":
-                _ibs_update(acc, sub)
+                _ibs_update(sums[key], raw[:, keep[cols]])
                 continue
-            z, w, diag_terms = _transform(
-                sub, method, alpha, None if w_block is None else w_block[cols]
-            )
-            zw = np.asfortranarray(z * np.sqrt(w))
-            # in place, upper triangle only: C ← C + Z Z' (BLAS syrk; no N×N temporary)
-            acc.cross = blas.dsyrk(1.0, zw, beta=1.0, c=acc.cross, overwrite_c=1)
-            acc.weight += float(w.sum())
-            if diag_terms is not None:
-                acc.diag = (0 if acc.diag is None else acc.diag) + diag_terms.sum(axis=1)
-                observed = (~np.isnan(sub)).sum(axis=1)
-                acc.diag_count = (0 if acc.diag_count is None else acc.diag_count) + observed
+            w = None if weights is None else weights[block_idx[keep[cols]]]
+            _add_block(sums[key], block[:, cols], p[cols], missing[:, cols], method, alpha, w)
+        del block, missing  # free this chunk before the next one is read
     qc["used"] = qc["snps_in"] - sum(
         qc[r] for r in ("all_missing", "monomorphic", "missingness", "maf")
     )
@@ -270,8 +284,12 @@ def _ibs_update(acc: _Sums, block: np.ndarray) -> None:
 
 def _symmetric(upper: np.ndarray) -> np.ndarray:
     """Fill the lower triangle from the upper one (syrk writes the upper only), in place."""
-    rows, cols = np.tril_indices(upper.shape[0], -1)
-    upper[rows, cols] = upper[cols, rows]
+    n, step = upper.shape[0], 512
+    for i0 in range(0, n, step):  # row blocks: temporaries of step × n, not n × n
+        i1 = min(i0 + step, n)
+        upper[i0:i1, :i0] = upper[:i0, i0:i1].T
+        diagonal = upper[i0:i1, i0:i1]
+        diagonal[...] = np.triu(diagonal) + np.triu(diagonal, 1).T
     return upper
 
 
