@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections import OrderedDict
 from typing import Any
 
 import arviz as az
@@ -20,6 +21,7 @@ from bayeslmm._version import __version__
 from bayeslmm.effects import draw_u, draw_v, loo_pointwise
 from bayeslmm.errors import InputError, SamplingWarning
 from bayeslmm.lmm import ModelInfo
+from bayeslmm.priors import describe
 
 #: Above this many numbers (draws × samples or SNPs) random effects are not stored.
 MAX_EFFECT_VALUES = 100_000_000
@@ -155,6 +157,44 @@ def _check_convergence(idata: az.InferenceData) -> None:
         )
 
 
+#: nutpie compilations kept for reuse in this process, by model structure (see _signature).
+_COMPILED: OrderedDict[tuple, Any] = OrderedDict()
+MAX_COMPILED = 8
+
+
+def _signature(model: pm.Model, info: ModelInfo) -> tuple:
+    """What the compiled code depends on: model form, prior families and data shapes."""
+    priors = tuple(
+        (name, prior.signature() if hasattr(prior, "signature") else describe(prior))
+        for name, prior in sorted(info.priors.items())
+    )
+    shapes = tuple((v.name, v.get_value().shape) for v in model.data_vars)
+    return info.form, info.parametrization, info.marginalize, priors, shapes
+
+
+def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> Any:
+    """Compile with nutpie once per model structure; later fits swap in their data.
+
+    Notes
+    -----
+    Compilation (numba) takes ~10 s and sampling well under a second for our models, so refits
+    to another phenotype, another K of the same size or a LOCO K reuse the compiled function
+    through ``with_data`` (every data-dependent number in the graph is a ``pm.Data``).
+    """
+    import nutpie
+
+    key = _signature(model, info)
+    data = {v.name: v.get_value() for v in model.data_vars}
+    if key in _COMPILED:
+        _COMPILED.move_to_end(key)
+        return _COMPILED[key].with_data(**data)
+    compiled = nutpie.compile_pymc_model(model, freeze_model=False)
+    _COMPILED[key] = compiled
+    while len(_COMPILED) > MAX_COMPILED:
+        _COMPILED.popitem(last=False)
+    return compiled
+
+
 def sample(
     model: pm.Model,
     draws: int = 1000,
@@ -211,7 +251,7 @@ def sample(
     if sampler == "nutpie":
         import nutpie
 
-        compiled = nutpie.compile_pymc_model(model)
+        compiled = _compiled_nutpie(model, info)
         kwargs = {"target_accept": target_accept} if target_accept else {}
         raw = nutpie.sample(
             compiled,
@@ -238,7 +278,11 @@ def sample(
             idata_kwargs={"log_likelihood": False},
             **kwargs,
         )
-    raw = az.InferenceData(posterior=_clean_posterior(raw.posterior), sample_stats=raw.sample_stats)
+    posterior = _clean_posterior(raw.posterior)
+    posterior = posterior.assign_coords(
+        {dim: list(model.coords[dim]) for dim in posterior.dims if dim in model.coords}
+    )
+    raw = az.InferenceData(posterior=posterior, sample_stats=raw.sample_stats)
     idata = _add_groups(raw, info, rng, random_effects)
     idata.attrs["sampler"] = sampler
     idata.attrs["random_seed"] = "" if random_seed is None else int(random_seed)

@@ -101,12 +101,23 @@ class Prior:
         Notes
         -----
         ``Jeffreys`` is built as ``log_<name> ~ Flat`` with ``name = exp(log_<name>)``: a flat
-        density on log x is the density ∝ 1/x on x.
+        density on log x is the density ∝ 1/x on x. Numeric parameters become ``pm.Data``
+        containers named ``<name>_<parameter>``, so that a compiled model can be refitted to
+        another phenotype (whose data-scaled default priors differ) without recompiling.
         """
         if self.distribution == "Jeffreys":
             log_x = pm.Flat(f"log_{name}", dims=dims)
             return pm.Deterministic(name, pt.exp(log_x), dims=dims)
-        return getattr(pm, self.distribution)(name, **self.params, dims=dims)
+        params = {
+            key: pm.Data(f"{name}_{key}", np.asarray(value, dtype=float))
+            if isinstance(value, int | float | np.ndarray | np.number) else value
+            for key, value in self.params.items()
+        }
+        return getattr(pm, self.distribution)(name, **params, dims=dims)
+
+    def signature(self) -> tuple:
+        """The structure of the prior (family and parameter names), not its values."""
+        return (self.distribution, tuple(sorted(self.params)))
 
 
 PriorLike = Prior | pt.TensorVariable
