@@ -6,7 +6,9 @@ so that moving to PyMC 6 / ArviZ 1 touches two files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 import warnings
 from collections import OrderedDict
 from typing import Any
@@ -184,15 +186,37 @@ def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> Any:
     import nutpie
 
     key = _signature(model, info)
-    data = {v.name: v.get_value() for v in model.data_vars}
-    if key in _COMPILED:
-        _COMPILED.move_to_end(key)
-        return _COMPILED[key].with_data(**data)
-    compiled = nutpie.compile_pymc_model(model, freeze_model=False)
-    _COMPILED[key] = compiled
-    while len(_COMPILED) > MAX_COMPILED:
-        _COMPILED.popitem(last=False)
-    return compiled
+    if key not in _COMPILED:
+        _COMPILED[key] = nutpie.compile_pymc_model(model, freeze_model=False)
+        while len(_COMPILED) > MAX_COMPILED:
+            _COMPILED.popitem(last=False)
+    _COMPILED.move_to_end(key)
+    compiled = _COMPILED[key].with_data(**{v.name: v.get_value() for v in model.data_vars})
+    # The initial point (support point of each prior, jittered) is compiled from the model it
+    # was built with; take it from this model, so that a reused compilation gives the same
+    # draws as a fresh one for the same seed.
+    return dataclasses.replace(compiled, initial_point_func=_initial_point_function(model))
+
+
+def _initial_point_function(model: pm.Model) -> Any:
+    """Seed → flat initial point on the unconstrained scale, as nutpie expects it."""
+    from pymc.initial_point import make_initial_point_fn
+
+    point_fn = make_initial_point_fn(
+        model=model,
+        default_strategy="support_point",
+        jitter_rvs=set(model.free_RVs),
+        return_transformed=True,
+    )
+    names = [v.name for v in model.value_vars]
+    lock = threading.Lock()  # nutpie calls it from its sampling threads
+
+    def flat(seed: Any = None) -> np.ndarray:
+        with lock:
+            point = point_fn(seed)
+        return np.concatenate([np.ravel(np.asarray(point[n], dtype="float64")) for n in names])
+
+    return flat
 
 
 def sample(

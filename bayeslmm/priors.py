@@ -110,7 +110,8 @@ class Prior:
             return pm.Deterministic(name, pt.exp(log_x), dims=dims)
         params = {
             key: pm.Data(f"{name}_{key}", np.asarray(value, dtype=float))
-            if isinstance(value, int | float | np.ndarray | np.number) else value
+            if isinstance(value, int | float | np.ndarray | np.number)
+            else value
             for key, value in self.params.items()
         }
         return getattr(pm, self.distribution)(name, **params, dims=dims)

@@ -68,6 +68,7 @@ def test_sample__recovers_simulated_h2():
     assert np.corrcoef(u_mean, data.truth["u"])[0, 1] > 0.5  # breeding values are predicted
 
 
+@pytest.mark.filterwarnings("ignore::bayeslmm.SamplingWarning")  # short chains; equality tested
 def test_sample__compiled_model_reused_gives_identical_draws():
     """A refit through nutpie's with_data equals a fresh compilation, draw for draw."""
     from bayeslmm import inference
