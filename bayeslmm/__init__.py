@@ -25,6 +25,7 @@ from bayeslmm.errors import (  # noqa: E402
     KinshipWarning,
     SamplingWarning,
 )
+from bayeslmm.gwas import scan  # noqa: E402
 from bayeslmm.inference import heritability, map_estimate, sample, summary  # noqa: E402
 from bayeslmm.io import Genotypes, read_bimbam, read_grm, read_plink, read_table, write_grm  # noqa: E402
 from bayeslmm.kinship import Kinship, kinship, kinship_from_pcs, loco_kinships  # noqa: E402
@@ -60,6 +61,7 @@ __all__ = [
     "map_estimate",
     "reml",
     "sample",
+    "scan",
     "snp_model",
     "spectral_from_genotypes",
     "spectral_from_kinship",

@@ -1,0 +1,512 @@
+"""Genome-wide association scan under the LMM: variance components once, then every SNP.
+
+The null model is fitted once per kinship (REML by default; one per chromosome with LOCO),
+then SNPs are read from disk in chunks, rotated into the eigenbasis of K with one matrix
+product per chunk, and tested in closed form (:mod:`bayeslmm._assoc`). ``exact=True``
+re-estimates λ = σg²/σe² for every SNP (GEMMA ``-lmm 4``), vectorized across the chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from bayeslmm._assoc import (
+    LAMBDA_RANGE,
+    NullData,
+    SnpBlock,
+    loglik,
+    maximize_lambda,
+    maximize_lambdas,
+    projections,
+)
+from bayeslmm._atomic import atomic_path
+from bayeslmm._data import Prepared, prepare
+from bayeslmm._inputs import _kinship_array
+from bayeslmm.errors import InputError
+from bayeslmm.io import Genotypes
+from bayeslmm.kinship import as_genotypes, kinship, loco_kinships
+from bayeslmm.reml import fit_rotated
+from bayeslmm.spectral import Spectral, rotate_data, spectral_from_kinship
+
+COLUMNS = [
+    "chrom",
+    "snp",
+    "pos",
+    "a1",
+    "a2",
+    "af",
+    "n",
+    "beta",
+    "se",
+    "p_wald",
+    "p_lrt",
+    "p_score",
+    "log10_bf",
+    "h2",
+]
+NULLS = ("reml", "map", "posterior")
+MAX_POSTERIOR_DRAWS = 50
+
+
+@dataclass(frozen=True, eq=False)
+class NullFit:
+    """What every chunk of one kinship group needs: the eigenbasis and the null model."""
+
+    U: np.ndarray
+    null: NullData
+    lam: np.ndarray  # null λ (REML/MAP: one value; posterior: the draws used)
+    lam_ml: float  # null ML λ (for the LRT of the exact mode)
+    loglik_ml: float
+    bounds: tuple[float, float]
+    y: np.ndarray
+    X: np.ndarray
+    sd_y: float
+
+
+def _null_block(null: NullData) -> SnpBlock:
+    r = null.s.size
+    return SnpBlock(
+        G1=np.zeros((r, 1)), cross_X=np.zeros((null.d, 1)), cross_y=np.zeros(1), cross_g=np.ones(1)
+    )
+
+
+def _fit_null(
+    spectral: Spectral, data: Prepared, null: str, posterior: Any, exact: bool
+) -> NullFit:
+    rot = rotate_data(spectral, data.y, data.X)
+    nd = NullData(X1=rot.X1, y1=rot.y1, gram=rot.gram, s=rot.s, n=data.n)
+    bounds = (LAMBDA_RANGE[0] * spectral.scale, LAMBDA_RANGE[1] * spectral.scale)
+    dummy = _null_block(nd)
+    lam_ml = float(maximize_lambda(nd, dummy, "ml", False, bounds)[0])
+    ll_ml = float(loglik(projections(nd, dummy, np.array([lam_ml])), nd.n, nd.d, "ml", False)[0])
+    if null == "reml" and exact:  # GEMMA's λ range, for agreement with -lmm 4
+        lam = maximize_lambda(nd, dummy, "reml", False, bounds)
+    elif null == "reml":  # profiled REML on h² ∈ [0, 1]: h² = 0 is exact, the test is OLS
+        h2 = fit_rotated(rot, data.covariates, "reml")[0]
+        lam = np.array([min(h2 / (1 - h2), bounds[1]) if h2 < 1 else bounds[1]])
+    elif null == "map":
+        from bayeslmm.inference import map_estimate
+        from bayeslmm.lmm import kinship_model
+
+        model = kinship_model(data.y, spectral, data.X[:, 1:] if _has_intercept(data) else data.X)
+        h2 = float(map_estimate(model).posterior["h2"].values.ravel()[0])
+        lam = np.array([min(h2 / max(1 - h2, 1e-300), bounds[1])])
+    else:
+        draws = np.asarray(posterior.posterior["h2"]).ravel()
+        keep = np.linspace(0, draws.size - 1, min(MAX_POSTERIOR_DRAWS, draws.size)).astype(int)
+        h2 = draws[keep]
+        lam = np.minimum(h2 / np.maximum(1 - h2, 1e-300), bounds[1])
+    return NullFit(
+        U=spectral.U,
+        null=nd,
+        lam=np.atleast_1d(lam),
+        lam_ml=lam_ml,
+        loglik_ml=ll_ml,
+        bounds=bounds,
+        y=data.y,
+        X=data.X,
+        sd_y=float(np.std(data.y, ddof=1)),
+    )
+
+
+def _has_intercept(data: Prepared) -> bool:
+    return "intercept" in data.covariates
+
+
+def _rotate_block(fit: NullFit, G: np.ndarray) -> SnpBlock:
+    """U'G and the null-space cross products of a centred chunk (one BLAS product)."""
+    G1 = fit.U.T @ G
+    cross_X = fit.X.T @ G - fit.null.X1.T @ G1
+    cross_y = fit.y @ G - fit.null.y1 @ G1
+    cross_g = np.einsum("ij,ij->j", G, G) - np.einsum("ij,ij->j", G1, G1)
+    return SnpBlock(G1=G1, cross_X=cross_X, cross_y=cross_y, cross_g=np.maximum(cross_g, 0.0))
+
+
+def _wald(proj, df: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rss1 = proj.p_yy - proj.p_gy**2 / proj.p_gg
+    beta = proj.p_gy / proj.p_gg
+    se = np.sqrt(rss1 / (df * proj.p_gg))
+    f = (proj.p_yy - rss1) * df / rss1
+    return beta, se, stats.f.sf(f, 1, df)
+
+
+def _log10_bf(beta: np.ndarray, se: np.ndarray, prior_sd: np.ndarray) -> np.ndarray:
+    """Wakefield's approximate Bayes factor (alternative vs null), log10."""
+    V, W = se**2, prior_sd**2
+    z2 = (beta / se) ** 2
+    return (0.5 * np.log(V / (V + W)) + 0.5 * z2 * W / (V + W)) / np.log(10)
+
+
+def _test_chunk(fit: NullFit, G: np.ndarray, exact: bool, bf_prior_sd: float) -> dict:
+    """All statistics of one chunk [G: (n_samples, c), imputed]."""
+    n, d = fit.null.n, fit.null.d
+    df = n - d - 1
+    c = G.shape[1]
+    sd_g = G.std(axis=0, ddof=1)
+    G = G - G.mean(axis=0)
+    block = _rotate_block(fit, G)
+    lam0 = np.full(c, fit.lam.mean() if fit.lam.size > 1 else fit.lam[0])
+    if fit.lam.size > 1:  # posterior null: p-values at the mean λ of the draws used
+        lam0 = np.full(c, float(np.mean(fit.lam)))
+    proj0 = projections(fit.null, block, lam0)
+    n_f = float(n)
+    # the score test takes the nuisance λ at its null maximum likelihood in exact mode (as
+    # GEMMA -lmm 3/4 does); P3D keeps the one null λ for every statistic
+    proj_s = projections(fit.null, block, np.full(c, fit.lam_ml)) if exact else proj0
+    score = n_f * proj_s.p_gy**2 / (proj_s.p_yy * proj_s.p_gg)
+    p_score = stats.f.sf(score, 1, df)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prior_sd = bf_prior_sd * fit.sd_y / sd_g
+    if exact:
+        lams = maximize_lambdas(fit.null, block, ("reml", "ml"), True, fit.bounds)
+        lam_reml, lam_ml = lams["reml"], lams["ml"]
+        beta, se, p_wald = _wald(projections(fit.null, block, lam_reml), df)
+        ll1 = loglik(projections(fit.null, block, lam_ml), n, d, "ml", True)
+        lrt = np.maximum(2 * (ll1 - fit.loglik_ml), 0.0)
+        h2 = lam_reml / (1 + lam_reml) if True else None
+    else:
+        beta, se, p_wald = _wald(proj0, df)
+        rss1 = proj0.p_yy - proj0.p_gy**2 / proj0.p_gg
+        lrt = n_f * np.log(proj0.p_yy / rss1)
+        h2 = lam0 / (1 + lam0)
+    log10_bf = _log10_bf(beta, se, prior_sd)
+    if fit.lam.size > 1:  # average the Bayes factor over the posterior draws of h²
+        terms = []
+        for lam in fit.lam:
+            b_k, se_k, _ = _wald(projections(fit.null, block, np.full(c, lam)), df)
+            terms.append(_log10_bf(b_k, se_k, prior_sd) * np.log(10))
+        log10_bf = (special.logsumexp(np.stack(terms), axis=0) - np.log(len(terms))) / np.log(10)
+    return {
+        "beta": beta,
+        "se": se,
+        "p_wald": p_wald,
+        "p_lrt": stats.chi2.sf(lrt, 1),
+        "p_score": p_score,
+        "log10_bf": log10_bf,
+        "h2": h2,
+    }
+
+
+def _impute(G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean-impute; return G, allele frequency, call count and a mask of testable SNPs."""
+    observed = ~np.isnan(G)
+    count = observed.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, np.nansum(G, axis=0) / np.maximum(count, 1), np.nan)
+    G = np.where(observed, G, mean)
+    ok = (count > 0) & (np.nan_to_num(G.std(axis=0)) > 0)
+    return G, mean / 2, count, ok
+
+
+def _chunk_table(
+    fit: NullFit, G: np.ndarray, snp_table: pd.DataFrame, exact: bool, bf_prior_sd: float
+) -> pd.DataFrame:
+    G, af, count, ok = _impute(G)
+    out = {k: np.full(G.shape[1], np.nan) for k in COLUMNS[7:]}
+    if ok.any():
+        res = _test_chunk(fit, G[:, ok], exact, bf_prior_sd)
+        for k, v in res.items():
+            out[k][ok] = v
+    table = snp_table[["chrom", "snp", "pos", "a1", "a2"]].reset_index(drop=True).copy()
+    table["af"] = af
+    table["n"] = count
+    for k in COLUMNS[7:]:
+        table[k] = out[k]
+    return table
+
+
+def _read_chunk(source: str, snp_idx: np.ndarray, sample_idx: np.ndarray) -> np.ndarray:
+    from bayeslmm.io import read_plink
+
+    return read_plink(source).read(snp_idx, sample_idx)
+
+
+def _remote_chunk(
+    fit: NullFit,
+    source: str,
+    snp_idx: np.ndarray,
+    sample_idx: np.ndarray,
+    snp_table: pd.DataFrame,
+    exact: bool,
+    bf_prior_sd: float,
+) -> pd.DataFrame:
+    """A chunk as a dask task: read its SNPs on the worker, test them."""
+    return _chunk_table(
+        fit, _read_chunk(source, snp_idx, sample_idx), snp_table, exact, bf_prior_sd
+    )
+
+
+def _groups(
+    genotypes: Genotypes,
+    data: Prepared,
+    K: Any,
+    loco: bool,
+    kinship_method: str,
+    snp_idx: np.ndarray,
+) -> Iterator[tuple[str, Any, np.ndarray]]:
+    """(label, kinship matrix over the analysed samples, SNP positions) per kinship."""
+    chrom = genotypes.snps["chrom"].astype(str).to_numpy()
+    rows = data.rows
+    if K is None:
+        chromosomes = list(dict.fromkeys(chrom[snp_idx]))
+        if loco and len(chromosomes) > 1:
+            kins = loco_kinships(genotypes, kinship_method, samples=rows)
+            for c in chromosomes:
+                yield c, kins[c].matrix, snp_idx[chrom[snp_idx] == c]
+            return
+        yield "all", kinship(genotypes, kinship_method, samples=rows).matrix, snp_idx
+        return
+    if isinstance(K, Mapping):  # one kinship per chromosome, given
+        for c in dict.fromkeys(chrom[snp_idx]):
+            if c not in K:
+                raise InputError(f"no kinship given for chromosome {c}; K has {list(K)}.")
+            yield c, _aligned(K[c], genotypes, data), snp_idx[chrom[snp_idx] == c]
+        return
+    yield "all", _aligned(K, genotypes, data), snp_idx
+
+
+def _aligned(K: Any, genotypes: Genotypes, data: Prepared) -> np.ndarray:
+    matrix = _kinship_array(K)
+    if isinstance(K, pd.DataFrame):
+        ids = pd.Index(K.index.astype(str))
+    elif hasattr(K, "samples"):
+        ids = pd.Index(np.asarray(K.samples, dtype=str))
+    else:
+        if matrix.shape[0] != genotypes.n_samples:
+            raise InputError(
+                f"K is {matrix.shape[0]}×{matrix.shape[0]} but the genotypes have "
+                f"{genotypes.n_samples} samples; a plain array K is aligned by position with "
+                "the genotype file (pass a Kinship or DataFrame to align by ID)."
+            )
+        return matrix[np.ix_(data.rows, data.rows)]
+    pos = ids.get_indexer(pd.Index(data.samples))
+    if (pos < 0).any():
+        missing = list(pd.Index(data.samples)[pos < 0][:3])
+        raise InputError(
+            f"K has no row for {int((pos < 0).sum())} analysed samples (e.g. "
+            f"{missing}); build K on the same samples as the genotypes."
+        )
+    return matrix[np.ix_(pos, pos)]
+
+
+def _settings_hash(**settings: Any) -> str:
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _write_table(table: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, sep="\t", index=False, na_rep="NA")
+
+
+def _read_part(path: Path) -> pd.DataFrame:
+    return pd.read_csv(
+        path,
+        sep="\t",
+        dtype={"chrom": str, "snp": str, "a1": str, "a2": str},
+        keep_default_na=False,
+        na_values=["NA"],
+    )
+
+
+def scan(
+    genotypes: Any,
+    y: Any,
+    *,
+    K: Any = None,
+    X: Any = None,
+    loco: bool = True,
+    exact: bool = False,
+    null: str = "reml",
+    posterior: Any = None,
+    kinship_method: str = "centered",
+    chunk_size: int = 1000,
+    snps: Any = None,
+    bf_prior_sd: float = 0.2,
+    client: Any = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> pd.DataFrame:
+    r"""Test every SNP for association under the LMM (EMMAX / GEMMA style).
+
+    Parameters
+    ----------
+    genotypes : Genotypes or ndarray
+        From :func:`bayeslmm.read_plink` (read lazily in chunks) or allele counts
+        [shape: (n_samples, n_snps)], NaN = missing (mean-imputed per SNP).
+    y
+        Phenotype; array aligned with the genotype samples, or Series indexed by sample ID.
+    K : optional
+        Kinship used as given (array aligned with the genotype samples, DataFrame, Kinship),
+        or a dict chromosome → kinship for LOCO. None: ``kinship_method`` kinship built from
+        the genotypes, leaving each chromosome out in turn when ``loco`` and there are ≥ 2.
+    X : optional
+        Covariates (an intercept is added unless X spans the constant).
+    loco : bool
+        Leave-one-chromosome-out kinships when K is None.
+    exact : bool
+        Re-estimate λ per SNP (REML for Wald, ML for the LRT), as GEMMA ``-lmm 4``; else fix λ
+        at the null estimate (P3D / EMMAX), much faster.
+    null : {"reml", "map", "posterior"}
+        How the null λ is estimated: profiled REML; the PyMC MAP of the kinship model; or the
+        draws of h² in ``posterior`` (an InferenceData of the null model): Bayes factors are
+        averaged over up to 50 draws and p-values use their mean λ.
+    posterior : arviz.InferenceData, optional
+        For ``null="posterior"``.
+    kinship_method : str
+        Kinship built when K is None (``"centered"`` = GEMMA ``-gk 1``).
+    chunk_size : int
+        SNPs read, rotated and tested at a time.
+    snps : optional
+        Positions of the SNPs to test (default: all).
+    bf_prior_sd : float
+        Prior SD τ of the effect in phenotype SDs per genotype SD: β ~ N(0, (τ·sd(y)/sd(g))²).
+    client : dask.distributed.Client, optional
+        Run chunks as tasks on its workers (same table as the local run).
+    out : str or Path, optional
+        Write the table there (TSV, or Parquet for ``.parquet``), atomically; completed chunks
+        are kept in ``<out>.parts/`` until the end, so that ``resume=True`` continues a killed
+        scan and gives a byte-identical file.
+    resume : bool
+        Continue from the completed chunks of an earlier run with the same settings.
+    progress : bool
+        Report progress on stderr.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per SNP: chrom, snp, pos, a1, a2, af (frequency of a1), n (calls), beta
+        (per a1 allele), se, p_wald, p_lrt, p_score, log10_bf, h2 (the null h² used; the SNP's
+        REML h² in exact mode). Monomorphic or all-missing SNPs have NaN statistics.
+
+    Notes
+    -----
+    With H = λK + I in the eigenbasis, GEMMA's projected quantities P_yy, P_gg, P_gy give
+    :math:`\hat\beta = P_{gy}/P_{gg}`, :math:`F_{Wald} = (P_{yy} - RSS_1)\,df/RSS_1`,
+    :math:`F_{score} = N P_{gy}^2/(P_{yy} P_{gg})` (both on F(1, N − d − 1)) and the LRT on
+    χ²₁. The Bayes factor is Wakefield's approximation,
+    :math:`BF = \sqrt{V/(V+W)}\exp(z^2 W / (2(V+W)))` with V = se², W the prior variance.
+    λ is searched on GEMMA's range [1e-5, 1e5] × the mean diagonal of K.
+    """
+    if null not in NULLS:
+        raise InputError(f"null must be one of {NULLS}, got {null!r}.")
+    if null == "posterior" and (
+        posterior is None or "h2" not in getattr(posterior, "posterior", {})
+    ):
+        raise InputError("null='posterior' needs posterior=<InferenceData with h2 draws>.")
+    if chunk_size < 1:
+        raise InputError(f"chunk_size must be positive, got {chunk_size}.")
+    g = as_genotypes(genotypes)
+    data = prepare(y, X, g, genetic_name="genotypes", square=False)
+    from bayeslmm.io import _as_index
+
+    snp_idx = _as_index(snps, g.n_snps, "SNPs")
+    out_path = Path(out) if out is not None else None
+    parts = Path(f"{out_path}.parts") if out_path is not None else None
+    settings = _settings_hash(
+        source=g.source,
+        n_snps=g.n_snps,
+        samples=list(data.samples),
+        y=data.y.round(12).tolist(),
+        X=data.X.round(12).tolist(),
+        exact=exact,
+        null=null,
+        chunk=chunk_size,
+        loco=loco,
+        method=kinship_method,
+        snps=snp_idx.tolist(),
+        K=None if K is None else "given",
+        tau=bf_prior_sd,
+    )
+    if parts is not None:
+        manifest = parts / "manifest.json"
+        if parts.exists() and not resume:
+            shutil.rmtree(parts)
+        if parts.exists() and resume:
+            recorded = (
+                json.loads(manifest.read_text()).get("settings") if manifest.exists() else None
+            )
+            if recorded != settings:
+                raise InputError(
+                    f"{parts} holds a scan with other settings; delete it or run "
+                    "without resume=True."
+                )
+        parts.mkdir(parents=True, exist_ok=True)
+        if not manifest.exists():
+            with atomic_path(manifest) as tmp:
+                tmp.write_text(json.dumps({"settings": settings}))
+    tables: list[pd.DataFrame] = []
+    chunk_id = 0
+    futures: list[tuple[int, Any]] = []
+    total = int(np.ceil(snp_idx.size / chunk_size)) + 1
+    for label, matrix, group_snps in _groups(g, data, K, loco, kinship_method, snp_idx):
+        fit = _fit_null(spectral_from_kinship(matrix), data, null, posterior, exact)
+        remote_fit = client.scatter(fit, broadcast=True) if client is not None else None
+        for start in range(0, group_snps.size, chunk_size):
+            idx = group_snps[start : start + chunk_size]
+            part = parts / f"{chunk_id:06d}.tsv" if parts is not None else None
+            chunk_id += 1
+            if part is not None and part.exists():
+                tables.append(_read_part(part))
+                continue
+            snp_table = g.snps.iloc[idx]
+            if client is not None and g.source.endswith(".bed"):
+                fut = client.submit(
+                    _remote_chunk,
+                    remote_fit,
+                    g.source,
+                    idx,
+                    data.rows,
+                    snp_table,
+                    exact,
+                    bf_prior_sd,
+                    pure=False,
+                )
+                futures.append((len(tables), fut, part))
+                tables.append(None)
+                continue
+            G = g.read(idx, data.rows)
+            if client is not None:
+                fut = client.submit(
+                    _chunk_table, remote_fit, G, snp_table, exact, bf_prior_sd, pure=False
+                )
+                futures.append((len(tables), fut, part))
+                tables.append(None)
+                continue
+            table = _chunk_table(fit, G, snp_table, exact, bf_prior_sd)
+            if part is not None:
+                _write_table(table, part)
+                table = _read_part(part)  # the same text the final file is assembled from
+            tables.append(table)
+            if progress:
+                print(f"\rscan [{label}]: chunk {chunk_id}/{total - 1}", end="", file=sys.stderr)
+    for position, fut, part in futures:
+        table = fut.result()
+        if part is not None:
+            _write_table(table, part)
+            table = _read_part(part)
+        tables[position] = table
+    if progress:
+        print(file=sys.stderr)
+    result = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
+    order = np.argsort(np.concatenate([grp for *_, grp in []]) if False else np.arange(len(result)))
+    result = result.iloc[order].reset_index(drop=True)
+    if out_path is not None:
+        _write_table(result, out_path)
+        shutil.rmtree(parts, ignore_errors=True)
+    return result
