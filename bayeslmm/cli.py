@@ -1,4 +1,4 @@
-"""The ``bayeslmm`` command: demo, simulate, grm, reml, h2."""
+"""The ``bayeslmm`` command: demo, simulate, grm, reml, h2, scan."""
 
 from __future__ import annotations
 
@@ -276,6 +276,42 @@ def _h2(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scan(args: argparse.Namespace) -> int:
+    import bayeslmm as bl
+    from bayeslmm.plots import lambda_gc, plot_manhattan, plot_qq
+
+    genotypes = _genotypes_from_args(args)
+    y = _phenotype_from_args(args)
+    X = _covariates_from_args(args)
+    K = bl.read_grm(args.grm) if args.grm else None
+    table = bl.scan(
+        genotypes,
+        y,
+        K=K,
+        X=X,
+        loco=args.loco,
+        exact=args.exact,
+        kinship_method=args.kinship,
+        chunk_size=args.chunk_size,
+        out=args.out,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    print(
+        f"Tested {int(table['p_wald'].notna().sum())} SNPs ({len(table)} in all); "
+        f"λGC (Wald) = {lambda_gc(table['p_wald'].to_numpy()):.3f}"
+    )
+    top = table.nsmallest(5, "p_wald")[["chrom", "snp", "pos", "beta", "se", "p_wald"]]
+    print(top.to_string(index=False))
+    if args.out:
+        print(f"Wrote {args.out}")
+    if args.plot:
+        plot_manhattan(table, path=f"{args.plot}.manhattan.png")
+        plot_qq(table, path=f"{args.plot}.qq.png")
+        print(f"Wrote {args.plot}.manhattan.png, {args.plot}.qq.png")
+    return 0
+
+
 def _add_inputs(parser: argparse.ArgumentParser, kinship_only: bool = False) -> None:
     geno = parser.add_argument_group("genotypes or kinship")
     geno.add_argument("--bfile", metavar="PREFIX", help="PLINK 1 binary fileset (.bed/.bim/.fam)")
@@ -394,6 +430,31 @@ def build_parser() -> argparse.ArgumentParser:
     h2.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie")
     h2.add_argument("--quiet", action="store_true", help="no progress bar")
     h2.set_defaults(func=_h2)
+    sc = sub.add_parser(
+        "scan",
+        help="GWAS: test every SNP under the LMM (EMMAX/GEMMA style, LOCO by default)",
+        description="Fit the null model once per leave-one-chromosome-out kinship (or use "
+        "--grm), then test each SNP: Wald, LRT and score p-values and a log10 Bayes factor.",
+    )
+    _add_inputs(sc)
+    sc.set_defaults(kinship="centered")
+    sc.add_argument(
+        "--loco",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="leave-one-chromosome-out kinships (default on; --no-loco: one K)",
+    )
+    sc.add_argument(
+        "--exact",
+        action="store_true",
+        help="re-estimate λ per SNP (GEMMA -lmm 4); default P3D/EMMAX",
+    )
+    sc.add_argument("--chunk-size", type=int, default=1000, help="SNPs per chunk [1000]")
+    sc.add_argument("--out", metavar="FILE", help="results table: .tsv or .parquet")
+    sc.add_argument("--resume", action="store_true", help="continue an interrupted --out scan")
+    sc.add_argument("--plot", metavar="PREFIX", help="write PREFIX.manhattan.png, PREFIX.qq.png")
+    sc.add_argument("--quiet", action="store_true", help="no progress report")
+    sc.set_defaults(func=_scan)
     return parser
 
 

@@ -174,7 +174,7 @@ def _test_chunk(fit: NullFit, G: np.ndarray, exact: bool, bf_prior_sd: float) ->
         beta, se, p_wald = _wald(projections(fit.null, block, lam_reml), df)
         ll1 = loglik(projections(fit.null, block, lam_ml), n, d, "ml", True)
         lrt = np.maximum(2 * (ll1 - fit.loglik_ml), 0.0)
-        h2 = lam_reml / (1 + lam_reml) if True else None
+        h2 = lam_reml / (1 + lam_reml)
     else:
         beta, se, p_wald = _wald(proj0, df)
         rss1 = proj0.p_yy - proj0.p_gy**2 / proj0.p_gg
@@ -451,14 +451,20 @@ def scan(
             with atomic_path(manifest) as tmp:
                 tmp.write_text(json.dumps({"settings": settings}))
     tables: list[pd.DataFrame] = []
+    positions: list[np.ndarray] = []  # SNP positions of each table, to restore file order
     chunk_id = 0
     futures: list[tuple[int, Any]] = []
-    total = int(np.ceil(snp_idx.size / chunk_size)) + 1
+    chrom = g.snps["chrom"].astype(str).to_numpy()[snp_idx]
+    labels, counts = np.unique(chrom, return_counts=True)
+    by_chromosome = isinstance(K, Mapping) or (K is None and loco and labels.size > 1)
+    sizes = counts if by_chromosome else np.array([snp_idx.size])
+    total = int(np.ceil(sizes / chunk_size).sum())
     for label, matrix, group_snps in _groups(g, data, K, loco, kinship_method, snp_idx):
         fit = _fit_null(spectral_from_kinship(matrix), data, null, posterior, exact)
         remote_fit = client.scatter(fit, broadcast=True) if client is not None else None
         for start in range(0, group_snps.size, chunk_size):
             idx = group_snps[start : start + chunk_size]
+            positions.append(idx)
             part = parts / f"{chunk_id:06d}.tsv" if parts is not None else None
             chunk_id += 1
             if part is not None and part.exists():
@@ -494,7 +500,9 @@ def scan(
                 table = _read_part(part)  # the same text the final file is assembled from
             tables.append(table)
             if progress:
-                print(f"\rscan [{label}]: chunk {chunk_id}/{total - 1}", end="", file=sys.stderr)
+                print(
+                    f"\rscan: chunk {chunk_id}/{total} (kinship {label})", end="", file=sys.stderr
+                )
     for position, fut, part in futures:
         table = fut.result()
         if part is not None:
@@ -504,7 +512,7 @@ def scan(
     if progress:
         print(file=sys.stderr)
     result = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
-    order = np.argsort(np.concatenate([grp for *_, grp in []]) if False else np.arange(len(result)))
+    order = np.argsort(np.concatenate(positions), kind="stable") if positions else []
     result = result.iloc[order].reset_index(drop=True)
     if out_path is not None:
         _write_table(result, out_path)

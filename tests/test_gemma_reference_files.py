@@ -65,8 +65,12 @@ def test_gemma_assoc__parses(name, kin):
 @pytest.mark.parametrize("name", ["eurA", "eurB"])
 def test_kinship_slices__parse_and_agree(name):
     n = SIZES[name][0]
-    stems = [GEMMA_DIR / f"{name}.sXX", GEMMA_DIR / f"{name}.cXX",
-             PLINK2_DIR / f"{name}.cov", PLINK2_DIR / f"{name}.std"]
+    stems = [
+        GEMMA_DIR / f"{name}.sXX",
+        GEMMA_DIR / f"{name}.cXX",
+        PLINK2_DIR / f"{name}.cov",
+        PLINK2_DIR / f"{name}.std",
+    ]
     for stem in stems:
         block, diag = read_block(f"{stem}.block20.tsv"), read_diag(f"{stem}.diag.txt")
         assert block.shape == (20, 20) and diag.shape == (n,)
@@ -75,5 +79,9 @@ def test_kinship_slices__parse_and_agree(name):
     # GEMMA -gk 1 is plink2 --make-rel cov (plink2 prints 6 significant digits)
     for part in ("block20.tsv", "diag.txt"):
         read = read_block if part.startswith("block") else read_diag
-        np.testing.assert_allclose(read(GEMMA_DIR / f"{name}.cXX.{part}"),
-                                   read(PLINK2_DIR / f"{name}.cov.{part}"), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            read(GEMMA_DIR / f"{name}.cXX.{part}"),
+            read(PLINK2_DIR / f"{name}.cov.{part}"),
+            rtol=1e-5,
+            atol=1e-6,
+        )

@@ -182,3 +182,47 @@ def test_log10_bf__wakefield_closed_form():
     r = w**2 / (w**2 + se**2)
     expected = np.log10(np.sqrt(1 - r) * np.exp(z**2 * r / 2))
     np.testing.assert_allclose(_log10_bf(beta, se, w), expected, rtol=1e-12)
+
+
+def test_lambda_gc__median_chi2():
+    from bayeslmm.plots import lambda_gc
+
+    p = np.array([0.5, 0.5, 0.5, np.nan])
+    assert lambda_gc(p) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    chi2 = 1.3 * rng.chisquare(1, 20000)
+    assert lambda_gc(stats.chi2.sf(chi2, 1)) == pytest.approx(1.3, rel=0.05)
+
+
+def test_cli_scan__writes_table_and_plots(tmp_path, capsys):
+    from bayeslmm.cli import main
+
+    covars = str(EUR_DIR / "EUR_subset.pheno2.covars")
+    out = tmp_path / "scan.tsv"
+    code = main(
+        [
+            "scan",
+            "--bfile",
+            str(EUR_DIR / "eurB"),
+            "--out",
+            str(out),
+            "--plot",
+            str(tmp_path / "s"),
+            "--quiet",
+            "--pheno",
+            covars,
+            "--pheno-name",
+            "PHENO",
+        ]
+    )
+    assert code == 0
+    table = pd.read_csv(out, sep="\t")
+    assert len(table) == 1331 and {"p_wald", "p_lrt", "p_score", "log10_bf"} <= set(table)
+    assert (tmp_path / "s.manhattan.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "s.qq.png").read_bytes()[:4] == b"\x89PNG"
+    assert "λGC" in capsys.readouterr().out
+    # the CLI run equals the library call with the same settings (LOCO centred kinships)
+    g = bl.read_plink(EUR_DIR / "eurB")
+    y = bl.read_table(covars)["PHENO"]
+    direct = bl.scan(g, y, progress=False)
+    np.testing.assert_allclose(table["p_wald"], direct["p_wald"], rtol=1e-12)
