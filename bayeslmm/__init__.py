@@ -6,14 +6,21 @@ profiled REML path, and the tools to compare models.
 
 import warnings as _warnings
 
+import pytensor as _pytensor
+
 # PyTensor warns at first use that it "could not link to a BLAS installation" when installed
 # with pip. bayeslmm's models are elementwise in the eigenbasis (BLAS-free) or sampled by nutpie
 # (numba, its own BLAS calls); linking Debian's OpenBLAS was measured to change our gradient
 # times by -5 % to +25 % (benchmarks/blas.py), so it is not linked and the warning, which would
-# suggest otherwise, is silenced here. Set PYTENSOR_FLAGS=blas__ldflags=... to link one anyway.
-_warnings.filterwarnings(
-    "ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning
-)
+# suggest otherwise, is not shown. PyTensor resolves (and caches) the setting once, here, with
+# the warning suppressed; a value set in PYTENSOR_FLAGS=blas__ldflags=... or .pytensorrc is read
+# and honoured as usual. A filter alone is not enough: the lookup happens inside graph rewrites,
+# under whatever warning filters the caller has (pytest's "error" turned it into failed rewrites).
+with _warnings.catch_warnings():
+    _warnings.filterwarnings(
+        "ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning
+    )
+    _ = _pytensor.config.blas__ldflags
 
 from bayeslmm._version import __version__  # noqa: E402
 from bayeslmm.errors import (  # noqa: E402

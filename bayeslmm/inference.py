@@ -59,9 +59,6 @@ def _add_groups(
     """Add u (and v), the sample-space log-likelihood, data and provenance to ``idata``."""
     post = idata.posterior
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
-    beta = _draws(post, "beta")
-    sigma_g2, sigma_e2 = _draws(post, "sigma_g2"), _draws(post, "sigma_e2")
-    rot, spectral, data = info.rotated, info.spectral, info.data
     chain_draw = {"chain": post["chain"].values, "draw": post["draw"].values}
 
     def as_var(values: np.ndarray, dim: str, coord: list[str]) -> xr.DataArray:
@@ -72,6 +69,13 @@ def _add_groups(
         )
 
     new: dict[str, xr.DataArray] = {}
+    if info.postprocess is not None:
+        added, loglik = info.postprocess(post, info, rng, random_effects)
+        new = {name: as_var(val, dim, list(coord)) for name, (val, dim, coord) in added.items()}
+        return _assemble(idata, info, post.assign(new) if new else post, loglik, as_var)
+    beta = _draws(post, "beta")
+    sigma_g2, sigma_e2 = _draws(post, "sigma_g2"), _draws(post, "sigma_e2")
+    rot, spectral, data = info.rotated, info.spectral, info.data
     too_big = n_chain * n_draw * max(data.n, len(info.snps)) > MAX_EFFECT_VALUES
     if random_effects and too_big:
         warnings.warn(
@@ -93,6 +97,18 @@ def _add_groups(
             new["v"] = as_var(v, "snp", info.snps)
     posterior = post.assign(new) if new else post
     loglik = loo_pointwise(spectral, data.y, data.X, beta, sigma_g2, sigma_e2)
+    return _assemble(idata, info, posterior, loglik, as_var)
+
+
+def _assemble(
+    idata: az.InferenceData,
+    info: ModelInfo,
+    posterior: xr.Dataset,
+    loglik: np.ndarray,
+    as_var: Any,
+) -> az.InferenceData:
+    """Build the returned InferenceData: posterior, sample-space log-likelihood, data, attrs."""
+    data, spectral = info.data, info.spectral
     groups: dict[str, Any] = {
         "posterior": posterior,
         "log_likelihood": xr.Dataset({"y": as_var(loglik, "sample", list(data.samples))}),
@@ -146,10 +162,12 @@ def _check_convergence(idata: az.InferenceData) -> None:
         n_div = int(stats[key].sum()) if key else 0
         if n_div:
             problems.append(f"{n_div} divergent transitions")
+    # h2 where the model has one; the linear model (no random effect) checks sigma_e2
+    name = "h2" if "h2" in idata.posterior else "sigma_e2"
     if idata.posterior.sizes["chain"] > 1:
-        rhat = float(az.rhat(idata.posterior["h2"]).to_array().max())
+        rhat = float(az.rhat(idata.posterior[name]).to_array().max())
         if rhat > 1.01:
-            problems.append(f"R-hat of h2 = {rhat:.3f} > 1.01")
+            problems.append(f"R-hat of {name} = {rhat:.3f} > 1.01")
     if problems:
         warnings.warn(
             "sampling problems: " + "; ".join(problems) + ". Run more draws/tune, or raise "

@@ -9,7 +9,7 @@ them afterwards from their Gaussian conditional posterior.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytensor.tensor as pt
 
 from bayeslmm._data import Prepared
 from bayeslmm._inputs import genotype_inputs, kinship_inputs
+from bayeslmm.errors import InputError
 from bayeslmm.priors import PriorLike, add_prior, describe, resolve_priors
 from bayeslmm.spectral import Rotated, Spectral, rotate_data
 
@@ -49,6 +50,16 @@ class ModelInfo:
         SNP names of the SNP form.
     marginalize : bool
         Whether v was integrated out (SNP form).
+    extra : dict
+        Form-specific data for ``postprocess`` (component spectra, locus columns, ...).
+    postprocess : callable or None
+        For forms other than the one-component Gaussian model:
+        ``postprocess(posterior, info, rng, random_effects) -> (new_vars, loglik)`` where
+        ``posterior`` is the sampler's xarray Dataset, ``new_vars`` maps a name to
+        ``(values [shape: (n_draws_total, k)], dim, coords)`` to add to the posterior, and
+        ``loglik`` is the sample-space pointwise LOO log-likelihood
+        [shape: (n_draws_total, n_samples)]. None: :func:`bayeslmm.sample` uses the closed forms
+        of the one-component model (u, v, :func:`~bayeslmm.effects.loo_pointwise`).
     """
 
     form: str
@@ -60,6 +71,8 @@ class ModelInfo:
     W: np.ndarray | None = None
     snps: list[str] = field(default_factory=list)
     marginalize: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+    postprocess: Callable[..., tuple[dict[str, Any], np.ndarray]] | None = None
 
     def prior_strings(self) -> dict[str, str]:
         """One-line description of each prior."""
@@ -141,6 +154,7 @@ def kinship_model(
     *,
     parametrization: str | None = None,
     normalize: bool = True,
+    family: str = "gaussian",
 ) -> pm.Model:
     r"""Build the kinship-form LMM y = Xβ + u + ε, u ~ N(0, σg² K), ε ~ N(0, σe² I).
 
@@ -162,6 +176,9 @@ def kinship_model(
         on σg² and σe² directly (inferred when ``priors`` names ``sigma_g2``/``sigma_e2``).
     normalize
         Divide K by its mean diagonal (recorded as ``kinship_scale``).
+    family : {"gaussian", "probit"}
+        ``"probit"``: a binary (0/1) phenotype through a liability threshold model, see
+        :func:`bayeslmm.probit.probit_model`.
 
     Returns
     -------
@@ -182,6 +199,18 @@ def kinship_model(
     plus the null-space term of the residual with variance σe² (DESIGN §1). One evaluation of
     the log-density and its gradient costs O(r·d).
     """
+    if isinstance(K, (list, tuple)):  # several variance components
+        from bayeslmm.components import multi_kinship_model
+
+        return multi_kinship_model(
+            y, K, X, priors, parametrization=parametrization, normalize=normalize, family=family
+        )
+    if family == "probit":
+        from bayeslmm.probit import probit_model
+
+        return probit_model(y, K, X, priors, parametrization=parametrization, normalize=normalize)
+    if family != "gaussian":
+        raise InputError(f"family must be 'gaussian' or 'probit', got {family!r}.")
     data, spectral = kinship_inputs(y, K, X, normalize=normalize)
     parametrization, priors = resolve_priors(priors, parametrization, data.y, data.X)
     model, rot = _rotated_model(data, spectral, parametrization, priors, _coords(data, spectral))

@@ -168,8 +168,10 @@ def _warn_negative(min_eig: float, top: float, rtol: float, n_neg: int) -> None:
     if min_eig < -rtol * top * 1e2:
         warnings.warn(
             f"K is not positive semi-definite: {n_neg} eigenvalues are negative, the most "
-            f"negative is {min_eig:.4g} (largest {top:.4g}); they were clipped at 0. This is "
-            "common for IBS or noisy kinships; a GRM from standardized genotypes avoids it.",
+            f"negative is {min_eig:.4g} (largest {top:.4g}, ratio {min_eig / top:.1e}); they "
+            "were clipped at 0. Expected for IBS kinships and GCTA-style GRMs (their diagonal "
+            "is not that of a Gram matrix); a ratio below ~1e-3 changes nothing. A kinship "
+            "from method='standardized_empirical' or 'centered' is positive semi-definite.",
             KinshipWarning,
             stacklevel=3,
         )

@@ -1,6 +1,7 @@
 """bl.sample / bl.map_estimate: the InferenceData contract, reproducibility, MAP by brute force."""
 
 import json
+import warnings
 
 import arviz as az
 import numpy as np
@@ -25,10 +26,31 @@ def cohort():
 @pytest.fixture(scope="module")
 def idata(cohort):
     y, K, X = cohort
-    model = bl.kinship_model(y, K, X)
-    return bl.sample(
-        model, draws=150, chains=2, tune=300, random_seed=3, sampler="pymc", progressbar=False
-    )
+    return _short_run(bl.kinship_model(y, K, X))
+
+
+def _short_run(model):
+    # A short run for the contract of the result, not for convergence (test_recovery checks
+    # that): a SamplingWarning about an odd divergence or R-hat is possible and not tested here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bl.SamplingWarning)
+        return bl.sample(
+            model, draws=150, chains=2, tune=300, random_seed=3, sampler="pymc", progressbar=False
+        )
+
+
+def test_sample__warns_when_chains_disagree(cohort):
+    y, K, X = cohort
+    with pytest.warns(bl.SamplingWarning, match="R-hat of h2"):
+        bl.sample(
+            bl.kinship_model(y, K, X),
+            draws=10,
+            chains=2,
+            tune=3,
+            random_seed=1,
+            sampler="pymc",
+            progressbar=False,
+        )
 
 
 def test_sample__groups_dims_and_attrs(idata, cohort):
@@ -79,15 +101,7 @@ def test_sample__log_likelihood_is_sample_space_loo(idata, cohort):
 
 def test_sample__same_seed_same_result(idata, cohort):
     y, K, X = cohort
-    again = bl.sample(
-        bl.kinship_model(y, K, X),
-        draws=150,
-        chains=2,
-        tune=300,
-        random_seed=3,
-        sampler="pymc",
-        progressbar=False,
-    )
+    again = _short_run(bl.kinship_model(y, K, X))
     for name in ("h2", "beta", "u"):
         np.testing.assert_array_equal(again.posterior[name].values, idata.posterior[name].values)
 

