@@ -37,7 +37,12 @@ def test_scan_exact__equals_gemma_lmm4(eur_scans, name, column):
 @pytest.mark.parametrize("name", ["eurA", "eurB"])
 def test_scan_exact__beta_se_af_equal_gemma(eur_scans, name):
     ours, gemma = eur_scans[name]
-    np.testing.assert_allclose(ours["beta"], gemma["beta"], rtol=1e-3)
+    # 1e-3 relative, except where β itself is ~0: there (eurB rs112944150, β = -1.13e-5 with
+    # the same λ to 7 digits) the last digits come from cancellation in either program, so the
+    # difference is also allowed 1e-4 of the SE, statistically nothing.
+    excess = np.abs(ours["beta"] - gemma["beta"]) - 1e-3 * np.abs(gemma["beta"])
+    assert (excess <= 1e-4 * gemma["se"]).all(), np.max(excess / gemma["se"])
+    assert (np.abs(ours["beta"] - gemma["beta"]) <= 1e-3 * np.abs(gemma["beta"])).mean() > 0.999
     np.testing.assert_allclose(ours["se"], gemma["se"], rtol=1e-3)
     np.testing.assert_allclose(ours["af"], gemma["af"], atol=5e-4)  # GEMMA prints 3 decimals
     lam = ours["h2"] / (1 - ours["h2"])  # per-SNP REML λ (K has mean diagonal 1)
