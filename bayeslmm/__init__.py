@@ -32,11 +32,13 @@ from bayeslmm.errors import (  # noqa: E402
     KinshipWarning,
     SamplingWarning,
 )
+from bayeslmm.fixed import linear_model  # noqa: E402
 from bayeslmm.gwas import scan  # noqa: E402
 from bayeslmm.inference import heritability, map_estimate, sample, summary  # noqa: E402
 from bayeslmm.io import Genotypes, read_bimbam, read_grm, read_plink, read_table, write_grm  # noqa: E402
 from bayeslmm.kinship import Kinship, kinship, kinship_from_pcs, loco_kinships  # noqa: E402
 from bayeslmm.lmm import kinship_model, snp_model  # noqa: E402
+from bayeslmm.pca import pcs  # noqa: E402
 from bayeslmm.priors import Prior  # noqa: E402
 from bayeslmm.reml import RemlFit, reml  # noqa: E402
 from bayeslmm.spectral import Spectral, spectral_from_genotypes, spectral_from_kinship  # noqa: E402
@@ -65,6 +67,8 @@ __all__ = [
     "read_table",
     "write_grm",
     "kinship_model",
+    "linear_model",
+    "pcs",
     "map_estimate",
     "reml",
     "sample",

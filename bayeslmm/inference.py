@@ -146,6 +146,11 @@ def provenance(info: ModelInfo) -> dict[str, Any]:
         "phenotype": info.data.y_name,
         "marginalize": int(info.marginalize),
         "dropped_samples": json.dumps(info.data.dropped),
+        **{
+            key: json.dumps(list(info.extra[key]))
+            for key in ("fixed_snps", "components")
+            if key in info.extra
+        },
     }
 
 

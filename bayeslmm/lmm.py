@@ -155,6 +155,7 @@ def kinship_model(
     parametrization: str | None = None,
     normalize: bool = True,
     family: str = "gaussian",
+    fixed_snps: Any = None,
 ) -> pm.Model:
     r"""Build the kinship-form LMM y = Xβ + u + ε, u ~ N(0, σg² K), ε ~ N(0, σe² I).
 
@@ -179,6 +180,12 @@ def kinship_model(
     family : {"gaussian", "probit"}
         ``"probit"``: a binary (0/1) phenotype through a liability threshold model, see
         :func:`bayeslmm.probit.probit_model`.
+    fixed_snps
+        Major loci as fixed effects beside u: a DataFrame of allele counts (samples × named
+        SNPs, indexed by sample ID) or a tuple ``(Genotypes, [snp names])``. Each SNP becomes a
+        covariate named by it (missing calls mean-imputed), and the model gets ``sigma_loci2``,
+        ``h2_loci``, ``h2_background`` and ``h2_total``; ``h2`` stays the polygenic
+        σg²/(σg² + σe²). See :mod:`bayeslmm.loci`.
 
     Returns
     -------
@@ -199,7 +206,12 @@ def kinship_model(
     plus the null-space term of the residual with variance σe² (DESIGN §1). One evaluation of
     the log-density and its gradient costs O(r·d).
     """
-    if isinstance(K, (list, tuple)):  # several variance components
+    if fixed_snps is not None and (isinstance(K, (list, tuple, dict)) or family != "gaussian"):
+        raise InputError(
+            "fixed_snps works with one kinship matrix and family='gaussian'; for several "
+            "components or a binary trait, add the SNP columns to X instead."
+        )
+    if isinstance(K, (list, tuple, dict)):  # several variance components
         from bayeslmm.components import multi_kinship_model
 
         return multi_kinship_model(
@@ -211,6 +223,10 @@ def kinship_model(
         return probit_model(y, K, X, priors, parametrization=parametrization, normalize=normalize)
     if family != "gaussian":
         raise InputError(f"family must be 'gaussian' or 'probit', got {family!r}.")
+    if fixed_snps is not None:  # major loci: their allele counts join X as named covariates
+        from bayeslmm.loci import add_loci, finish_loci_model
+
+        X, loci = add_loci(y, K, X, fixed_snps)
     data, spectral = kinship_inputs(y, K, X, normalize=normalize)
     parametrization, priors = resolve_priors(priors, parametrization, data.y, data.X)
     model, rot = _rotated_model(data, spectral, parametrization, priors, _coords(data, spectral))
@@ -222,6 +238,8 @@ def kinship_model(
         spectral=spectral,
         rotated=rot,
     )
+    if fixed_snps is not None:
+        finish_loci_model(model, loci)
     return model
 
 
@@ -234,8 +252,10 @@ def snp_model(
     *,
     parametrization: str | None = None,
     standardize: bool = True,
+    prior: str = "normal",
+    prior_options: Mapping[str, float] | None = None,
 ) -> pm.Model:
-    r"""Build the SNP-effects LMM y = Xβ + Wv + ε, v ~ N(0, σv² I), σg² = M·σv².
+    r"""Build the SNP-effects LMM y = Xβ + Wv + ε, v ~ N(0, σv² I), σg² = M·σv², or sparse v.
 
     Parameters
     ----------
@@ -248,59 +268,74 @@ def snp_model(
     X
         Covariates; None means intercept only.
     priors
-        As in :func:`kinship_model`.
+        As in :func:`kinship_model`; ``prior="mixture"`` also takes ``pi`` and ``rho_excess``,
+        ``prior="horseshoe"`` only ``beta`` and ``sigma_e2`` (see
+        :func:`bayeslmm.sparse.resolve_sparse_priors`).
     marginalize
         True (default): v integrated out through the thin SVD of W/√M, identical to
-        :func:`kinship_model` with K = WW'/M. False: v an explicit M-vector, non-centred
-        (v = σv·z, z ~ N(0, I)), the form sparse priors build on.
+        :func:`kinship_model` with K = WW'/M. False: v an explicit M-vector under ``prior``.
     parametrization
-        As in :func:`kinship_model`.
+        As in :func:`kinship_model` (not for the horseshoe, whose h² is the realized PVE).
     standardize
         Centre each SNP and scale it to unit variance (then K = WW'/M is GEMMA's ``-gk 2``).
+    prior : {"normal", "mixture", "horseshoe"}
+        Prior of the explicit v (``marginalize=False`` only): ``"normal"``, non-centred
+        v = σv·z, z ~ N(0, I); ``"mixture"``, two normals per SNP, large with probability π
+        (BOLT-LMM, BayesC-like; the indicator summed out); ``"horseshoe"``, the regularized
+        horseshoe of Piironen & Vehtari (2017). See :mod:`bayeslmm.sparse`.
+    prior_options
+        Horseshoe only: ``n_nonzero`` (expected number of non-zero effects, default 10 or M/2
+        when M < 20),
+        ``slab_scale`` (default sd(y)), ``slab_df`` (default 4).
 
     Returns
     -------
     pymc.Model
-        As :func:`kinship_model`, plus ``sigma_v2`` and, when ``marginalize=False``, ``z`` and
-        ``v`` (dim ``snp``).
+        As :func:`kinship_model`, plus ``sigma_v2`` and, when ``marginalize=False``, ``z``,
+        ``v`` (dim ``snp``) and ``pve`` (the realized var(Wv)/(var(Wv) + σe²)). ``"mixture"``
+        adds ``pi``, ``rho`` (share of σg² in the large component), ``sigma_large2``,
+        ``sigma_small2``, ``pip`` (dim ``snp``: probability of the large component) and ``pge``
+        (share of var(Wv) from large effects); ``"horseshoe"`` has ``sigma_e2``, ``lambda``,
+        ``tau``, ``c2``, ``pip`` (1 − shrinkage factor), ``pge``, and ``h2`` = ``pve``,
+        ``sigma_g2`` = var(Wv) as Deterministics.
+
+    Raises
+    ------
+    InputError
+        If ``prior`` is not one of the three, or is sparse with ``marginalize=True``.
 
     Notes
     -----
     With :math:`W/\sqrt{M} = U S V^\top` (W normalized so that K has mean diagonal 1),
     :math:`W v = \sqrt{M}\, U S V^\top v`, so the explicit form's likelihood is
     :math:`y_1 \sim N(X_1\beta + B v, \sigma_e^2 I)` with :math:`B = U^\top W` [r×M], plus the
-    null-space term: O(r·M) per evaluation instead of O(N·M).
+    null-space term: O(r·M) per evaluation instead of O(N·M). The sparse priors' pointwise
+    log-likelihood (for LOO) is conditional on v (see :func:`bayeslmm.sparse.postprocess`).
     """
+    from bayeslmm import sparse
+
+    if prior not in sparse.SPARSE_PRIORS:
+        raise InputError(f"prior must be one of {sparse.SPARSE_PRIORS}, got {prior!r}.")
+    if marginalize and (prior != "normal" or prior_options):
+        raise InputError(
+            f"prior={prior!r} (and prior_options) need marginalize=False: only the normal prior "
+            "on v has a closed-form marginal; a sparse prior keeps v as an explicit vector."
+        )
     data, W_used, snps, spectral = genotype_inputs(y, W, X, standardize_snps=standardize)
-    parametrization, priors = resolve_priors(priors, parametrization, data.y, data.X)
     n_snps = W_used.shape[1]
     coords = {**_coords(data, spectral), "snp": snps}
+    extra: dict[str, Any] = {}
     if marginalize:
+        parametrization, priors = resolve_priors(priors, parametrization, data.y, data.X)
         model, rot = _rotated_model(data, spectral, parametrization, priors, coords)
         with model:
             pm.Deterministic("sigma_v2", model["sigma_g2"] / n_snps)
     else:
-        rot = rotate_data(spectral, data.y, data.X)
-        loadings = spectral.U.T @ W_used  # B = U'W [shape: (rank, n_snps)]
-        with pm.Model(coords=coords) as model:
-            y_rot = pm.Data("y_rot", rot.y1, dims="eigen")
-            X_rot = pm.Data("X_rot", rot.X1, dims=("eigen", "covariate"))
-            B = pm.Data("snp_loadings", loadings, dims=("eigen", "snp"))
-            beta = add_prior("beta", priors["beta"], dims="covariate")
-            h2, sigma_g2, sigma_e2 = _variance_components(parametrization, priors)
-            sigma_v2 = pm.Deterministic("sigma_v2", sigma_g2 / n_snps)
-            z = pm.Normal("z", 0.0, 1.0, dims="snp")
-            v = pm.Deterministic("v", pt.sqrt(sigma_v2) * z, dims="snp")
-            pm.Normal(
-                "y",
-                mu=X_rot @ beta + B @ v,
-                sigma=pt.sqrt(sigma_e2),
-                observed=y_rot,
-                dims="eigen",
-            )
-            _null_space_term(rot, beta, sigma_e2)
+        model, rot, parametrization, priors, extra = sparse.explicit_snp_model(
+            data, W_used, spectral, coords, prior, priors, parametrization, prior_options
+        )
     model.bayeslmm = ModelInfo(
-        form="snp_lmm",
+        form="snp_lmm" if prior == "normal" else f"snp_lmm_{prior}",
         parametrization=parametrization,
         priors=priors,
         data=data,
@@ -309,5 +344,7 @@ def snp_model(
         W=W_used,
         snps=snps,
         marginalize=marginalize,
+        extra=extra,
+        postprocess=None if prior == "normal" else sparse.postprocess,
     )
     return model

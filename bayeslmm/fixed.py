@@ -1,0 +1,194 @@
+"""Models without a random effect: Bayesian linear regression y = Xβ + ε.
+
+The baseline that PCs-as-covariates are compared with: it has no K, so it has no h², and its
+sample-space log-likelihood is a sum of independent normal terms, directly comparable by LOO
+with the LMM's (see :func:`bayeslmm.sample`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+
+from bayeslmm._data import prepare
+from bayeslmm.errors import InputError
+from bayeslmm.lmm import ModelInfo
+from bayeslmm.priors import Prior, PriorLike, add_prior, default_priors, describe
+from bayeslmm.spectral import Spectral, rotate_data
+
+LOG_2PI = float(np.log(2 * np.pi))
+PARAMETERS = ("beta", "sigma_e")
+
+
+def _check_positive(prior: PriorLike) -> None:
+    """Draw from a prior for σe and check the draws are positive and finite."""
+    if isinstance(prior, Prior) and prior.distribution in ("Flat", "Jeffreys"):
+        if prior.distribution == "Flat":
+            raise InputError(
+                "sigma_e needs a positive prior; use Prior('Jeffreys') for the improper "
+                "p(σe) ∝ 1/σe, or e.g. HalfStudentT / HalfCauchy."
+            )
+        return
+    try:
+        rv = prior.dist(()) if isinstance(prior, Prior) else prior
+        draws = np.asarray(pm.draw(rv, draws=200, random_seed=0), dtype=float)
+    except Exception as exc:  # noqa: BLE001 - any failure here is a bad prior specification
+        raise InputError(
+            f"the prior for 'sigma_e' ({describe(prior)}) cannot be built: {exc}"
+        ) from None
+    if not (np.isfinite(draws).all() and (draws > 0).all()):
+        raise InputError(
+            f"the prior for 'sigma_e' ({describe(prior)}) puts mass at or below 0; use a "
+            "positive distribution (HalfStudentT, HalfCauchy, HalfNormal)."
+        )
+
+
+def linear_priors(
+    priors: Mapping[str, PriorLike] | str | None, y: np.ndarray, X: np.ndarray
+) -> dict[str, PriorLike]:
+    """Merge the user's priors for ``beta`` and ``sigma_e`` into the defaults.
+
+    Parameters
+    ----------
+    priors
+        None or ``"default"``: β ~ the package's default (Normal(mean(y), 10 sd(y)) for the
+        intercept, Normal(0, 10 sd(y)/sd(x_j)) otherwise) and σe ~ HalfStudentT(3, sd(y));
+        ``"flat"``: β ~ Flat and σe ~ Jeffreys (the conjugate reference prior, whose posterior
+        is the textbook multivariate t around the OLS estimate); or a dict by name.
+    y, X
+        Phenotype [shape: (n_samples,)] and covariates with intercept [shape: (n_samples, d)].
+
+    Returns
+    -------
+    dict
+    """
+    if isinstance(priors, str):
+        if priors == "flat":
+            return {"beta": Prior("Flat"), "sigma_e": Prior("Jeffreys")}
+        if priors != "default":
+            raise InputError(f"priors must be a dict, 'default' or 'flat', got {priors!r}.")
+        priors = None
+    user = dict(priors or {})
+    unknown = set(user) - set(PARAMETERS)
+    if unknown:
+        raise InputError(
+            f"unknown prior(s) {sorted(unknown)} for the linear model; allowed: "
+            f"{list(PARAMETERS)} (it has no h2 or sigma_g2)."
+        )
+    defaults: dict[str, PriorLike] = {
+        "beta": default_priors("h2", y, X)["beta"],
+        "sigma_e": Prior("HalfStudentT", nu=3, sigma=float(np.std(y, ddof=1))),
+    }
+    merged = {**defaults, **user}
+    for name, prior in merged.items():
+        if not isinstance(prior, Prior | pt.TensorVariable):
+            raise InputError(
+                f"the prior for '{name}' must be a bayeslmm.Prior or a PyMC distribution made "
+                f"with .dist(...), got {type(prior).__name__}."
+            )
+    _check_positive(merged["sigma_e"])
+    return merged
+
+
+def pointwise_loglik(
+    y: np.ndarray, X: np.ndarray, beta: np.ndarray, sigma_e2: np.ndarray
+) -> np.ndarray:
+    r"""Pointwise log N(y_i | x_i β, σe²) per draw and sample [shape: (n_draws, n_samples)].
+
+    Parameters
+    ----------
+    y : ndarray
+        [shape: (n_samples,)].
+    X : ndarray
+        [shape: (n_samples, d)].
+    beta : ndarray
+        [shape: (n_draws, d)].
+    sigma_e2 : ndarray
+        [shape: (n_draws,)].
+
+    Notes
+    -----
+    The observations are independent given (β, σe²), so the leave-one-out predictive
+    :math:`p(y_i \mid y_{-i}, \theta)` is the normal density itself.
+    """
+    resid = y[None, :] - beta @ X.T
+    s2 = sigma_e2[:, None]
+    return -0.5 * (LOG_2PI + np.log(s2) + resid**2 / s2)
+
+
+def _postprocess(
+    posterior: xr.Dataset, info: ModelInfo, rng: Any, random_effects: bool
+) -> tuple[dict[str, Any], np.ndarray]:
+    beta = posterior["beta"].values.reshape(-1, info.data.X.shape[1])
+    sigma_e2 = posterior["sigma_e2"].values.reshape(-1)
+    return {}, pointwise_loglik(info.data.y, info.data.X, beta, sigma_e2)
+
+
+def linear_model(
+    y: Any,
+    X: Any = None,
+    priors: Mapping[str, PriorLike] | str | None = None,
+) -> pm.Model:
+    r"""Build the Bayesian linear regression y = Xβ + ε, ε ~ N(0, σe² I): no random effect.
+
+    Parameters
+    ----------
+    y
+        Phenotype [shape: (n_samples,)]: array or Series indexed by sample ID.
+    X
+        Covariates [shape: (n_samples, n_covariates)], e.g. the PCs from
+        :func:`bayeslmm.pcs`; None means intercept only. An intercept column is added unless
+        X already spans the constant. Samples with a missing phenotype or covariate are dropped.
+    priors
+        Dict with ``beta`` and/or ``sigma_e`` (a :class:`~bayeslmm.Prior` or PyMC ``.dist()``)
+        merged into the defaults, ``"default"``, or ``"flat"`` (flat β, Jeffreys σe), see
+        :func:`linear_priors`.
+
+    Returns
+    -------
+    pymc.Model
+        Free ``beta`` (dim ``covariate``) and ``sigma_e``, Deterministic ``sigma_e2``; observed
+        ``y`` (dim ``sample``). There is no ``h2``: :func:`bayeslmm.sample` checks R-hat of
+        ``sigma_e2`` instead. Model form ``"linear"``; the ``log_likelihood`` group of
+        :func:`bayeslmm.sample` holds log N(y_i | x_i β, σe²), comparable by LOO with an LMM
+        fitted to the same samples.
+
+    Notes
+    -----
+    .. math::
+
+        y_i \sim N(x_i\beta, \sigma_e^2), \quad
+        \beta_j \sim N(m_j, 10\,\mathrm{sd}(y)/\mathrm{sd}(x_j)), \quad
+        \sigma_e \sim \mathrm{HalfStudentT}(3, \mathrm{sd}(y)).
+
+    It is the LMM with σg² = 0 (K = 0), so LOO comparisons with :func:`kinship_model` on the
+    same X ask whether the random effect earns its place beyond the covariates.
+    """
+    data = prepare(y, X)
+    priors_used = linear_priors(priors, data.y, data.X)
+    coords = {"covariate": list(data.covariates), "sample": list(data.samples)}
+    with pm.Model(coords=coords) as model:
+        y_data = pm.Data("y_obs", data.y, dims="sample")
+        X_data = pm.Data("X", data.X, dims=("sample", "covariate"))
+        beta = add_prior("beta", priors_used["beta"], dims="covariate")
+        sigma_e = add_prior("sigma_e", priors_used["sigma_e"])
+        pm.Deterministic("sigma_e2", sigma_e**2)
+        pm.Normal("y", mu=X_data @ beta, sigma=sigma_e, observed=y_data, dims="sample")
+    # No kinship: an empty spectral basis (rank 0), so the whole sample space is the "null
+    # space" of K with variance σe², which is what provenance and constant_data record.
+    spectral = Spectral(U=np.empty((data.n, 0)), s=np.empty(0))
+    model.bayeslmm = ModelInfo(
+        form="linear",
+        parametrization="sigma_e",
+        priors=priors_used,
+        data=data,
+        spectral=spectral,
+        rotated=rotate_data(spectral, data.y, data.X),
+        postprocess=_postprocess,
+    )
+    return model

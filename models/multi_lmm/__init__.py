@@ -1,0 +1,1 @@
+"""Dense reference of the LMM with several variance components (see MODEL.md)."""
