@@ -28,6 +28,19 @@ from bayeslmm.priors import describe
 #: Above this many numbers (draws × samples or SNPs) random effects are not stored.
 MAX_EFFECT_VALUES = 100_000_000
 SAMPLERS = ("nutpie", "pymc")
+#: Rows of :func:`heritability`, where present in the posterior.
+SUMMARY_VARIABLES = (
+    "h2",
+    "sigma_g2",
+    "sigma_e2",
+    "sigma_v2",
+    "h2_component",
+    "h2_loci",
+    "h2_background",
+    "h2_total",
+    "pve",
+    "pge",
+)
 
 
 def _info(model: pm.Model) -> ModelInfo:
@@ -385,24 +398,36 @@ def heritability(idata: az.InferenceData, hdi_prob: float = 0.95) -> pd.DataFram
     Returns
     -------
     pandas.DataFrame
-        Rows h2, sigma_g2, sigma_e2 (and sigma_v2 when present); columns mean, sd, hdi_lower,
-        hdi_upper, ess_bulk, ess_tail, r_hat.
+        Rows h2, sigma_g2, sigma_e2 and, where the model has them, sigma_v2, the per-component
+        ``h2_component[name]``, ``h2_loci``, ``h2_background``, ``h2_total``, ``pve``, ``pge``;
+        columns mean, sd, hdi_lower, hdi_upper, ess_bulk, ess_tail, r_hat (NaN for a constant).
     """
-    names = [n for n in ("h2", "sigma_g2", "sigma_e2", "sigma_v2") if n in idata.posterior]
-    post = idata.posterior[names]
+    post = idata.posterior
+    columns: dict[str, np.ndarray] = {}
+    for name in SUMMARY_VARIABLES:
+        if name not in post:
+            continue
+        var = post[name]
+        extra_dims = [d for d in var.dims if d not in ("chain", "draw")]
+        if not extra_dims:
+            columns[name] = var.values
+        elif len(extra_dims) == 1:  # e.g. h2_component: one row per component
+            for label in var[extra_dims[0]].values:
+                columns[f"{name}[{label}]"] = var.sel({extra_dims[0]: label}).values
     rows = {}
-    multi = post.sizes["chain"] * post.sizes["draw"] > 1
-    for name in names:
-        values = post[name].values.ravel()
-        row = {"mean": values.mean(), "sd": values.std(ddof=1) if multi else np.nan}
-        if multi:
+    for name, draws in columns.items():
+        values = draws.ravel()
+        # more than one draw and not a constant (σe² = 1 of the probit model): full summary
+        spread = values.size > 1 and np.ptp(values) > 0
+        row = {"mean": values.mean(), "sd": values.std(ddof=1) if values.size > 1 else np.nan}
+        if spread:
             lo, hi = az.hdi(values, hdi_prob=hdi_prob)
             row.update(
                 hdi_lower=float(lo),
                 hdi_upper=float(hi),
-                ess_bulk=float(az.ess(post[name].values, method="bulk")),
-                ess_tail=float(az.ess(post[name].values, method="tail")),
-                r_hat=float(az.rhat(post[name].values)) if post.sizes["chain"] > 1 else np.nan,
+                ess_bulk=float(az.ess(draws, method="bulk")),
+                ess_tail=float(az.ess(draws, method="tail")),
+                r_hat=float(az.rhat(draws)) if draws.shape[0] > 1 else np.nan,
             )
         else:
             row.update(

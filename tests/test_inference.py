@@ -160,3 +160,22 @@ def test_map_estimate__equals_brute_force_on_dense_model(cohort):
         mp.posterior["sigma_e2"].item(),
     )
     np.testing.assert_allclose(mp.posterior["u"].values.ravel(), mean_u, atol=1e-8)
+
+
+def test_heritability__constant_and_component_rows():
+    rng = np.random.default_rng(0)
+    post = {
+        "h2": rng.uniform(0.2, 0.4, (2, 50)),
+        "sigma_e2": np.ones((2, 50)),  # fixed at 1, as in the probit model
+        "h2_component": rng.uniform(0, 0.2, (2, 50, 2)),
+    }
+    idata = az.from_dict(
+        posterior=post, coords={"component": ["K1", "K2"]}, dims={"h2_component": ["component"]}
+    )
+    table = bl.heritability(idata)
+    assert list(table.index) == ["h2", "sigma_e2", "h2_component[K1]", "h2_component[K2]"]
+    assert table.loc["sigma_e2", "mean"] == 1.0 and table.loc["sigma_e2", "sd"] == 0.0
+    assert np.isnan(table.loc["sigma_e2", "r_hat"])
+    expected = post["h2_component"][:, :, 1].mean()
+    assert table.loc["h2_component[K2]", "mean"] == pytest.approx(expected)
+    assert np.isfinite(table.loc["h2", "r_hat"])

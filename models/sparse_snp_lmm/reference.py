@@ -1,0 +1,233 @@
+"""Dense, literal reference of the SNP-effects LMM with sparse priors: for reading and the tests.
+
+.. math::
+
+    y = X\\beta + W v + \\varepsilon, \\quad \\varepsilon \\sim N(0, \\sigma_e^2 I)
+
+with, per SNP j, either the two-normal mixture (BOLT-LMM, BayesC-like)
+
+.. math::
+
+    v_j \\sim \\pi N(0, \\sigma_L^2) + (1 - \\pi) N(0, \\sigma_S^2)
+
+or the regularized horseshoe (Piironen & Vehtari 2017)
+
+.. math::
+
+    v_j \\sim N(0, \\tau^2 \\tilde\\lambda_j^2), \\quad
+    \\tilde\\lambda_j^2 = c^2 \\lambda_j^2 / (c^2 + \\tau^2 \\lambda_j^2).
+
+Everything is in sample space: y is an N-vector of independent normals around Xβ + Wv
+(O(N·M) per evaluation), and v is centred (its prior density is written on v itself). The
+summaries (PVE, inclusion probabilities, PGE) are written out with SciPy and, for PGE, by
+enumerating every indicator vector. The package ``bayeslmm`` never imports this module, and this
+module never imports ``bayeslmm``. See MODEL.md beside this file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from scipy import stats
+
+# --------------------------------------------------------------------------------------------
+# Priors shared with models/snp_lmm/reference.py (repeated so that the file reads on its own)
+# --------------------------------------------------------------------------------------------
+
+
+def _beta_prior(y: np.ndarray, X: np.ndarray) -> pt.TensorVariable:
+    """β ~ Normal(mean(y) or 0, 10·sd(y) / sd(x_j)); dims ``covariate`` (SDs with ddof = 1)."""
+    sd_y = np.std(y, ddof=1)
+    constant = np.ptp(X, axis=0) == 0
+    sd_x = np.where(constant, 1.0, np.std(X, axis=0, ddof=1))
+    mu_beta = np.where(constant, np.mean(y), 0.0)
+    sigma_beta = np.where(constant, 10 * sd_y, 10 * sd_y / sd_x)
+    return pm.Normal("beta", mu=mu_beta, sigma=sigma_beta, dims="covariate")
+
+
+def _coords(n: int, d: int, m: int, covariates: Sequence[str] | None) -> dict:
+    names = ["intercept"] + [f"x{j}" for j in range(1, d)] if covariates is None else covariates
+    return {"sample": np.arange(n), "covariate": list(names), "snp": np.arange(m)}
+
+
+def _likelihood(y, X, W, beta, v, sigma_e2) -> None:
+    """y ~ Normal(Xβ + Wv, σe) in sample space."""
+    pm.Normal(
+        "y",
+        mu=pt.as_tensor(X) @ beta + pt.as_tensor(W) @ v,
+        sigma=pt.sqrt(sigma_e2),
+        observed=y,
+        dims="sample",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The literal PyMC models
+# --------------------------------------------------------------------------------------------
+
+
+def dense_mixture_snp_model(
+    y: np.ndarray,
+    X: np.ndarray,
+    W: np.ndarray,
+    covariates: Sequence[str] | None = None,
+) -> pm.Model:
+    """Two-normal mixture on centred SNP effects, the indicator summed out.
+
+    Priors::
+
+        beta       ~ Normal(mean(y), 10 sd(y)) for the intercept, Normal(0, 10 sd(y)/sd(x_j))
+        h2         ~ Beta(1, 1)
+        sigma_p    ~ HalfStudentT(nu=3, sigma=sd(y))
+        sigma_g2   = h2 sigma_p²,  sigma_e2 = (1 − h2) sigma_p²
+        pi         ~ Beta(1, 9)                          probability of a large effect
+        rho_excess ~ Beta(1, 1)
+        rho        = pi + (1 − pi) rho_excess            share of sigma_g2 in the large component
+        sigma_large2 = rho sigma_g2 / (M pi)
+        sigma_small2 = (1 − rho) sigma_g2 / (M (1 − pi))
+        v_j        ~ pi N(0, sigma_large2) + (1 − pi) N(0, sigma_small2)      dims snp
+        y          ~ Normal(X beta + W v, sqrt(sigma_e2))                    dims sample
+
+    Parameters
+    ----------
+    y
+        Phenotype [shape: (n_samples,)].
+    X
+        Covariates with the intercept as a column [shape: (n_samples, n_covariates)].
+    W
+        Genotypes as used (normalized so that WW'/M has mean diagonal 1)
+        [shape: (n_samples, n_snps)].
+    covariates
+        Names of the ``covariate`` dim.
+
+    Returns
+    -------
+    pymc.Model
+    """
+    n, m = W.shape
+    sd_y = np.std(y, ddof=1)
+    with pm.Model(coords=_coords(n, X.shape[1], m, covariates)) as model:
+        beta = _beta_prior(y, X)
+        h2 = pm.Beta("h2", alpha=1, beta=1)
+        sigma_p = pm.HalfStudentT("sigma_p", nu=3, sigma=sd_y)
+        sigma_g2 = pm.Deterministic("sigma_g2", h2 * sigma_p**2)
+        sigma_e2 = pm.Deterministic("sigma_e2", (1 - h2) * sigma_p**2)
+        pi = pm.Beta("pi", alpha=1, beta=9)
+        rho_excess = pm.Beta("rho_excess", alpha=1, beta=1)
+        rho = pm.Deterministic("rho", pi + (1 - pi) * rho_excess)
+        sigma_large2 = pm.Deterministic("sigma_large2", rho * sigma_g2 / (m * pi))
+        sigma_small2 = pm.Deterministic("sigma_small2", (1 - rho) * sigma_g2 / (m * (1 - pi)))
+        v = pm.NormalMixture(
+            "v",
+            w=pt.stack([pi, 1 - pi]),
+            mu=pt.zeros(2),
+            sigma=pt.sqrt(pt.stack([sigma_large2, sigma_small2])),
+            dims="snp",
+        )
+        _likelihood(y, X, W, beta, v, sigma_e2)
+    return model
+
+
+def horseshoe_global_scale(n_nonzero: float, n_snps: int, n_samples: int) -> float:
+    """τ0 = p0 / (M − p0) / √N (Piironen & Vehtari 2017, their eq. 3.12, per unit σe)."""
+    return n_nonzero / (n_snps - n_nonzero) / np.sqrt(n_samples)
+
+
+def dense_horseshoe_snp_model(
+    y: np.ndarray,
+    X: np.ndarray,
+    W: np.ndarray,
+    n_nonzero: float = 10.0,
+    slab_scale: float | None = None,
+    slab_df: float = 4.0,
+    covariates: Sequence[str] | None = None,
+) -> pm.Model:
+    """Regularized horseshoe on centred SNP effects.
+
+    Priors::
+
+        beta     ~ as in dense_mixture_snp_model
+        sigma_e2 ~ HalfStudentT(nu=3, sigma=var(y))
+        lambda_j ~ HalfCauchy(1)                                  dims snp
+        tau      ~ HalfCauchy(tau0 · sqrt(sigma_e2)),   tau0 = p0 / (M − p0) / √N
+        c2       ~ InverseGamma(nu/2, nu s²/2)                    s = slab_scale (sd(y))
+        lambda_tilde_j² = c2 lambda_j² / (c2 + tau² lambda_j²)
+        v_j      ~ Normal(0, tau · lambda_tilde_j)                dims snp
+        y        ~ Normal(X beta + W v, sqrt(sigma_e2))           dims sample
+
+    Parameters
+    ----------
+    y, X, W, covariates
+        As in :func:`dense_mixture_snp_model`.
+    n_nonzero
+        p0, the expected number of non-zero effects.
+    slab_scale
+        s; default sd(y) (ddof = 1).
+    slab_df
+        ν.
+
+    Returns
+    -------
+    pymc.Model
+    """
+    n, m = W.shape
+    sd_y = np.std(y, ddof=1)
+    s = sd_y if slab_scale is None else slab_scale
+    tau0 = horseshoe_global_scale(n_nonzero, m, n)
+    with pm.Model(coords=_coords(n, X.shape[1], m, covariates)) as model:
+        beta = _beta_prior(y, X)
+        sigma_e2 = pm.HalfStudentT("sigma_e2", nu=3, sigma=sd_y**2)
+        lam = pm.HalfCauchy("lambda", beta=1.0, dims="snp")
+        tau = pm.HalfCauchy("tau", beta=tau0 * pt.sqrt(sigma_e2))
+        c2 = pm.InverseGamma("c2", alpha=slab_df / 2, beta=slab_df * s**2 / 2)
+        lam_tilde = pt.sqrt(c2 * lam**2 / (c2 + tau**2 * lam**2))
+        v = pm.Normal("v", mu=0.0, sigma=tau * lam_tilde, dims="snp")
+        _likelihood(y, X, W, beta, v, sigma_e2)
+    return model
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries of a draw
+# --------------------------------------------------------------------------------------------
+
+
+def realized_pve(W: np.ndarray, v: np.ndarray, sigma_e2: float) -> float:
+    """PVE = var(Wv) / (var(Wv) + σe²), the variance over samples with ddof = 0 (GEMMA BSLMM)."""
+    g = W @ v
+    return float(np.var(g) / (np.var(g) + sigma_e2))
+
+
+def mixture_pip(v: np.ndarray, pi: float, sigma_large2: float, sigma_small2: float) -> np.ndarray:
+    """P(SNP j in the large component | v_j, π, σL², σS²) by Bayes' rule [shape: (n_snps,)]."""
+    large = pi * stats.norm.pdf(v, 0, np.sqrt(sigma_large2))
+    small = (1 - pi) * stats.norm.pdf(v, 0, np.sqrt(sigma_small2))
+    return large / (large + small)
+
+
+def horseshoe_pip(
+    W: np.ndarray, tau: float, lam: np.ndarray, c2: float, sigma_e2: float
+) -> np.ndarray:
+    """1 − κ_j, κ_j = 1 / (1 + τ² λ̃_j² Σ_i (w_ij − w̄_j)² / σe²) [shape: (n_snps,)]."""
+    lam_tilde2 = c2 * lam**2 / (c2 + tau**2 * lam**2)
+    sumsq = ((W - W.mean(axis=0)) ** 2).sum(axis=0)
+    return 1 - 1 / (1 + tau**2 * lam_tilde2 * sumsq / sigma_e2)
+
+
+def pge_by_enumeration(W: np.ndarray, v: np.ndarray, pip: np.ndarray) -> float:
+    """E_γ[var(W(γ∘v))] / var(Wv) over independent γ_j ~ Bernoulli(pip_j), all 2^M γ summed.
+
+    For small M only (M ≤ 14): the brute-force counterpart of the closed form in the package.
+    """
+    m = len(v)
+    if m > 14:
+        raise ValueError(f"enumeration over 2^{m} indicator vectors is too large; use M <= 14")
+    total = 0.0
+    for gamma in itertools.product((0, 1), repeat=m):
+        gamma = np.array(gamma)
+        weight = np.prod(np.where(gamma == 1, pip, 1 - pip))
+        total += weight * np.var(W @ (gamma * v))
+    return float(total / np.var(W @ v))

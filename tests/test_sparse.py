@@ -1,0 +1,314 @@
+"""Sparse SNP priors of snp_model(marginalize=False): dense references, summaries, recovery."""
+
+import warnings
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+import pytest
+import xarray as xr
+from scipy import stats
+
+import bayeslmm as bl
+from bayeslmm.lmm import _null_space_term, _variance_components
+from bayeslmm.priors import add_prior, resolve_priors
+from bayeslmm.simulate import simulate
+from bayeslmm.spectral import rotate_data
+from models.sparse_snp_lmm import reference as spref
+
+# PyMC builds a few normalizing constants differently in the two graphs (~1e-9 per term):
+# compare log densities to 1e-9 relative or 1e-6 absolute.
+TOL = {"rel": 1e-9, "abs": 1e-6}
+
+
+@pytest.fixture
+def data(rng):
+    n = 36
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = X @ [2.0, 0.5] + rng.normal(size=n) * 1.5
+    return y, X
+
+
+def _genotypes(rng, n, m):
+    return rng.binomial(2, 0.4, size=(n, m)).astype(float)
+
+
+def _random_points(model, rng, n=4):
+    ip = model.initial_point()
+    return [{k: v + rng.normal(0, 0.7, size=np.shape(v)) for k, v in ip.items()} for _ in range(n)]
+
+
+def _evaluate(model, names, point):
+    """Values of (deterministic) variables at a point on the sampler's scale."""
+    outs = model.replace_rvs_by_values([model[name] for name in names])
+    fn = pytensor.function(model.value_vars, outs, on_unused_input="ignore")
+    return dict(zip(names, fn(**{v.name: point[v.name] for v in model.value_vars}), strict=True))
+
+
+def _previous_explicit_build(y, G, X):
+    """snp_model(marginalize=False) as it was before the sparse priors, frozen here."""
+    ref = bl.snp_model(y, G, X)  # marginalized: same data, priors and coordinates
+    info = ref.bayeslmm
+    parametrization, priors = resolve_priors(None, None, info.data.y, info.data.X)
+    rot = rotate_data(info.spectral, info.data.y, info.data.X)
+    n_snps = info.W.shape[1]
+    coords = {name: list(values) for name, values in ref.coords.items()}
+    coords["snp"] = info.snps
+    with pm.Model(coords=coords) as model:
+        y_rot = pm.Data("y_rot", rot.y1, dims="eigen")
+        X_rot = pm.Data("X_rot", rot.X1, dims=("eigen", "covariate"))
+        B = pm.Data("snp_loadings", info.spectral.U.T @ info.W, dims=("eigen", "snp"))
+        beta = add_prior("beta", priors["beta"], dims="covariate")
+        _, sigma_g2, sigma_e2 = _variance_components(parametrization, priors)
+        sigma_v2 = pm.Deterministic("sigma_v2", sigma_g2 / n_snps)
+        z = pm.Normal("z", 0.0, 1.0, dims="snp")
+        v = pm.Deterministic("v", pt.sqrt(sigma_v2) * z, dims="snp")
+        pm.Normal(
+            "y", mu=X_rot @ beta + B @ v, sigma=pt.sqrt(sigma_e2), observed=y_rot, dims="eigen"
+        )
+        _null_space_term(rot, beta, sigma_e2)
+    return model
+
+
+@pytest.mark.parametrize("m", [15, 60])
+def test_snp_model__normal_prior_identical_to_previous_build(rng, data, m):
+    y, X = data
+    G = _genotypes(rng, len(y), m)
+    new = bl.snp_model(y, G, X[:, 1:], marginalize=False, prior="normal")
+    old = _previous_explicit_build(y, G, X[:, 1:])
+    assert [v.name for v in new.free_RVs] == [v.name for v in old.free_RVs]
+    f_new, f_old = new.compile_logp(), old.compile_logp()
+    for point in _random_points(new, rng):
+        assert f_new(point) == pytest.approx(f_old(point), rel=1e-12)
+    assert new.bayeslmm.form == "snp_lmm" and new.bayeslmm.postprocess is None
+
+
+@pytest.mark.parametrize("m", [15, 60])  # M < N and M > N
+def test_snp_model__mixture_logp_equals_dense_reference(rng, data, m):
+    y, X = data
+    fast = bl.snp_model(y, _genotypes(rng, len(y), m), X[:, 1:], marginalize=False, prior="mixture")
+    W = fast.bayeslmm.W
+    dense = spref.dense_mixture_snp_model(y, X, W)
+    f_fast, f_dense = fast.compile_logp(), dense.compile_logp()
+    for point in _random_points(fast, rng):
+        values = _evaluate(fast, ["sigma_small2", "v"], point)
+        dpoint = {k: val for k, val in point.items() if k != "z"}
+        dpoint["v"] = values["v"]
+        # v = σS z: the density on z is the density on v times σS per SNP
+        jacobian = 0.5 * m * np.log(values["sigma_small2"])
+        assert f_fast(point) == pytest.approx(f_dense(dpoint) + jacobian, **TOL)
+
+
+@pytest.mark.parametrize("m", [15, 60])
+def test_snp_model__horseshoe_logp_equals_dense_reference(rng, data, m):
+    y, X = data
+    G = _genotypes(rng, len(y), m)
+    fast = bl.snp_model(
+        y, G, X[:, 1:], marginalize=False, prior="horseshoe", prior_options={"n_nonzero": 3}
+    )
+    dense = spref.dense_horseshoe_snp_model(y, X, fast.bayeslmm.W, n_nonzero=3)
+    tau0 = spref.horseshoe_global_scale(3, m, len(y))
+    f_fast, f_dense = fast.compile_logp(), dense.compile_logp()
+    for point in _random_points(fast, rng):
+        values = _evaluate(fast, ["tau", "v"], point)
+        dpoint = {k: val for k, val in point.items() if k not in ("z", "tau_unit_log__")}
+        dpoint["v"] = values["v"]
+        # τ = τ0 σe t: a shift on the log scale, where both are sampled
+        dpoint["tau_log__"] = np.log(tau0) + 0.5 * point["sigma_e2_log__"] + point["tau_unit_log__"]
+        assert np.exp(dpoint["tau_log__"]) == pytest.approx(values["tau"], rel=1e-12)
+        # v = z τ λ̃: the density on z is the density on v times τ λ̃_j per SNP
+        jacobian = np.sum(np.log(np.abs(values["v"] / point["z"])))
+        assert f_fast(point) == pytest.approx(f_dense(dpoint) + jacobian, **TOL)
+
+
+def test_snp_model__mixture_summaries_equal_reference(rng, data):
+    """pve, pip and pge against SciPy and a sum over all 2^10 indicator vectors."""
+    y, X = data
+    model = bl.snp_model(
+        y, _genotypes(rng, len(y), 10), X[:, 1:], marginalize=False, prior="mixture"
+    )
+    W = model.bayeslmm.W
+    names = ["v", "pi", "rho", "sigma_large2", "sigma_small2", "sigma_e2", "pve", "pip", "pge"]
+    for point in _random_points(model, rng, n=3):
+        val = _evaluate(model, names, point)
+        assert val["sigma_large2"] >= val["sigma_small2"]  # ρ ≥ π orders the components
+        assert val["rho"] >= val["pi"]
+        assert val["pve"] == pytest.approx(spref.realized_pve(W, val["v"], val["sigma_e2"]))
+        pip = spref.mixture_pip(val["v"], val["pi"], val["sigma_large2"], val["sigma_small2"])
+        np.testing.assert_allclose(val["pip"], pip, rtol=1e-9)
+        assert val["pge"] == pytest.approx(spref.pge_by_enumeration(W, val["v"], pip), rel=1e-9)
+
+
+def test_snp_model__horseshoe_summaries_equal_reference(rng, data):
+    y, X = data
+    model = bl.snp_model(
+        y, _genotypes(rng, len(y), 10), X[:, 1:], marginalize=False, prior="horseshoe"
+    )
+    W = model.bayeslmm.W
+    names = ["v", "lambda", "tau", "c2", "sigma_e2", "pve", "h2", "sigma_g2", "pip", "pge"]
+    for point in _random_points(model, rng, n=3):
+        val = _evaluate(model, names, point)
+        assert val["pve"] == pytest.approx(spref.realized_pve(W, val["v"], val["sigma_e2"]))
+        assert val["h2"] == pytest.approx(val["pve"], rel=1e-12)
+        assert val["sigma_g2"] == pytest.approx(np.var(W @ val["v"]), rel=1e-9)
+        pip = spref.horseshoe_pip(W, val["tau"], val["lambda"], val["c2"], val["sigma_e2"])
+        np.testing.assert_allclose(val["pip"], pip, rtol=1e-9)
+        assert val["pge"] == pytest.approx(spref.pge_by_enumeration(W, val["v"], pip), rel=1e-9)
+
+
+def test_snp_model__normal_prior_pve(rng, data):
+    y, X = data
+    model = bl.snp_model(y, _genotypes(rng, len(y), 12), X[:, 1:], marginalize=False)
+    point = _random_points(model, rng, n=1)[0]
+    val = _evaluate(model, ["v", "sigma_e2", "pve"], point)
+    expected = spref.realized_pve(model.bayeslmm.W, val["v"], val["sigma_e2"])
+    assert val["pve"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_snp_model__mixture_variance_parametrization_and_user_priors(rng, data):
+    y, X = data
+    priors = {
+        "sigma_g2": bl.Prior("HalfNormal", sigma=2.0),
+        "sigma_e2": bl.Prior("HalfNormal", sigma=2.0),
+        "pi": bl.Prior("Beta", alpha=1, beta=50),
+    }
+    model = bl.snp_model(
+        y, _genotypes(rng, len(y), 15), X[:, 1:], priors, marginalize=False, prior="mixture"
+    )
+    assert [v.name for v in model.free_RVs] == [
+        "beta",
+        "sigma_g2",
+        "sigma_e2",
+        "pi",
+        "rho_excess",
+        "z",
+    ]
+    assert model.bayeslmm.priors["pi"] == bl.Prior("Beta", alpha=1, beta=50)
+    assert model.bayeslmm.form == "snp_lmm_mixture"
+
+
+def test_sparse_postprocess__u_and_conditional_loglik(rng, data):
+    y, X = data
+    model = bl.snp_model(
+        y, _genotypes(rng, len(y), 12), X[:, 1:], marginalize=False, prior="mixture"
+    )
+    info = model.bayeslmm
+    v = rng.normal(0, 0.3, size=(2, 3, 12))
+    beta = rng.normal(size=(2, 3, 2))
+    sigma_e2 = rng.uniform(0.5, 2, size=(2, 3))
+    post = xr.Dataset(
+        {
+            "v": (("chain", "draw", "snp"), v),
+            "beta": (("chain", "draw", "covariate"), beta),
+            "sigma_e2": (("chain", "draw"), sigma_e2),
+        }
+    )
+    new, loglik = info.postprocess(post, info, None, True)
+    u, dim, _ = new["u"]
+    assert dim == "sample"
+    for k, (c, d) in enumerate(np.ndindex(2, 3)):
+        np.testing.assert_allclose(u[k], info.W @ v[c, d], rtol=1e-10, atol=1e-12)
+        mu = X @ beta[c, d] + info.W @ v[c, d]
+        expected = stats.norm.logpdf(y, mu, np.sqrt(sigma_e2[c, d]))
+        np.testing.assert_allclose(loglik[k], expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"prior": "mixture"}, "need marginalize=False"),
+        ({"prior": "normal", "prior_options": {"n_nonzero": 3}}, "need marginalize=False"),
+        ({"prior": "spike", "marginalize": False}, "prior must be one of"),
+        (
+            {"prior": "normal", "marginalize": False, "prior_options": {"n_nonzero": 3}},
+            "it takes none",
+        ),
+        (
+            {"prior": "horseshoe", "marginalize": False, "prior_options": {"n_nonzero": 15}},
+            "strictly between 0 and the number of SNPs",
+        ),
+        (
+            {"prior": "horseshoe", "marginalize": False, "prior_options": {"slab_df": 0}},
+            "must be positive",
+        ),
+        (
+            {"prior": "horseshoe", "marginalize": False, "prior_options": {"tau0": 1}},
+            "unknown prior_options",
+        ),
+        ({"prior": "horseshoe", "marginalize": False, "parametrization": "h2"}, "realized"),
+        (
+            {
+                "prior": "horseshoe",
+                "marginalize": False,
+                "priors": {"h2": bl.Prior("Beta", alpha=1, beta=1)},
+            },
+            "allowed: \\['beta', 'sigma_e2'\\]",
+        ),
+        ({"prior": "horseshoe", "marginalize": False, "priors": "flat"}, "not available"),
+        (
+            {
+                "prior": "mixture",
+                "marginalize": False,
+                "priors": {"pi": bl.Prior("Normal", mu=0, sigma=1)},
+            },
+            "must lie in \\(0, 1\\)",
+        ),
+    ],
+)
+def test_snp_model__sparse_prior_input_errors(rng, data, kwargs, match):
+    y, X = data
+    G = _genotypes(rng, len(y), 15)
+    priors = kwargs.pop("priors", None)
+    with pytest.raises(bl.InputError, match=match):
+        bl.snp_model(y, G, X[:, 1:], priors, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# NUTS
+# --------------------------------------------------------------------------------------------
+
+
+def _planted(seed=41, n=300, m=200, large=(0.42, -0.38, 0.36), small_h2=0.06):
+    """N = 300, M = 200: three large effects (most of h²) and 197 tiny ones; σe² = 0.5."""
+    rng = np.random.default_rng(seed)
+    W = simulate(n, m, 0.5, seed=seed).W
+    causal = np.sort(rng.choice(m, size=len(large), replace=False))
+    v = rng.normal(0.0, np.sqrt(small_h2 / m), size=m)
+    v[causal] = large
+    g = W @ v
+    y = 1.0 + g + rng.normal(0.0, np.sqrt(0.5), size=n)
+    pve = np.var(g) / (np.var(g) + 0.5)
+    pge = np.var(W[:, causal] @ v[causal]) / np.var(g)
+    return y, W, causal, pve, pge
+
+
+@pytest.mark.slow
+def test_snp_model__mixture_recovers_planted_large_effects():
+    y, W, causal, pve_true, pge_true = _planted()
+    model = bl.snp_model(y, W, marginalize=False, prior="mixture")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", bl.SamplingWarning)
+        idata = bl.sample(
+            model,
+            draws=1000,
+            tune=1000,
+            chains=2,
+            random_seed=4,
+            progressbar=False,
+            target_accept=0.9,
+        )
+    n_div = int(idata.sample_stats["diverging"].sum())
+    assert n_div <= 10, (n_div, [str(w.message) for w in caught])
+    pip = idata.posterior["pip"].mean(("chain", "draw")).values
+    top = np.sort(np.argsort(pip)[-3:])
+    np.testing.assert_array_equal(top, causal)
+    assert (pip[causal] > 0.9).all(), pip[causal]
+    others = np.delete(pip, causal)
+    assert others.max() < 0.5, others.max()
+    pve = idata.posterior["pve"].values.ravel()
+    assert abs(pve.mean() - pve_true) < 3 * pve.std() + 0.01, (pve.mean(), pve.std(), pve_true)
+    pge = idata.posterior["pge"].values.ravel()
+    assert abs(pge.mean() - pge_true) < 3 * pge.std() + 0.02, (pge.mean(), pge.std(), pge_true)
+    assert idata.log_likelihood["y"].shape == (2, 1000, 300)
+    assert idata.attrs["model"] == "snp_lmm_mixture"
