@@ -23,6 +23,7 @@ with _warnings.catch_warnings():
     _ = _pytensor.config.blas__ldflags
 
 from bayeslmm._version import __version__  # noqa: E402
+from bayeslmm.compare import compare, loo  # noqa: E402
 from bayeslmm.errors import (  # noqa: E402
     BayeslmmError,
     BayeslmmWarning,
@@ -37,6 +38,7 @@ from bayeslmm.gwas import scan  # noqa: E402
 from bayeslmm.inference import heritability, map_estimate, sample, summary  # noqa: E402
 from bayeslmm.io import Genotypes, read_bimbam, read_grm, read_plink, read_table, write_grm  # noqa: E402
 from bayeslmm.kinship import Kinship, kinship, kinship_from_pcs, loco_kinships  # noqa: E402
+from bayeslmm.liability import liability_h2  # noqa: E402
 from bayeslmm.lmm import kinship_model, snp_model  # noqa: E402
 from bayeslmm.pca import pcs  # noqa: E402
 from bayeslmm.priors import Prior  # noqa: E402
@@ -57,6 +59,9 @@ __all__ = [
     "SamplingWarning",
     "Spectral",
     "__version__",
+    "compare",
+    "liability_h2",
+    "loo",
     "heritability",
     "kinship",
     "kinship_from_pcs",

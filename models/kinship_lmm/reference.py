@@ -589,3 +589,107 @@ def dense_kinship_model(
             dims="sample",
         )
     return model
+
+
+# --------------------------------------------------------------------------------------------
+# Exact posterior draws and single leave-one-out densities (model comparison tests)
+# --------------------------------------------------------------------------------------------
+
+
+def exact_posterior_draws(
+    y: np.ndarray,
+    X: np.ndarray,
+    K: np.ndarray,
+    n_draws: int,
+    rng: np.random.Generator,
+    grid: np.ndarray | None = None,
+    prior: tuple[float, float] = (1.0, 1.0),
+) -> dict:
+    """Independent draws from the posterior under flat β, Jeffreys σp² and Beta(a, b) on h².
+
+    No MCMC: h² is drawn from :func:`grid_posterior_h2` (the grid point with probability
+    proportional to its trapezoid weight, so h² takes grid values only; the default grid is the
+    2000 cell midpoints of [0, 1], avoiding σe² = 0 at h² = 1, where a conditional density of
+    a rank-deficient V is degenerate), then
+
+    .. math::
+
+        \\sigma_p^2 \\mid h^2, y \\sim \\text{Inv-Gamma}\\big(\\tfrac{N-d}{2},
+        \\tfrac{\\mathrm{RSS}}{2}\\big), \\qquad
+        \\beta \\mid \\sigma_p^2, h^2, y \\sim N\\big(\\hat\\beta,
+        \\sigma_p^2 (X'H^{-1}X)^{-1}\\big),
+
+    with H = h²K + (1 − h²)I, β̂ the GLS estimate and RSS its weighted residual sum of squares
+    (integrating β out of N(y | Xβ, σp²H) leaves (σp²)^{-(N−d)/2} exp(−RSS/2σp²), and the
+    Jeffreys prior adds 1/σp²).
+
+    Returns
+    -------
+    dict
+        ``h2``, ``sigma_p2``, ``sigma_g2``, ``sigma_e2`` [shape: (n_draws,)] and ``beta``
+        [shape: (n_draws, n_covariates)].
+    """
+    n, d = X.shape
+    grid = (np.arange(2000) + 0.5) / 2000 if grid is None else np.asarray(grid, dtype=float)
+    grid, density = grid_posterior_h2(y, X, K, grid, prior)
+    weights = np.zeros_like(density)
+    steps = np.diff(grid)
+    weights[:-1] += steps * density[:-1] / 2
+    weights[1:] += steps * density[1:] / 2
+    index = rng.choice(len(grid), size=n_draws, p=weights / weights.sum())
+    h2 = grid[index]
+    sigma_p2 = np.empty(n_draws)
+    beta = np.empty((n_draws, d))
+    for k in np.unique(index):
+        rows = np.flatnonzero(index == k)
+        H = grid[k] * K + (1 - grid[k]) * np.eye(n)
+        beta_hat = gls_beta(y, X, H)
+        resid = y - X @ beta_hat
+        rss = resid @ np.linalg.solve(H, resid)
+        s2 = stats.invgamma.rvs((n - d) / 2, scale=rss / 2, size=len(rows), random_state=rng)
+        cov = np.linalg.inv(X.T @ np.linalg.solve(H, X))
+        z = rng.standard_normal((len(rows), d)) @ np.linalg.cholesky(cov).T
+        sigma_p2[rows] = s2
+        beta[rows] = beta_hat + np.sqrt(s2)[:, None] * z
+    return {
+        "h2": h2,
+        "sigma_p2": sigma_p2,
+        "sigma_g2": h2 * sigma_p2,
+        "sigma_e2": (1 - h2) * sigma_p2,
+        "beta": beta,
+    }
+
+
+def dense_conditional_logpdf(
+    i: int,
+    y: np.ndarray,
+    X: np.ndarray,
+    K: np.ndarray,
+    beta: np.ndarray,
+    sigma_g2: np.ndarray,
+    sigma_e2: np.ndarray,
+) -> np.ndarray:
+    """log p(y_i | y_−i, θ) for one sample i and many draws θ, by the Schur complement.
+
+    The same conditional normal as :func:`dense_loo_pointwise`, for one i and each row of
+    ``beta`` [shape: (draws, n_covariates)] with ``sigma_g2``, ``sigma_e2`` [shape: (draws,)].
+
+    Returns
+    -------
+    numpy.ndarray
+        [shape: (draws,)].
+    """
+    n = len(y)
+    rest = np.delete(np.arange(n), i)
+    out = np.empty(len(sigma_g2))
+    for start in range(0, len(sigma_g2), 256):  # batches of draws, each V formed in full
+        s = slice(start, start + 256)
+        mu = beta[s] @ X.T  # [shape: (batch, n_samples)]
+        V = sigma_g2[s, None, None] * K + sigma_e2[s, None, None] * np.eye(n)
+        V_rest = V[:, rest][:, :, rest]  # V_{-i,-i}
+        V_cross = V[:, rest, i]  # V_{-i,i}
+        weights = np.linalg.solve(V_rest, V_cross[..., None])[..., 0]
+        cond_mean = mu[:, i] + np.sum(weights * (y[rest] - mu[:, rest]), axis=1)
+        cond_var = V[:, i, i] - np.sum(V_cross * weights, axis=1)
+        out[s] = stats.norm.logpdf(y[i], loc=cond_mean, scale=np.sqrt(cond_var))
+    return out
