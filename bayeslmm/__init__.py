@@ -43,6 +43,7 @@ from bayeslmm.lmm import kinship_model, snp_model  # noqa: E402
 from bayeslmm.pca import pcs  # noqa: E402
 from bayeslmm.priors import Prior  # noqa: E402
 from bayeslmm.reml import RemlFit, reml  # noqa: E402
+from bayeslmm.simulate import simulate  # noqa: E402  (DESIGN §4: bl.simulate)
 from bayeslmm.spectral import Spectral, spectral_from_genotypes, spectral_from_kinship  # noqa: E402
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "reml",
     "sample",
     "scan",
+    "simulate",
     "snp_model",
     "spectral_from_genotypes",
     "spectral_from_kinship",

@@ -76,18 +76,33 @@ class Kinship:
 
 
 def as_genotypes(G: Any, samples: Any = None) -> Genotypes:
-    """Wrap an in-memory allele-count matrix [shape: (n_samples, n_snps)] as Genotypes."""
+    """Wrap an in-memory allele-count matrix [shape: (n_samples, n_snps)] as Genotypes.
+
+    A DataFrame keeps its index as the sample IDs (so it aligns by ID with pandas phenotypes) and
+    its columns as the SNP names; a plain array gets IDs "1".."N" and names snp1..snpM.
+    """
     if isinstance(G, Genotypes):
         return G
-    values = np.asarray(G, dtype=float)
+    names = None
+    if isinstance(G, pd.DataFrame):
+        if samples is None:
+            samples = G.index.astype(str)
+        names = [str(c) for c in G.columns]
+        G = G.to_numpy()
+    try:
+        values = np.asarray(G, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"genotypes must be numeric allele counts: {err}") from None
     if values.ndim != 2:
         raise InputError(f"genotypes must be a 2-D matrix (samples × SNPs), got {values.shape}.")
     n, m = values.shape
     ids = np.asarray(samples if samples is not None else [str(i + 1) for i in range(n)], str)
+    if len(ids) != n:
+        raise InputError(f"{len(ids)} sample IDs for a genotype matrix of {n} samples.")
     snps = pd.DataFrame(
         {
             "chrom": "0",
-            "snp": [f"snp{j + 1}" for j in range(m)],
+            "snp": names if names is not None else [f"snp{j + 1}" for j in range(m)],
             "cm": 0.0,
             "pos": np.arange(1, m + 1),
             "a1": "A",

@@ -232,3 +232,16 @@ def test_cli_scan__writes_table_and_plots(tmp_path, capsys):
     with pytest.warns(bl.DataWarning, match="4 in y but not in genotypes"):
         direct = bl.scan(g, y, progress=False)
     np.testing.assert_allclose(table["p_wald"], direct["p_wald"], rtol=1e-12)
+
+
+def test_scan__genotype_dataframe_aligns_by_id():
+    data = simulate(80, 30, 0.3, seed=4)
+    ids = [f"s{i}" for i in range(80)]
+    G = pd.DataFrame(data.G, index=ids, columns=[f"rs{j}" for j in range(30)])
+    y = pd.Series(data.y, index=ids)
+    K = pd.DataFrame(data.K, index=ids, columns=ids)
+    shuffled = y.sample(frac=1.0, random_state=1)
+    by_id = bl.scan(G, shuffled, K=K, progress=False)
+    by_position = bl.scan(data.G, data.y, K=data.K, progress=False)
+    assert list(by_id["snp"]) == list(G.columns)
+    np.testing.assert_allclose(by_id["p_wald"], by_position["p_wald"], rtol=1e-10)
