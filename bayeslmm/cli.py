@@ -157,6 +157,8 @@ KINSHIP_METHODS = ("standardized", "standardized_empirical", "centered", "ldak",
 def _kinship_from_args(args: argparse.Namespace):
     import bayeslmm as bl
 
+    if getattr(args, "mgrm", None):
+        return _read_mgrm(args.mgrm)
     if getattr(args, "grm", None):
         return bl.read_grm(args.grm)
     genotypes = _genotypes_from_args(args)
@@ -166,6 +168,45 @@ def _kinship_from_args(args: argparse.Namespace):
     qc = ", ".join(f"{k} {v}" for k, v in K.qc.items() if v)
     print(f"Kinship ({args.kinship}) from {K.n_snps} SNPs × {len(K.samples)} samples [{qc}]")
     return K
+
+
+def _read_mgrm(path: str) -> dict:
+    """GCTA's --mgrm: a text file with one GRM prefix per line → {name: Kinship}."""
+    import bayeslmm as bl
+
+    try:
+        lines = Path(path).read_text().split("\n")
+    except OSError as err:
+        raise BayeslmmError(f"cannot read the --mgrm list {path}: {err.strerror}.") from None
+    prefixes = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    if len(prefixes) < 2:
+        raise BayeslmmError(
+            f"{path} lists {len(prefixes)} GRM prefix(es); --mgrm needs at least two, one per "
+            "line (use --grm for one)."
+        )
+    base = Path(path).parent
+    names = [Path(p).name for p in prefixes]
+    if len(set(names)) < len(names):
+        names = [f"K{i + 1}" for i in range(len(prefixes))]
+    out = {}
+    for name, prefix in zip(names, prefixes, strict=True):
+        full = (
+            prefix
+            if Path(prefix).is_absolute() or Path(f"{prefix}.grm.id").exists()
+            else str(base / prefix)
+        )
+        out[name] = bl.read_grm(full)
+    print(f"{len(out)} variance components: {', '.join(out)}")
+    return out
+
+
+def _liability(args: argparse.Namespace, h2_draws, y: pd.Series):
+    """Liability-scale h² (Lee et al. 2011) when --prevalence is given, else None."""
+    import bayeslmm as bl
+
+    if args.prevalence is None:
+        return None
+    return bl.liability_h2(h2_draws, args.prevalence, float(np.nanmean(y.to_numpy())))
 
 
 def _genotypes_from_args(args: argparse.Namespace):
@@ -234,8 +275,17 @@ def _reml(args: argparse.Namespace) -> int:
     y = _phenotype_from_args(args)
     X = _covariates_from_args(args)
     K = _kinship_from_args(args)
+    if args.prevalence is not None:
+        _check_binary(y)
     fit = bl.reml(y, K, X, method=args.method)
     print(fit)
+    if args.prevalence is not None:
+        lia = _liability(args, np.array([fit.h2]), y)[0]
+        factor = lia / fit.h2 if fit.h2 > 0 else float("nan")
+        print(
+            f"  h2 on the liability scale (prevalence {args.prevalence}, Lee et al. 2011): "
+            f"{lia:.4f} (SE {fit.h2_se * factor:.4f})"
+        )
     print("\n" + fit.beta.to_frame().join(fit.beta_se).to_string(float_format=lambda v: f"{v:.5g}"))
     if args.out:
         table = fit.to_series()
@@ -252,8 +302,10 @@ def _h2(args: argparse.Namespace) -> int:
     y = _phenotype_from_args(args)
     X = _covariates_from_args(args)
     K = _kinship_from_args(args)
+    if args.probit or args.prevalence is not None:
+        _check_binary(y)
     fit = bl.reml(y, K, X)
-    model = bl.kinship_model(y, K, X)
+    model = bl.kinship_model(y, K, X, family="probit" if args.probit else "gaussian")
     idata = bl.sample(
         model,
         draws=args.draws,
@@ -264,16 +316,38 @@ def _h2(args: argparse.Namespace) -> int:
         progressbar=not args.quiet,
     )
     print(bl.summary(idata))
-    print(f"REML: h2 = {fit.h2:.4f} (SE {fit.h2_se:.4f})")
+    scale = " (observed 0/1 scale)" if args.probit or args.prevalence is not None else ""
+    print(f"REML: h2 = {fit.h2:.4f} (SE {fit.h2_se:.4f}){scale}")
+    if args.probit:
+        print("Posterior h2 of the probit model is on the liability scale.")
+    elif args.prevalence is not None:
+        lia = _liability(args, idata.posterior["h2"].values, y)
+        idata.posterior["h2_liability"] = (("chain", "draw"), lia)
+        print(
+            f"Liability-scale h2 (prevalence {args.prevalence}, Lee et al. 2011): mean "
+            f"{lia.mean():.4f}, sd {lia.std(ddof=1):.4f}"
+        )
     out = Path(args.out)
     with atomic_path(f"{out}.posterior.nc") as tmp:
         idata.to_netcdf(str(tmp))
     with atomic_path(f"{out}.h2.tsv") as tmp:
         bl.heritability(idata).to_csv(tmp, sep="\t")
     with atomic_path(f"{out}.h2.png") as tmp:
-        plot_h2_posterior(idata, fit, tmp)
+        plot_h2_posterior(idata, None if args.probit else fit, tmp)
     print(f"Wrote {out}.posterior.nc (ArviZ InferenceData), {out}.h2.tsv, {out}.h2.png")
     return 0
+
+
+def _check_binary(y: pd.Series) -> None:
+    values = set(np.unique(y.dropna().to_numpy()))
+    if not values <= {0.0, 1.0} or len(values) < 2:
+        raise BayeslmmError(
+            f"--prevalence and --probit need a 0/1 phenotype (controls 0, cases 1); "
+            f"{y.name or 'the phenotype'} has values "
+            f"{', '.join(f'{v:g}' for v in sorted(values)[:5])}{'...' if len(values) > 5 else ''}. "
+            "Recode it "
+            "(PLINK's 1/2 coding: subtract 1)."
+        )
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -310,6 +384,22 @@ def _scan(args: argparse.Namespace) -> int:
         plot_qq(table, path=f"{args.plot}.qq.png")
         print(f"Wrote {args.plot}.manhattan.png, {args.plot}.qq.png")
     return 0
+
+
+def _add_components(parser: argparse.ArgumentParser) -> None:
+    """Options of reml and h2 only: several GRMs, case-control prevalence."""
+    parser.add_argument(
+        "--mgrm",
+        metavar="FILE",
+        help="several variance components (GCTA --mgrm): FILE lists one GRM prefix per line",
+    )
+    parser.add_argument(
+        "--prevalence",
+        type=float,
+        metavar="K",
+        help="0/1 trait: also report h² on the liability scale for population prevalence K "
+        "(GCTA --prevalence; Lee et al. 2011)",
+    )
 
 
 def _add_inputs(parser: argparse.ArgumentParser, kinship_only: bool = False) -> None:
@@ -407,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         "diagonal 1; samples are matched by IID across files.",
     )
     _add_inputs(reml)
+    _add_components(reml)
     reml.add_argument("--method", choices=["reml", "ml"], default="reml")
     reml.add_argument("--out", metavar="PREFIX", help="write PREFIX.reml.tsv")
     reml.set_defaults(func=_reml)
@@ -422,6 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="PREFIX",
         help="writes PREFIX.posterior.nc, PREFIX.h2.tsv, PREFIX.h2.png",
+    )
+    _add_components(h2)
+    h2.add_argument(
+        "--probit",
+        action="store_true",
+        help="binary 0/1 trait: probit LMM, posterior h² directly on the liability scale",
     )
     h2.add_argument("--draws", type=int, default=1000)
     h2.add_argument("--tune", type=int, default=1000)

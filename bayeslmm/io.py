@@ -474,15 +474,25 @@ def write_grm(
 
     Parameters
     ----------
-    K : Kinship or ndarray
-        The matrix (stored as float32, lower triangle with diagonal, row by row).
+    K : Kinship, DataFrame or ndarray
+        The matrix (stored as float32, lower triangle with diagonal, row by row); a DataFrame's
+        index gives the sample IDs.
     prefix : str or Path
         Output prefix; writes ``prefix.grm.bin``, ``.grm.id`` and ``.grm.N.bin``.
     samples : sequence of str, optional
-        Sample IDs (default: those of the Kinship, else "1", "2", ...).
+        Sample IDs (default: those of the Kinship or DataFrame, else "1", "2", ...).
     n_snps : int, optional
         SNP count for ``.grm.N.bin`` (default: the Kinship's).
     """
+    if isinstance(K, pd.DataFrame):
+        if list(K.index) != list(K.columns):
+            raise InputError(
+                "K's rows and columns must list the same sample IDs in the same order to write "
+                "a GRM; reorder with K.loc[ids, ids]."
+            )
+        if samples is None:
+            samples = [str(i) for i in K.index]
+        K = K.to_numpy()
     matrix = np.asarray(getattr(K, "matrix", K), dtype=float)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise InputError(f"K must be square to write a GRM, got shape {matrix.shape}.")
