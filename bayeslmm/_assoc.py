@@ -188,8 +188,9 @@ def maximize_lambdas(
     with_snp: bool,
     bounds: tuple[float, float],
     grid_size: int = 300,
-    iterations: int = 5,
-) -> dict[str, np.ndarray]:
+    iterations: int = 4,
+    return_values: bool = False,
+) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per-SNP λ maximizing each (RE)ML likelihood on [bounds], vectorized over the chunk.
 
     Notes
@@ -199,13 +200,14 @@ def maximize_lambdas(
     the best grid point, and around the best interior one where they differ (a local maximum
     inside the range beside a range end), successive parabolic interpolation with
     golden-section fall-back (Brent's idea, vectorized over SNPs) refines log λ from the grid
-    spacing (≈ 0.08) to ~10⁻⁶ in a few elementwise evaluations.
+    spacing (≈ 0.08) to ~10⁻⁶ in three elementwise evaluations. With ``return_values`` the
+    maximized log-likelihoods are returned too (per method, [shape: (c,)]).
     """
     c = block.G1.shape[1]
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
     grid = np.linspace(lo, hi, grid_size)
     proj_grid = grid_projections(null, block, np.exp(grid))
-    out = {}
+    out, maxima = {}, {}
     for method in methods:
         values = loglik(proj_grid, null.n, null.d, method, with_snp).T  # (L, c)
         best = np.argmax(values, axis=0)
@@ -236,7 +238,8 @@ def maximize_lambdas(
             best_x[cols] = np.where(better, x, best_x[cols])
             best_f[cols] = np.where(better, fx, best_f[cols])
         out[method] = np.exp(best_x)
-    return out
+        maxima[method] = best_f
+    return (out, maxima) if return_values else out
 
 
 def maximize_lambda(

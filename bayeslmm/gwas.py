@@ -159,20 +159,22 @@ def _test_chunk(fit: NullFit, G: np.ndarray, exact: bool, bf_prior_sd: float) ->
     lam0 = np.full(c, fit.lam.mean() if fit.lam.size > 1 else fit.lam[0])
     if fit.lam.size > 1:  # posterior null: p-values at the mean λ of the draws used
         lam0 = np.full(c, float(np.mean(fit.lam)))
-    proj0 = projections(fit.null, block, lam0)
+    # P3D evaluates every statistic at the null λ; exact mode needs the null fit only for the
+    # score test, whose nuisance λ is the null maximum likelihood one (as GEMMA -lmm 3/4)
+    proj0 = None if exact else projections(fit.null, block, lam0)
     n_f = float(n)
-    # the score test takes the nuisance λ at its null maximum likelihood in exact mode (as
-    # GEMMA -lmm 3/4 does); P3D keeps the one null λ for every statistic
     proj_s = projections(fit.null, block, np.full(c, fit.lam_ml)) if exact else proj0
     score = n_f * proj_s.p_gy**2 / (proj_s.p_yy * proj_s.p_gg)
     p_score = stats.f.sf(score, 1, df)
     with np.errstate(divide="ignore", invalid="ignore"):
         prior_sd = bf_prior_sd * fit.sd_y / sd_g
     if exact:
-        lams = maximize_lambdas(fit.null, block, ("reml", "ml"), True, fit.bounds)
-        lam_reml, lam_ml = lams["reml"], lams["ml"]
+        lams, best = maximize_lambdas(
+            fit.null, block, ("reml", "ml"), True, fit.bounds, return_values=True
+        )
+        lam_reml = lams["reml"]
         beta, se, p_wald = _wald(projections(fit.null, block, lam_reml), df)
-        ll1 = loglik(projections(fit.null, block, lam_ml), n, d, "ml", True)
+        ll1 = best["ml"]  # the maximized ML log-likelihood with the SNP
         lrt = np.maximum(2 * (ll1 - fit.loglik_ml), 0.0)
         h2 = lam_reml / (1 + lam_reml)
     else:
