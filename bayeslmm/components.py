@@ -24,17 +24,14 @@ from scipy import linalg
 
 from bayeslmm._data import Prepared, _ids, prepare
 from bayeslmm._inputs import _kinship_array
-from bayeslmm.effects import draw_u
-from bayeslmm.errors import DataWarning, InputError, SamplingWarning
+from bayeslmm.effects import draw_u, flat_draws, store_effects
+from bayeslmm.errors import DataWarning, InputError
 from bayeslmm.lmm import LOG_2PI, ModelInfo
 from bayeslmm.priors import Prior, PriorLike, _check_support, add_prior, default_priors
 from bayeslmm.spectral import Rotated, Spectral, check_kinship, spectral_from_kinship
 
 #: Free parameters of each parametrization of the several-component model, besides ``beta``.
 PARAMETERS = {"h2": ("sigma_p", "shares"), "variance": ("sigma_g2_component", "sigma_e2")}
-
-#: Above this many numbers (draws × samples) the per-component random effects are not stored.
-MAX_EFFECT_VALUES = 100_000_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -558,11 +555,6 @@ def multi_kinship_model(
 # --------------------------------------------------------------------------------------------
 
 
-def _draws(posterior: Any, name: str) -> np.ndarray:
-    values = np.asarray(posterior[name].values)
-    return values.reshape((-1, *values.shape[2:]))
-
-
 def loo_components(
     spectra: Sequence[Spectral],
     lay: Layout,
@@ -678,8 +670,8 @@ def draw_components(
 
 
 def _variances(posterior: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-    sigma_k2 = _draws(posterior, "sigma_g2_component").reshape(-1, k)
-    return sigma_k2, _draws(posterior, "sigma_e2").reshape(-1)
+    sigma_k2 = flat_draws(posterior, "sigma_g2_component").reshape(-1, k)
+    return sigma_k2, flat_draws(posterior, "sigma_e2").reshape(-1)
 
 
 def postprocess(
@@ -694,22 +686,17 @@ def postprocess(
     data = info.data
     spectra, lay, names = info.extra["spectra"], info.extra["layout"], info.extra["components"]
     k = len(spectra)
-    beta = _draws(posterior, "beta").reshape(-1, data.X.shape[1])
+    beta = flat_draws(posterior, "beta").reshape(-1, data.X.shape[1])
     sigma_k2, sigma_e2 = _variances(posterior, k)
     new: dict[str, Any] = {}
     samples = list(data.samples)
-    if random_effects and beta.shape[0] * data.n * (k + 1) <= MAX_EFFECT_VALUES:
-        z = _draws(posterior, "z").reshape(beta.shape[0], -1)
+    n_draws = beta.shape[0]
+    what = f"{n_draws} draws × {data.n} samples × {k + 1} effects"
+    if store_effects(random_effects, n_draws * data.n * (k + 1), what, stacklevel=3):
+        z = flat_draws(posterior, "z").reshape(n_draws, -1)
         u = draw_components(spectra, lay, data.y, data.X, beta, z, sigma_k2, sigma_e2, rng)
         new["u"] = (u.sum(axis=1), "sample", samples)
         for j, name in enumerate(names):
             new[f"u_{name}"] = (u[:, j], "sample", samples)
-    elif random_effects:
-        warnings.warn(
-            f"random effects not stored: {beta.shape[0]} draws × {data.n} samples × {k + 1} "
-            "effects would exceed memory; pass random_effects=False, or fewer draws.",
-            SamplingWarning,
-            stacklevel=3,
-        )
     loglik = loo_components(spectra, lay, data.y, data.X, beta, sigma_k2, sigma_e2)
     return new, loglik

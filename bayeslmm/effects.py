@@ -7,11 +7,42 @@ of posterior draws at once with matrix products (O(N·r) per draw). It knows not
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import numpy as np
 
+from bayeslmm.errors import SamplingWarning
 from bayeslmm.spectral import Spectral
 
 LOG_2PI = float(np.log(2 * np.pi))
+#: Above this many numbers (draws × samples or SNPs) random effects are not stored.
+MAX_EFFECT_VALUES = 100_000_000
+
+
+def flat_draws(posterior: Any, name: str) -> np.ndarray:
+    """A posterior variable with chain and draw merged [shape: (chains·draws, ...)]."""
+    values = np.asarray(posterior[name].values, dtype=float)
+    return values.reshape((-1, *values.shape[2:]))
+
+
+def store_effects(random_effects: bool, n_values: int, what: str, stacklevel: int) -> bool:
+    """Whether to store random-effect draws: asked for and at most MAX_EFFECT_VALUES numbers.
+
+    When they were asked for but would not fit, one SamplingWarning says so, naming ``what``
+    (e.g. "4000 draws × 2000 samples").
+    """
+    if not random_effects:
+        return False
+    if n_values <= MAX_EFFECT_VALUES:
+        return True
+    warnings.warn(
+        f"random effects not stored: {what} would exceed memory; pass random_effects=False to "
+        "skip them, or fewer draws.",
+        SamplingWarning,
+        stacklevel=stacklevel + 1,
+    )
+    return False
 
 
 def _batches(n_draws: int, width: int, budget: int = 4_000_000) -> list[slice]:

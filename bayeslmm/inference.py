@@ -20,13 +20,11 @@ import pymc as pm
 import xarray as xr
 
 from bayeslmm._version import __version__
-from bayeslmm.effects import draw_u, draw_v, loo_pointwise
+from bayeslmm.effects import draw_u, draw_v, flat_draws, loo_pointwise, store_effects
 from bayeslmm.errors import InputError, SamplingWarning
 from bayeslmm.lmm import ModelInfo
 from bayeslmm.priors import describe
 
-#: Above this many numbers (draws × samples or SNPs) random effects are not stored.
-MAX_EFFECT_VALUES = 100_000_000
 SAMPLERS = ("nutpie", "pymc")
 #: Rows of :func:`heritability`, where present in the posterior.
 SUMMARY_VARIABLES = (
@@ -58,11 +56,6 @@ def _seeds(random_seed: int | None) -> tuple[int, np.random.Generator]:
     return int(sampler_seq.generate_state(1)[0] % (2**31 - 1)), np.random.default_rng(effects_seq)
 
 
-def _draws(posterior: xr.Dataset, name: str) -> np.ndarray:
-    values = posterior[name].values
-    return values.reshape((-1, *values.shape[2:]))
-
-
 def _add_groups(
     idata: az.InferenceData,
     info: ModelInfo,
@@ -86,21 +79,19 @@ def _add_groups(
         added, loglik = info.postprocess(post, info, rng, random_effects)
         new = {name: as_var(val, dim, list(coord)) for name, (val, dim, coord) in added.items()}
         return _assemble(idata, info, post.assign(new) if new else post, loglik, as_var)
-    beta = _draws(post, "beta")
-    sigma_g2, sigma_e2 = _draws(post, "sigma_g2"), _draws(post, "sigma_e2")
+    beta = flat_draws(post, "beta")
+    sigma_g2, sigma_e2 = flat_draws(post, "sigma_g2"), flat_draws(post, "sigma_e2")
     rot, spectral, data = info.rotated, info.spectral, info.data
-    too_big = n_chain * n_draw * max(data.n, len(info.snps)) > MAX_EFFECT_VALUES
-    if random_effects and too_big:
-        warnings.warn(
-            f"random effects not stored: {n_chain * n_draw} draws × {max(data.n, len(info.snps))} "
-            "values would exceed memory; pass random_effects=False to skip them, or fewer draws.",
-            SamplingWarning,
-            stacklevel=3,
-        )
-    elif random_effects:
+    width = max(data.n, len(info.snps))
+    if store_effects(
+        random_effects,
+        n_chain * n_draw * width,
+        f"{n_chain * n_draw} draws × {width} values",
+        stacklevel=3,
+    ):
         if info.form == "snp_lmm" and not info.marginalize:
             loadings = spectral.U.T @ info.W
-            u = (_draws(post, "v") @ loadings.T) @ spectral.U.T
+            u = (flat_draws(post, "v") @ loadings.T) @ spectral.U.T
         else:
             u = draw_u(spectral, rot.y1, rot.X1, beta, sigma_g2, sigma_e2, rng)
         new["u"] = as_var(u, "sample", list(data.samples))

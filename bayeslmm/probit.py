@@ -9,7 +9,6 @@ directly, h² = σg² / (σg² + 1).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +18,8 @@ import pytensor.tensor as pt
 from scipy import special
 
 from bayeslmm._inputs import kinship_inputs
-from bayeslmm.errors import InputError, SamplingWarning
+from bayeslmm.effects import flat_draws, store_effects
+from bayeslmm.errors import InputError
 from bayeslmm.lmm import ModelInfo, _coords
 from bayeslmm.priors import Prior, PriorLike, _check_support, add_prior
 from bayeslmm.spectral import rotate_data
@@ -266,11 +266,6 @@ def probit_model(
     return model
 
 
-def _flat_draws(posterior: Any, name: str) -> np.ndarray:
-    values = np.asarray(posterior[name].values, dtype=float)
-    return values.reshape((-1, *values.shape[2:]))
-
-
 def genetic_values(z: np.ndarray, sigma_g2: np.ndarray, U: np.ndarray, s: np.ndarray) -> np.ndarray:
     r"""Genetic values u = U₁ diag(√(σg² s)) z for each draw [shape: (draws, n_samples)].
 
@@ -304,22 +299,15 @@ def postprocess(
     loglik : ndarray
         log P(y_i | β, u) for each draw [shape: (draws, n_samples)]: conditional on u.
     """
-    from bayeslmm.inference import MAX_EFFECT_VALUES
-
     del rng  # u is a deterministic function of the draws
     data, spectral = info.data, info.spectral
-    z = _flat_draws(posterior, "z")
-    sigma_g2 = _flat_draws(posterior, "sigma_g2")
-    beta = _flat_draws(posterior, "beta")
+    z = flat_draws(posterior, "z")
+    sigma_g2 = flat_draws(posterior, "sigma_g2")
+    beta = flat_draws(posterior, "beta")
     n_draws = z.shape[0]
-    keep_u = random_effects and n_draws * data.n <= MAX_EFFECT_VALUES
-    if random_effects and not keep_u:
-        warnings.warn(
-            f"random effects not stored: {n_draws} draws × {data.n} samples would exceed memory; "
-            "pass random_effects=False to skip them, or fewer draws.",
-            SamplingWarning,
-            stacklevel=4,
-        )
+    keep_u = store_effects(
+        random_effects, n_draws * data.n, f"{n_draws} draws × {data.n} samples", stacklevel=4
+    )
     u_all = np.empty((n_draws, data.n)) if keep_u else None
     loglik = np.empty((n_draws, data.n))
     step = max(1, 4_000_000 // max(data.n + spectral.rank, 1))

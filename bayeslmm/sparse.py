@@ -15,7 +15,6 @@ large effect ``pip`` and the share of the genetic variance from large effects ``
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +23,8 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayeslmm._data import Prepared
-from bayeslmm.errors import InputError, SamplingWarning
+from bayeslmm.effects import flat_draws, store_effects
+from bayeslmm.errors import InputError
 from bayeslmm.lmm import _null_space_term, _variance_components
 from bayeslmm.priors import (
     Prior,
@@ -374,11 +374,6 @@ def effect_summaries(
 # --------------------------------------------------------------------------------------------
 
 
-def _flat_draws(posterior: Any, name: str) -> np.ndarray:
-    values = np.asarray(posterior[name].values, dtype=float)
-    return values.reshape((-1, *values.shape[2:]))
-
-
 def postprocess(
     posterior: Any, info: Any, rng: np.random.Generator | None, random_effects: bool
 ) -> tuple[dict[str, Any], np.ndarray]:
@@ -394,22 +389,15 @@ def postprocess(
         has no closed form. It targets the same log p(y_i | y_−i) as the marginal form of the
         normal prior, but its PSIS-LOO is less reliable (watch the Pareto k values).
     """
-    from bayeslmm.inference import MAX_EFFECT_VALUES
-
     del rng  # everything here is a function of the draws
     data, W = info.data, info.W
-    v = _flat_draws(posterior, "v")
-    beta = _flat_draws(posterior, "beta")
-    sigma_e2 = _flat_draws(posterior, "sigma_e2")
+    v = flat_draws(posterior, "v")
+    beta = flat_draws(posterior, "beta")
+    sigma_e2 = flat_draws(posterior, "sigma_e2")
     n_draws = v.shape[0]
-    keep_u = random_effects and n_draws * data.n <= MAX_EFFECT_VALUES
-    if random_effects and not keep_u:
-        warnings.warn(
-            f"random effects not stored: {n_draws} draws × {data.n} samples would exceed memory; "
-            "pass random_effects=False to skip them, or fewer draws.",
-            SamplingWarning,
-            stacklevel=4,
-        )
+    keep_u = store_effects(
+        random_effects, n_draws * data.n, f"{n_draws} draws × {data.n} samples", stacklevel=4
+    )
     u_all = np.empty((n_draws, data.n)) if keep_u else None
     loglik = np.empty((n_draws, data.n))
     step = max(1, 4_000_000 // max(data.n + W.shape[1], 1))

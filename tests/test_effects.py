@@ -91,3 +91,12 @@ def test_loo_pointwise__equals_dense_conditioning(rng, m):
     fast = loo_pointwise(spec, y, X, beta, sg2, se2)
     for k, (b, g, e) in enumerate(params):
         np.testing.assert_allclose(fast[k], kref.dense_loo_pointwise(y, X, K, b, g, e), atol=1e-8)
+
+
+def test_store_effects__bound_and_warning():
+    from bayeslmm.effects import MAX_EFFECT_VALUES, store_effects
+
+    assert store_effects(True, MAX_EFFECT_VALUES, "x", stacklevel=1)
+    assert not store_effects(False, 10, "x", stacklevel=1)
+    with pytest.warns(bl.SamplingWarning, match="not stored: 9 draws × 9 samples would exceed"):
+        assert not store_effects(True, MAX_EFFECT_VALUES + 1, "9 draws × 9 samples", stacklevel=1)
