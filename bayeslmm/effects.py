@@ -192,16 +192,18 @@ def loo_pointwise(
         - \tfrac12 g_i^2 / c_{ii}.
 
     With :math:`V^{-1} = U_1\operatorname{diag}(1/v - 1/\sigma_e^2)U_1^\top + I/\sigma_e^2`,
-    both g and diag(C) cost O(N·r) per draw.
+    both g and diag(C) cost O(N·r) per draw: two matrix products over a batch of draws, as
+    :math:`U_1^\top(y - X\beta) = y_1 - X_1\beta` is rotated once.
     """
     U = spectral.U
     U_sq = U**2
+    y1, X1 = U.T @ y, U.T @ X  # U'(y − Xβ) = y1 − X1β: no product with U per draw
     out = np.empty((beta.shape[0], spectral.n))
     for sl in _batches(beta.shape[0], 3 * spectral.n):
         se2 = sigma_e2[sl, None]
         resid = y[None, :] - beta[sl] @ X.T
         dinv = 1.0 / (sigma_g2[sl, None] * spectral.s[None, :] + se2) - 1.0 / se2
-        g = (dinv * (resid @ U)) @ U.T + resid / se2
+        g = (dinv * residual_rotated(y1, X1, beta[sl])) @ U.T + resid / se2
         c = dinv @ U_sq.T + 1.0 / se2
         out[sl] = -0.5 * LOG_2PI + 0.5 * np.log(c) - 0.5 * g**2 / c
     return out

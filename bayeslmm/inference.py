@@ -6,7 +6,6 @@ so that moving to PyMC 6 / ArviZ 1 touches two files.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import warnings
@@ -19,6 +18,7 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
+from bayeslmm._nutpie import Functions, compile_functions, nutpie_model
 from bayeslmm._version import __version__
 from bayeslmm.effects import draw_u, draw_v, flat_draws, loo_pointwise, store_effects
 from bayeslmm.errors import InputError, SamplingWarning
@@ -187,7 +187,7 @@ def _check_convergence(idata: az.InferenceData) -> None:
 
 
 #: nutpie compilations kept for reuse in this process, by model structure (see _signature).
-_COMPILED: OrderedDict[tuple, Any] = OrderedDict()
+_COMPILED: OrderedDict[tuple, Functions] = OrderedDict()
 MAX_COMPILED = 8
 
 
@@ -202,27 +202,24 @@ def _signature(model: pm.Model, info: ModelInfo) -> tuple:
 
 
 def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> Any:
-    """Compile with nutpie once per model structure; later fits swap in their data.
+    """Compile for nutpie once per model structure; later fits pass in their data.
 
     Notes
     -----
-    Compilation (numba) takes ~10 s and sampling well under a second for our models, so refits
-    to another phenotype, another K of the same size or a LOCO K reuse the compiled function
-    through ``with_data`` (every data-dependent number in the graph is a ``pm.Data``).
+    The numba functions come from PyTensor's disk cache when this structure was compiled in an
+    earlier process (~2 s instead of 10–20 s; see :mod:`bayeslmm._nutpie`), and from memory
+    for a refit in the same process: another phenotype, another K of the same size, a LOCO K
+    (every data-dependent number in the graph is a ``pm.Data``).
     """
-    import nutpie
-
     key = _signature(model, info)
     if key not in _COMPILED:
-        _COMPILED[key] = nutpie.compile_pymc_model(model, freeze_model=False)
+        _COMPILED[key] = compile_functions(model)
         while len(_COMPILED) > MAX_COMPILED:
             _COMPILED.popitem(last=False)
     _COMPILED.move_to_end(key)
-    compiled = _COMPILED[key].with_data(**{v.name: v.get_value() for v in model.data_vars})
-    # The initial point (support point of each prior, jittered) is compiled from the model it
-    # was built with; take it from this model, so that a reused compilation gives the same
-    # draws as a fresh one for the same seed.
-    return dataclasses.replace(compiled, initial_point_func=_initial_point_function(model))
+    # The initial point (support point of each prior, jittered) is taken from this model, so
+    # that a reused compilation gives the same draws as a fresh one for the same seed.
+    return nutpie_model(_COMPILED[key], model, _initial_point_function(model))
 
 
 def _initial_point_function(model: pm.Model) -> Any:
@@ -270,10 +267,13 @@ def sample(
     random_seed : int, optional
         Makes the whole result (sampler and random-effect draws) reproducible.
     sampler : {"nutpie", "pymc"}
-        nutpie (default; compiled with numba, fastest once compiled) or PyMC's own NUTS.
+        nutpie (default; log-density compiled with numba and cached on disk across processes)
+        or PyMC's own NUTS.
     progressbar : bool
     cores : int, optional
-        Chains run in parallel on this many cores (default: all).
+        pymc: chains run in parallel in this many processes (default: all cores). nutpie:
+        sampler threads (default 1: the threads take turns calling the compiled log-density
+        through Python, so a second one measured slower, not faster).
     target_accept : float, optional
         NUTS target acceptance (raise toward 0.95–0.99 if there are divergences).
     random_effects : bool
@@ -309,7 +309,7 @@ def sample(
             draws=draws,
             tune=tune,
             chains=chains,
-            cores=cores,
+            cores=1 if cores is None else cores,
             seed=seed,
             progress_bar=progressbar,
             save_warmup=False,
