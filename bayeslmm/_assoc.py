@@ -194,19 +194,24 @@ def grid_projections(null: NullData, block: SnpBlock, lam: np.ndarray) -> Projec
     """
     W = _weights(null, lam)  # (r, L)
     xtx, xty, yty = _covariate_terms(null, W)  # (L, d, d), (L, d), (L,)
-    G1 = block.G1
-    gtg = (G1 * G1).T @ W + block.cross_g[:, None]  # (c, L)
-    gty = (G1 * null.y1[:, None]).T @ W + block.cross_y[:, None]
-    xtg = np.stack(
-        [(G1 * null.X1[:, k : k + 1]).T @ W + block.cross_X[k][:, None] for k in range(null.d)]
-    )  # (d, c, L)
+    G1, d = block.G1, null.d
+    c, L = G1.shape[1], lam.size
+    # gᵢ², gᵢyᵢ and gᵢxᵢₖ side by side: one GEMM against the weights [shape: ((d + 2)·c, L)]
+    products = np.empty((G1.shape[0], d + 2, c))
+    np.multiply(G1, G1, out=products[:, 0])
+    np.multiply(G1, null.y1[:, None], out=products[:, 1])
+    np.multiply(G1[:, None, :], null.X1[:, :, None], out=products[:, 2:])
+    sums = (products.reshape(G1.shape[0], -1).T @ W).reshape(d + 2, c, L)
+    gtg = sums[0] + block.cross_g[:, None]  # (c, L)
+    gty = sums[1] + block.cross_y[:, None]
+    xtg = sums[2:] + block.cross_X[:, :, None]  # (d, c, L)
     chol = np.linalg.cholesky(xtx)
     chol_inv = np.linalg.inv(chol)  # (L, d, d), lower triangular
-    za = np.einsum("lij,lj->li", chol_inv, xty)  # (L, d)
-    zb = np.einsum("lij,jcl->icl", chol_inv, xtg)  # (d, c, L)
+    za = (chol_inv @ xty[:, :, None])[:, :, 0]  # (L, d)
+    zb = chol_inv @ xtg.transpose(2, 0, 1)  # (L, d, c)
     p_yy = yty - (za**2).sum(axis=1)  # (L,)
-    p_gg = gtg - (zb**2).sum(axis=0)
-    p_gy = gty - np.einsum("li,icl->cl", za, zb)
+    p_gg = gtg - np.einsum("lic,lic->cl", zb, zb)
+    p_gy = gty - (za[:, None, :] @ zb)[:, 0, :].T
     logdet_h = -np.log(W).sum(axis=0)
     logdet_xtx = 2 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
     return Projections(
