@@ -35,7 +35,7 @@ from bayeslmm._data import Prepared, prepare
 from bayeslmm._inputs import _kinship_array
 from bayeslmm.errors import InputError
 from bayeslmm.io import Genotypes
-from bayeslmm.kinship import as_genotypes, kinship, loco_kinships
+from bayeslmm.kinship import Kinship, as_genotypes, kinship, loco_kinships
 from bayeslmm.reml import fit_rotated
 from bayeslmm.spectral import Spectral, rotate_data, spectral_from_kinship
 
@@ -278,7 +278,8 @@ def _groups(
     yield "all", _aligned(K, genotypes, data), snp_idx
 
 
-def _aligned(K: Any, genotypes: Genotypes, data: Prepared) -> np.ndarray:
+def _aligned(K: Any, genotypes: Genotypes, data: Prepared) -> Any:
+    """K over the analysed samples in their order: K itself when it already is, else a copy."""
     matrix = _kinship_array(K)
     if isinstance(K, pd.DataFrame):
         ids = pd.Index(K.index.astype(str))
@@ -299,6 +300,8 @@ def _aligned(K: Any, genotypes: Genotypes, data: Prepared) -> np.ndarray:
             f"K has no row for {int((pos < 0).sum())} analysed samples (e.g. "
             f"{missing}); build K on the same samples as the genotypes."
         )
+    if isinstance(K, Kinship) and np.array_equal(pos, np.arange(matrix.shape[0])):
+        return K  # its cached decomposition can be reused
     return matrix[np.ix_(pos, pos)]
 
 
@@ -462,7 +465,12 @@ def scan(
     sizes = counts if by_chromosome else np.array([snp_idx.size])
     total = int(np.ceil(sizes / chunk_size).sum())
     for label, matrix, group_snps in _groups(g, data, K, loco, kinship_method, snp_idx):
-        fit = _fit_null(spectral_from_kinship(matrix), data, null, posterior, exact)
+        # a Kinship over exactly the analysed samples keeps its decomposition between scans
+        if isinstance(matrix, Kinship):
+            spectral = matrix.spectral()
+        else:
+            spectral = spectral_from_kinship(matrix)
+        fit = _fit_null(spectral, data, null, posterior, exact)
         remote_fit = client.scatter(fit, broadcast=True) if client is not None else None
         for start in range(0, group_snps.size, chunk_size):
             idx = group_snps[start : start + chunk_size]

@@ -1,5 +1,7 @@
 """The association scan against GEMMA -lmm 4, ordinary least squares, and calibration."""
 
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -245,3 +247,32 @@ def test_scan__genotype_dataframe_aligns_by_id():
     by_position = bl.scan(data.G, data.y, K=data.K, progress=False)
     assert list(by_id["snp"]) == list(G.columns)
     np.testing.assert_allclose(by_id["p_wald"], by_position["p_wald"], rtol=1e-10)
+
+
+def test_scan__kinship_object_decomposed_once_across_scans(monkeypatch):
+    data = simulate(120, 80, 0.4, seed=31)
+    geno = _as_genotypes(data)
+    K = bl.kinship(geno, "centered")
+    reference = bl.scan(geno, data.y, K=K.matrix, progress=False)  # plain array: decomposed here
+    calls = []
+    original = bl.spectral.spectral_from_kinship
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    module = importlib.import_module("bayeslmm.kinship")  # bl.kinship is the function
+    monkeypatch.setattr(module, "spectral_from_kinship", counted)
+    first = bl.scan(geno, data.y, K=K, progress=False)
+    second = bl.scan(geno, data.y + 1.0, K=K, progress=False)
+    assert len(calls) == 1  # the second scan reused K's cached decomposition
+    pd.testing.assert_frame_equal(first, reference)
+    np.testing.assert_allclose(second["p_wald"], first["p_wald"], rtol=1e-6)  # shift: same tests
+    # a phenotype missing for some samples: K is subset, decomposed afresh, results still right
+    y = pd.Series(data.y, index=data.samples)
+    y.iloc[:5] = np.nan
+    with pytest.warns(bl.DataWarning):
+        sub = bl.scan(geno, y, K=K, progress=False)
+    kept = np.arange(5, 120)
+    ref_sub = bl.scan(data.G[kept], data.y[kept], K=K.matrix[np.ix_(kept, kept)], progress=False)
+    np.testing.assert_allclose(sub["p_wald"], ref_sub["p_wald"], rtol=1e-8)
