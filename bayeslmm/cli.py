@@ -44,7 +44,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"Eigendecomposition of K: {t_eig:.2f} s; REML: {t_reml:.3f} s")
     print(
         f"Sampling the posterior ({args.chains} chains × {args.draws} draws, {args.sampler}; "
-        "the first run compiles the model, ~15 s)..."
+        "the first run on a machine compiles the model, ~30 s; later runs load it from disk)..."
     )
     t0 = time.perf_counter()
     model = bl.kinship_model(data.y, spectral, data.X)
