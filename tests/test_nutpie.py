@@ -1,0 +1,75 @@
+"""The numba functions handed to nutpie against PyMC's own log-density, gradient and values."""
+
+import numpy as np
+import pymc as pm
+import pytest
+
+import bayeslmm as bl
+from bayeslmm._nutpie import compile_functions, nutpie_model
+from bayeslmm.inference import _initial_point_function
+from bayeslmm.simulate import simulate
+
+
+def _arguments(functions, model):
+    data = tuple(np.asarray(model[name].get_value(), order="C") for name in functions.data_names)
+    return data + functions.logp_shared, data + functions.expand_shared
+
+
+def _pymc_logp_grad(model):
+    fn = model.logp_dlogp_function(ravel_inputs=True)
+    fn.set_extra_values({})
+    return fn
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda d: bl.kinship_model(d.y, d.K, d.X),
+        lambda d: bl.kinship_model(d.y, d.K, d.X, priors="flat"),
+        lambda d: bl.kinship_model(d.y, d.K, d.X, parametrization="variance"),
+        lambda d: bl.snp_model(d.y, d.G, marginalize=False),
+    ],
+    ids=["h2", "flat", "variance", "explicit_v"],
+)
+def test_compile_functions__logp_gradient_and_values_equal_pymc(build, rng):
+    data = simulate(60, 40, 0.5, n_covariates=2, seed=3)
+    model = build(data)
+    functions = compile_functions(model)
+    logp_args, expand_args = _arguments(functions, model)
+    reference = _pymc_logp_grad(model)
+    names = [v.name for v in model.value_vars]
+    sizes = [int(np.size(model.initial_point()[n])) for n in names]
+    # PyMC's graphs of each variable from the unconstrained values, compiled by the C backend
+    by_name = {v.name: v for v in model.unobserved_value_vars}
+    outputs = [by_name[name] for name in ("h2", "sigma_g2", "sigma_e2")]
+    values_fn = pm.pytensorf.compile(model.value_vars, outputs, on_unused_input="ignore")
+    for _ in range(4):
+        x = rng.normal(0, 0.5, functions.n_dim)
+        value, grad = functions.logp(x, *logp_args)
+        ref_value, ref_grad = reference(x)
+        assert value == pytest.approx(float(ref_value), rel=1e-10)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-10)
+        expanded = dict(zip(functions.names, functions.expand(x, *expand_args), strict=True))
+        parts = np.split(x, np.cumsum(sizes)[:-1])
+        shapes = [np.shape(model.initial_point()[n]) for n in names]
+        point = [p.reshape(shape) for p, shape in zip(parts, shapes, strict=True)]
+        for name, ref in zip(("h2", "sigma_g2", "sigma_e2"), values_fn(*point), strict=True):
+            np.testing.assert_allclose(expanded[name], ref, rtol=1e-12)
+
+
+def test_compile_functions__reused_for_another_phenotype_equals_its_own_model(rng):
+    a = simulate(70, 50, 0.3, n_covariates=1, seed=4)
+    b = simulate(70, 50, 0.7, n_covariates=1, seed=5)
+    model_a = bl.kinship_model(a.y, a.K, a.X)
+    model_b = bl.kinship_model(b.y, b.K, b.X)
+    functions = compile_functions(model_a)  # compiled once, then given b's data
+    logp_args, _ = _arguments(functions, model_b)
+    reference = _pymc_logp_grad(model_b)
+    for _ in range(3):
+        x = rng.normal(0, 0.5, functions.n_dim)
+        value, grad = functions.logp(x, *logp_args)
+        ref_value, ref_grad = reference(x)
+        assert value == pytest.approx(float(ref_value), rel=1e-10)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-10)
+    compiled = nutpie_model(functions, model_b, _initial_point_function(model_b))
+    assert compiled.n_dim == functions.n_dim
