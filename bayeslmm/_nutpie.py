@@ -8,7 +8,8 @@ PyTensor's numba backend, whose functions are cached on disk (``~/.pytensor``), 
 nutpie as Python callables (``nutpie.compiled_pyfunc.from_pyfunc``). A fresh process then
 compiles a model whose structure it has seen before in ~2 s; each gradient costs ~50 µs more
 (the call from nutpie into Python), which at our models' few thousand gradients per chain is
-far less than the compilation it saves.
+far less than the compilation it saves. :func:`bayeslmm.inference.sample` takes this path for
+models with few parameters only (see ``inference._compiled_nutpie``).
 
 Every data-dependent number (``pm.Data``) becomes an explicit argument of the compiled
 functions, so one compilation serves every model of the same structure: a refit to another

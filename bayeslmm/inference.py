@@ -6,6 +6,7 @@ so that moving to PyMC 6 / ArviZ 1 touches two files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import warnings
@@ -18,7 +19,7 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from bayeslmm._nutpie import Functions, compile_functions, nutpie_model
+from bayeslmm._nutpie import compile_functions, nutpie_model
 from bayeslmm._version import __version__
 from bayeslmm.effects import draw_u, draw_v, flat_draws, loo_pointwise, store_effects
 from bayeslmm.errors import InputError, SamplingWarning
@@ -187,8 +188,12 @@ def _check_convergence(idata: az.InferenceData) -> None:
 
 
 #: nutpie compilations kept for reuse in this process, by model structure (see _signature).
-_COMPILED: OrderedDict[tuple, Functions] = OrderedDict()
+_COMPILED: OrderedDict[tuple, Any] = OrderedDict()
 MAX_COMPILED = 8
+#: Models with up to this many free parameters (unconstrained dimensions) are compiled from
+#: PyTensor's disk-cached numba functions and sampled through Python, one thread; larger ones
+#: (latent vectors of N or M values) by nutpie's own compiler, chains in parallel.
+MAX_CACHED_DIM = 100
 
 
 def _signature(model: pm.Model, info: ModelInfo) -> tuple:
@@ -201,25 +206,53 @@ def _signature(model: pm.Model, info: ModelInfo) -> tuple:
     return info.form, info.parametrization, info.marginalize, priors, shapes
 
 
-def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> Any:
+def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> tuple[Any, int | None]:
     """Compile for nutpie once per model structure; later fits pass in their data.
+
+    Returns
+    -------
+    compiled
+        The object ``nutpie.sample`` takes.
+    cores : int or None
+        Sampler threads unless the user sets them: 1 for the disk-cached path, else all.
 
     Notes
     -----
-    The numba functions come from PyTensor's disk cache when this structure was compiled in an
-    earlier process (~2 s instead of 10–20 s; see :mod:`bayeslmm._nutpie`), and from memory
-    for a refit in the same process: another phenotype, another K of the same size, a LOCO K
-    (every data-dependent number in the graph is a ``pm.Data``).
+    Two paths, by the number of free parameters (:data:`MAX_CACHED_DIM`):
+
+    - Small models (the kinship and SNP models, major loci): sampling takes seconds and nutpie's
+      own compilation 10–20 s in every new process (its ``cfunc`` wrapper is never cached). The
+      log-density comes from PyTensor's disk-cached numba functions instead (~2 s; see
+      :mod:`bayeslmm._nutpie`), at ~50 µs of Python per gradient, with one sampler thread (the
+      threads would take turns on the GIL).
+    - Models with a latent vector (probit liabilities, explicit SNP effects, sparse priors,
+      latent variance components): thousands of costlier gradients per chain make sampling
+      the cost, so nutpie compiles its ``cfunc`` and runs the chains in parallel, without Python
+      per gradient (3× faster sampling measured for the probit model at N = 400).
+
+    Either way a refit in the same process (another phenotype, another K of the same size, a
+    LOCO K) reuses the compilation: every data-dependent number in the graph is a ``pm.Data``.
     """
-    key = _signature(model, info)
+    n_dim = sum(int(np.size(value)) for value in model.initial_point().values())
+    cached = n_dim <= MAX_CACHED_DIM
+    key = (*_signature(model, info), cached)
     if key not in _COMPILED:
-        _COMPILED[key] = compile_functions(model)
+        if cached:
+            _COMPILED[key] = compile_functions(model)
+        else:
+            import nutpie
+
+            _COMPILED[key] = nutpie.compile_pymc_model(model, freeze_model=False)
         while len(_COMPILED) > MAX_COMPILED:
             _COMPILED.popitem(last=False)
     _COMPILED.move_to_end(key)
     # The initial point (support point of each prior, jittered) is taken from this model, so
     # that a reused compilation gives the same draws as a fresh one for the same seed.
-    return nutpie_model(_COMPILED[key], model, _initial_point_function(model))
+    initial_point = _initial_point_function(model)
+    if cached:
+        return nutpie_model(_COMPILED[key], model, initial_point), 1
+    compiled = _COMPILED[key].with_data(**{v.name: v.get_value() for v in model.data_vars})
+    return dataclasses.replace(compiled, initial_point_func=initial_point), None
 
 
 def _initial_point_function(model: pm.Model) -> Any:
@@ -272,8 +305,8 @@ def sample(
     progressbar : bool
     cores : int, optional
         pymc: chains run in parallel in this many processes (default: all cores). nutpie:
-        sampler threads (default 1: the threads take turns calling the compiled log-density
-        through Python, so a second one measured slower, not faster).
+        sampler threads (default: 1 for models with few parameters, whose log-density is called
+        through Python so that threads take turns, else all cores; see ``_compiled_nutpie``).
     target_accept : float, optional
         NUTS target acceptance (raise toward 0.95–0.99 if there are divergences).
     random_effects : bool
@@ -302,14 +335,14 @@ def sample(
     if sampler == "nutpie":
         import nutpie
 
-        compiled = _compiled_nutpie(model, info)
+        compiled, default_cores = _compiled_nutpie(model, info)
         kwargs = {"target_accept": target_accept} if target_accept else {}
         raw = nutpie.sample(
             compiled,
             draws=draws,
             tune=tune,
             chains=chains,
-            cores=1 if cores is None else cores,
+            cores=default_cores if cores is None else cores,
             seed=seed,
             progress_bar=progressbar,
             save_warmup=False,

@@ -17,7 +17,7 @@ then time separately
 - compile   what ``bl.sample`` does before sampling: PyTensor's numba functions for nutpie
             (``bayeslmm._nutpie``; from the disk cache once any process compiled this
             structure), with bayeslmm's in-process cache emptied first
-- sample    ``nutpie.sample(..., draws=1000, tune=1000, chains=4, cores=1)`` (as ``bl.sample``)
+- sample    ``nutpie.sample(..., draws=1000, tune=1000, chains=4)``, threads as ``bl.sample``
 - post      what ``bl.sample`` does after NUTS: closed-form draws of u and the sample-space
             log-likelihood (``bayeslmm.inference._add_groups``) and the convergence check
 
@@ -105,7 +105,7 @@ def nutpie_fit(model: pm.Model, draws: int, tune: int, chains: int, seed: int) -
     """Compile, sample and post-process as ``bl.sample`` does, timing each stage."""
     inference._COMPILED.clear()  # time the compilation, not an in-process reuse
     t0 = time.perf_counter()
-    compiled = inference._compiled_nutpie(model, model.bayeslmm)
+    compiled, cores = inference._compiled_nutpie(model, model.bayeslmm)
     t_compile = time.perf_counter() - t0
     t0 = time.perf_counter()
     raw = nutpie.sample(
@@ -113,7 +113,7 @@ def nutpie_fit(model: pm.Model, draws: int, tune: int, chains: int, seed: int) -
         draws=draws,
         tune=tune,
         chains=chains,
-        cores=1,
+        cores=cores or 2,
         seed=seed,
         progress_bar=False,
         save_warmup=False,

@@ -1,5 +1,7 @@
 """The numba functions handed to nutpie against PyMC's own log-density, gradient and values."""
 
+import warnings
+
 import numpy as np
 import pymc as pm
 import pytest
@@ -73,3 +75,27 @@ def test_compile_functions__reused_for_another_phenotype_equals_its_own_model(rn
         np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-10)
     compiled = nutpie_model(functions, model_b, _initial_point_function(model_b))
     assert compiled.n_dim == functions.n_dim
+
+
+def test_sample__compilation_path_by_model_size(monkeypatch):
+    from bayeslmm import inference
+
+    data = simulate(50, 30, 0.5, seed=6)
+    small = bl.kinship_model(data.y, data.K)
+    large = bl.snp_model(data.y, data.G, marginalize=False)  # 30 SNP effects + 3
+    monkeypatch.setattr(inference, "MAX_CACHED_DIM", 10)
+    monkeypatch.setattr(inference, "_COMPILED", inference.OrderedDict())
+    compiled, cores = inference._compiled_nutpie(small, small.bayeslmm)
+    assert cores == 1 and type(compiled).__name__ == "PyFuncModel"
+    compiled, cores = inference._compiled_nutpie(large, large.bayeslmm)
+    assert cores is None and type(compiled).__name__ == "CompiledPyMCModel"
+    # both paths sample (their posteriors are checked elsewhere: the kinship model against the
+    # exact grid posterior in test_recovery, the probit and sparse models, which take nutpie's
+    # own path, against the simulated truth in test_probit and test_sparse)
+    for limit in (10, 100):
+        monkeypatch.setattr(inference, "MAX_CACHED_DIM", limit)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bl.SamplingWarning)  # short chains: R-hat may warn
+            fit = bl.sample(large, draws=100, tune=100, chains=2, random_seed=3, progressbar=False)
+        h2 = fit.posterior["h2"].values
+        assert h2.shape == (2, 100) and np.all((h2 > 0) & (h2 < 1))
