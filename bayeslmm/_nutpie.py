@@ -19,6 +19,7 @@ phenotype or a LOCO kinship passes new arrays and compiles nothing.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ import pandas as pd
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
+from numba.core.errors import NumbaPerformanceWarning
 
 FLOAT = np.dtype("float64")
 
@@ -102,19 +104,27 @@ def compile_functions(model: pm.Model) -> Functions:
     logp, grad, *rest_out = pytensor.clone_replace([logp, grad, *rest], replace)
 
     inputs = [joined, *data_inputs]
-    with model:
-        logp_fn = pm.pytensorf.compile(inputs, [logp, grad], mode="NUMBA", on_unused_input="ignore")
-        expand_fn = pm.pytensorf.compile(
-            inputs, [*parts, *rest_out], mode="NUMBA", on_unused_input="ignore"
-        )
 
     def shared(fn: Any) -> tuple[Any, ...]:
         return tuple(cell.data for cell in fn.input_storage[len(inputs) :])
 
-    # shapes of the expanded variables, read off one evaluation at the initial point
     x0 = np.concatenate([np.ravel(np.asarray(point[v.name], dtype=FLOAT)) for v in value_vars])
     data = [np.asarray(v.get_value(), order="C") for v in data_vars]
-    out_shapes = [np.shape(value) for value in expand_fn.vm.jit_fn(x0, *data, *shared(expand_fn))]
+    with warnings.catch_warnings():
+        # numba's hint that PyTensor's generated code calls np.dot on non-contiguous views is
+        # nothing a user can act on
+        warnings.simplefilter("ignore", NumbaPerformanceWarning)
+        with model:
+            logp_fn = pm.pytensorf.compile(
+                inputs, [logp, grad], mode="NUMBA", on_unused_input="ignore"
+            )
+            expand_fn = pm.pytensorf.compile(
+                inputs, [*parts, *rest_out], mode="NUMBA", on_unused_input="ignore"
+            )
+        # numba compiles (or loads from its cache) at the first call: do it here, not in
+        # nutpie's sampling threads; the expand values give the shapes of the variables
+        logp_fn.vm.jit_fn(x0, *data, *shared(logp_fn))
+        out_shapes = [np.shape(v) for v in expand_fn.vm.jit_fn(x0, *data, *shared(expand_fn))]
     return Functions(
         n_dim=sum(sizes),
         logp=logp_fn.vm.jit_fn,

@@ -241,8 +241,12 @@ def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> tuple[Any, int | None]
             _COMPILED[key] = compile_functions(model)
         else:
             import nutpie
+            from numba.core.errors import NumbaPerformanceWarning
 
-            _COMPILED[key] = nutpie.compile_pymc_model(model, freeze_model=False)
+            with warnings.catch_warnings():
+                # numba's hint on np.dot of non-contiguous views in PyTensor's generated code
+                warnings.simplefilter("ignore", NumbaPerformanceWarning)
+                _COMPILED[key] = nutpie.compile_pymc_model(model, freeze_model=False)
         while len(_COMPILED) > MAX_COMPILED:
             _COMPILED.popitem(last=False)
     _COMPILED.move_to_end(key)
