@@ -18,9 +18,10 @@ phenotype or a LOCO kinship passes new arrays and compiles nothing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,18 @@ import pytensor.tensor as pt
 from numba.core.errors import NumbaPerformanceWarning
 
 FLOAT = np.dtype("float64")
+
+
+@contextlib.contextmanager
+def quiet_numba() -> Iterator[None]:
+    """Compile without numba's NumbaPerformanceWarning.
+
+    numba's hint that PyTensor's generated code calls np.dot on non-contiguous views is
+    nothing a user can act on (and fails a test run under ``filterwarnings = error``).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaPerformanceWarning)
+        yield
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,10 +123,7 @@ def compile_functions(model: pm.Model) -> Functions:
 
     x0 = np.concatenate([np.ravel(np.asarray(point[v.name], dtype=FLOAT)) for v in value_vars])
     data = [np.asarray(v.get_value(), order="C") for v in data_vars]
-    with warnings.catch_warnings():
-        # numba's hint that PyTensor's generated code calls np.dot on non-contiguous views is
-        # nothing a user can act on
-        warnings.simplefilter("ignore", NumbaPerformanceWarning)
+    with quiet_numba():
         with model:
             logp_fn = pm.pytensorf.compile(
                 inputs, [logp, grad], mode="NUMBA", on_unused_input="ignore"

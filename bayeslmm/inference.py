@@ -19,7 +19,7 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from bayeslmm._nutpie import compile_functions, nutpie_model
+from bayeslmm._nutpie import compile_functions, nutpie_model, quiet_numba
 from bayeslmm._version import __version__
 from bayeslmm.effects import draw_u, draw_v, flat_draws, loo_pointwise, store_effects
 from bayeslmm.errors import InputError, SamplingWarning
@@ -233,26 +233,22 @@ def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> tuple[Any, int | None]
     Either way a refit in the same process (another phenotype, another K of the same size, a
     LOCO K) reuses the compilation: every data-dependent number in the graph is a ``pm.Data``.
     """
-    n_dim = sum(int(np.size(value)) for value in model.initial_point().values())
-    cached = n_dim <= MAX_CACHED_DIM
+    # The initial point (support point of each prior, jittered) is taken from this model, so
+    # that a reused compilation gives the same draws as a fresh one for the same seed.
+    initial_point = _initial_point_function(model)
+    cached = initial_point(0).size <= MAX_CACHED_DIM
     key = (*_signature(model, info), cached)
     if key not in _COMPILED:
         if cached:
             _COMPILED[key] = compile_functions(model)
         else:
             import nutpie
-            from numba.core.errors import NumbaPerformanceWarning
 
-            with warnings.catch_warnings():
-                # numba's hint on np.dot of non-contiguous views in PyTensor's generated code
-                warnings.simplefilter("ignore", NumbaPerformanceWarning)
+            with quiet_numba():
                 _COMPILED[key] = nutpie.compile_pymc_model(model, freeze_model=False)
         while len(_COMPILED) > MAX_COMPILED:
             _COMPILED.popitem(last=False)
     _COMPILED.move_to_end(key)
-    # The initial point (support point of each prior, jittered) is taken from this model, so
-    # that a reused compilation gives the same draws as a fresh one for the same seed.
-    initial_point = _initial_point_function(model)
     if cached:
         return nutpie_model(_COMPILED[key], model, initial_point), 1
     compiled = _COMPILED[key].with_data(**{v.name: v.get_value() for v in model.data_vars})

@@ -23,6 +23,13 @@ def _pymc_logp_grad(model):
     return fn
 
 
+def _assert_logp_grad_equal(functions, logp_args, reference, x):
+    value, grad = functions.logp(x, *logp_args)
+    ref_value, ref_grad = reference(x)
+    assert value == pytest.approx(float(ref_value), rel=1e-10)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-10)
+
+
 @pytest.mark.parametrize(
     "build",
     [
@@ -47,10 +54,7 @@ def test_compile_functions__logp_gradient_and_values_equal_pymc(build, rng):
     values_fn = pm.pytensorf.compile(model.value_vars, outputs, on_unused_input="ignore")
     for _ in range(4):
         x = rng.normal(0, 0.5, functions.n_dim)
-        value, grad = functions.logp(x, *logp_args)
-        ref_value, ref_grad = reference(x)
-        assert value == pytest.approx(float(ref_value), rel=1e-10)
-        np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-10)
+        _assert_logp_grad_equal(functions, logp_args, reference, x)
         expanded = dict(zip(functions.names, functions.expand(x, *expand_args), strict=True))
         parts = np.split(x, np.cumsum(sizes)[:-1])
         shapes = [np.shape(model.initial_point()[n]) for n in names]
@@ -69,10 +73,7 @@ def test_compile_functions__reused_for_another_phenotype_equals_its_own_model(rn
     reference = _pymc_logp_grad(model_b)
     for _ in range(3):
         x = rng.normal(0, 0.5, functions.n_dim)
-        value, grad = functions.logp(x, *logp_args)
-        ref_value, ref_grad = reference(x)
-        assert value == pytest.approx(float(ref_value), rel=1e-10)
-        np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-10)
+        _assert_logp_grad_equal(functions, logp_args, reference, x)
     compiled = nutpie_model(functions, model_b, _initial_point_function(model_b))
     assert compiled.n_dim == functions.n_dim
 
