@@ -30,6 +30,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 from numba.core.errors import NumbaPerformanceWarning
+from pytensor.graph.replace import clone_replace
 
 FLOAT = np.dtype("float64")
 
@@ -114,7 +115,7 @@ def compile_functions(model: pm.Model) -> Functions:
     free_names = [v.name for v in value_vars]
     rest = [v for v in model.unobserved_value_vars if v.name not in free_names]
     replace = dict(zip([*value_vars, *data_vars], [*parts, *data_inputs], strict=True))
-    logp, grad, *rest_out = pytensor.clone_replace([logp, grad, *rest], replace)
+    logp, grad, *rest_out = clone_replace([logp, grad, *rest], replace)
 
     inputs = [joined, *data_inputs]
 

@@ -84,8 +84,8 @@ def _demo(args: argparse.Namespace) -> int:
     with atomic_path(out / "summary.tsv") as tmp:
         table.to_csv(tmp, sep="\t", header=False)
     print(
-        f"\nWrote {out}/h2_posterior.png, {out}/posterior.nc (ArviZ InferenceData), "
-        f"{out}/summary.tsv"
+        f"\nWrote {out}/h2_posterior.png, {out}/posterior.nc (an ArviZ DataTree: "
+        f"xarray.open_datatree or arviz.from_netcdf reads it), {out}/summary.tsv"
     )
     return 0
 
@@ -334,7 +334,10 @@ def _h2(args: argparse.Namespace) -> int:
         bl.heritability(idata).to_csv(tmp, sep="\t")
     with atomic_path(f"{out}.h2.png") as tmp:
         plot_h2_posterior(idata, None if args.probit else fit, tmp)
-    print(f"Wrote {out}.posterior.nc (ArviZ InferenceData), {out}.h2.tsv, {out}.h2.png")
+    print(
+        f"Wrote {out}.posterior.nc (an ArviZ DataTree: xarray.open_datatree or "
+        f"arviz.from_netcdf reads it), {out}.h2.tsv, {out}.h2.png"
+    )
     return 0
 
 
@@ -505,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
         "h2",
         help="posterior of SNP-heritability by NUTS, next to REML",
         description="Sample the posterior of h² (default priors: h² ~ Beta(1,1), σp ~ "
-        "HalfStudentT(3, sd(y))); write the InferenceData, a summary and a plot.",
+        "HalfStudentT(3, sd(y))); write the posterior (netCDF DataTree), a summary and a plot.",
     )
     _add_inputs(h2)
     h2.add_argument(

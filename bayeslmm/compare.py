@@ -1,43 +1,61 @@
-"""Model comparison by sample-space leave-one-out cross-validation (PSIS-LOO) or WAIC.
+"""Model comparison by sample-space leave-one-out cross-validation (PSIS-LOO).
 
 :func:`bayeslmm.sample` writes a ``log_likelihood`` group with one value per individual and
 draw, log p(y_i | y_−i, θ) of the non-factorized Gaussian (see
-:func:`bayeslmm.effects.loo_pointwise`). This module checks that the fits can be compared
-(sample-space log-likelihood, same samples, same phenotype values) and hands them to ArviZ.
-It and :mod:`bayeslmm.inference` are the only modules that call ArviZ.
+:func:`bayeslmm.effects.loo_pointwise`). This module checks that fits can be compared
+(sample-space log-likelihood, same samples, same phenotype values), runs PSIS-LOO through
+:mod:`arviz_stats`, and builds bayeslmm's own comparison table (:data:`COMPARE_COLUMNS`), so
+that what users read does not change with ArviZ's table. It and :mod:`bayeslmm.inference` are
+the only modules that call ArviZ.
+
+WAIC is not offered: ArviZ 1 dropped it, and PSIS-LOO estimates the same quantity with a
+per-sample diagnostic (Pareto k) that WAIC lacks (Vehtari, Gelman & Gabry 2017).
 """
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
-import arviz as az
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
+from xarray import DataTree
 
 from bayeslmm.errors import InputError, SamplingWarning
 
-ICS = ("loo", "waic")
-SCALES = ("log", "negative_log", "deviance")
-#: WAIC is unreliable where the posterior variance of a pointwise log-density exceeds this.
-WAIC_VARIANCE_LIMIT = 0.4
+#: Columns of :func:`compare`, in order, with their meaning (also in its docstring).
+COMPARE_COLUMNS = {
+    "rank": "0 for the best model (highest elpd_loo)",
+    "elpd_loo": "expected log pointwise predictive density, summed over samples (higher is better)",
+    "se": "standard error of elpd_loo",
+    "p_loo": "effective number of parameters",
+    "elpd_diff": "elpd_loo minus the best model's (0 for the best, otherwise negative)",
+    "dse": "standard error of elpd_diff, from the pointwise differences aligned by sample ID",
+    "weight": "stacking weight (Yao et al. 2018); the weights sum to 1",
+    "n_bad_k": "samples whose Pareto k is above good_k or not finite (unreliable terms)",
+    "max_k": "largest finite Pareto k",
+    "good_k": "the Pareto k threshold min(0.7, 1 - 1/log10(draws))",
+    "warning": "True when n_bad_k > 0",
+}
 
 
-def _loglik(idata: az.InferenceData, label: str) -> xr.DataArray:
+def _loglik(idata: DataTree, label: str) -> xr.DataArray:
     """The sample-space pointwise log-likelihood of a fit, or an InputError saying why not."""
-    if not isinstance(idata, az.InferenceData):
+    if not isinstance(idata, DataTree):
         raise InputError(
-            f"{label} is a {type(idata).__name__}, not an arviz.InferenceData; pass the "
-            "result of bayeslmm.sample."
+            f"{label} is a {type(idata).__name__}, not an xarray.DataTree (ArviZ 1's result "
+            "type); pass the result of bayeslmm.sample."
         )
-    if "log_likelihood" not in idata.groups():
+    if "log_likelihood" not in idata.children:
         raise InputError(
             f"{label} has no log_likelihood group, so its LOO cannot be computed; fit it "
             "with bayeslmm.sample, which writes the sample-space log-likelihood."
         )
-    group = idata.log_likelihood
+    group = idata["log_likelihood"]
     names = list(group.data_vars)
     if len(names) != 1:
         raise InputError(
@@ -56,14 +74,14 @@ def _loglik(idata: az.InferenceData, label: str) -> xr.DataArray:
     return loglik
 
 
-def _observed(idata: az.InferenceData, label: str) -> pd.Series:
+def _observed(idata: DataTree, label: str) -> pd.Series:
     """The phenotype a fit used, indexed by sample ID."""
-    if "observed_data" not in idata.groups() or "y" not in idata.observed_data:
+    if "observed_data" not in idata.children or "y" not in idata["observed_data"]:
         raise InputError(
             f"{label} has no observed_data.y, so it cannot be checked to use the same "
             "samples as the others; fit it with bayeslmm.sample, which stores it."
         )
-    y = idata.observed_data["y"]
+    y = idata["observed_data"]["y"]
     if y.dims != ("sample",):
         raise InputError(
             f"observed_data.y of {label} has dims {y.dims}, not (sample,); fit it with "
@@ -106,82 +124,72 @@ def _check_same_samples(observed: Mapping[str, pd.Series]) -> None:
         )
 
 
-def _warn_unreliable(elpd: az.ELPDData, loglik: xr.DataArray, label: str, stacklevel: int) -> None:
+def _bad_k(elpd: Any) -> np.ndarray:
+    """Samples whose Pareto k is above the threshold or NaN (ArviZ 1 gives NaN in extreme tails)."""
+    k = np.asarray(elpd.pareto_k, dtype=float)
+    return ~(k <= float(elpd.good_k))
+
+
+def _warn_unreliable(elpd: Any, label: str, stacklevel: int) -> None:
     """Warn (SamplingWarning) about the samples whose pointwise estimate is unreliable."""
-    n = int(loglik.sizes["sample"])
-    if "pareto_k" in elpd:
-        k = np.asarray(elpd["pareto_k"])
-        threshold = float(elpd["good_k"])
-        bad = int(np.sum(k > threshold))
-        if bad:
-            warnings.warn(
-                f"{label}: {bad} of {n} samples have a Pareto k above {threshold:.2f} "
-                f"(max {np.nanmax(k):.2f}); their PSIS-LOO terms are unreliable (influential "
-                "samples, or too few draws: the threshold is min(0.7, 1 - 1/log10(draws))). "
-                "Run more draws, or check those samples (the loo() result has pareto_k per "
-                "sample) and consider exact refits leaving them out.",
-                SamplingWarning,
-                stacklevel=stacklevel,
-            )
-    else:
-        variance = loglik.var(dim=("chain", "draw")).values
-        bad = int(np.sum(variance > WAIC_VARIANCE_LIMIT))
-        if bad:
-            warnings.warn(
-                f"{label}: {bad} of {n} samples have a posterior variance of the "
-                f"log predictive density above {WAIC_VARIANCE_LIMIT}; WAIC is unreliable for "
-                "them. Use ic='loo'.",
-                SamplingWarning,
-                stacklevel=stacklevel,
-            )
+    bad = _bad_k(elpd)
+    if not bad.any():
+        return
+    k = np.asarray(elpd.pareto_k, dtype=float)
+    n_nan = int(np.isnan(k).sum())
+    finite = k[np.isfinite(k)]
+    largest = f"max {finite.max():.2f}" if finite.size else "none finite"
+    nan_note = (
+        f", {n_nan} of them with no estimate of k (NaN: the importance weights' tail is too "
+        "extreme to fit, which is as unreliable as a large k)"
+        if n_nan
+        else ""
+    )
+    warnings.warn(
+        f"{label}: {int(bad.sum())} of {k.size} samples have a Pareto k above "
+        f"{float(elpd.good_k):.2f} ({largest}{nan_note}); their PSIS-LOO terms are unreliable "
+        "(influential samples, or too few draws: the threshold is min(0.7, 1 - 1/log10(draws))). "
+        "Run more draws, or check those samples (the loo() result has pareto_k per sample) and "
+        "consider exact refits leaving them out.",
+        SamplingWarning,
+        stacklevel=stacklevel,
+    )
 
 
-def _elpd(
-    idata: az.InferenceData, label: str, ic: str, scale: str, stacklevel: int
-) -> tuple[az.ELPDData, xr.DataArray]:
+def _elpd(idata: DataTree, label: str, stacklevel: int) -> Any:
     loglik = _loglik(idata, label)
     if loglik.sizes["chain"] * loglik.sizes["draw"] < 2:
         raise InputError(
             f"{label} has a single draw (a MAP estimate?); LOO needs posterior draws "
             "from bayeslmm.sample."
         )
-    function = az.loo if ic == "loo" else az.waic
     with warnings.catch_warnings():
-        # ArviZ's own warnings are replaced by one that counts the samples and names the model.
-        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
-        warnings.filterwarnings("ignore", message="For one or more samples the posterior variance")
-        elpd = function(idata, pointwise=True, scale=scale, var_name=str(loglik.name))
-    _warn_unreliable(elpd, loglik, label, stacklevel + 1)
-    return elpd, loglik
+        # ArviZ's own warning is replaced by one that counts the samples and names the model.
+        warnings.filterwarnings("ignore", message=".*[Pp]areto.*", category=UserWarning)
+        elpd = azs.loo(idata, pointwise=True, var_name=str(loglik.name))
+    _warn_unreliable(elpd, label, stacklevel + 1)
+    return elpd
 
 
-def _check_options(ic: str, scale: str) -> None:
-    if ic not in ICS:
-        raise InputError(f"ic must be one of {ICS}, got {ic!r}.")
-    if scale not in SCALES:
-        raise InputError(f"scale must be one of {SCALES}, got {scale!r}.")
-
-
-def loo(idata: az.InferenceData, *, scale: str = "log") -> az.ELPDData:
+def loo(idata: DataTree) -> Any:
     r"""PSIS-LOO of one fit in sample space, with the pointwise values.
 
     Parameters
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         From :func:`bayeslmm.sample` (a ``log_likelihood`` group with dim ``sample``).
-    scale : {"log", "negative_log", "deviance"}
-        Scale of the returned elpd (ArviZ's convention).
 
     Returns
     -------
-    arviz.ELPDData
-        ``elpd_loo``, ``se``, ``p_loo``, ``loo_i`` and ``pareto_k`` [shape: (n_samples,)], ...
+    arviz_stats.ELPDData
+        ArviZ 1's LOO result: ``elpd``, ``se``, ``p``, ``good_k``, and per sample ``elpd_i``
+        and ``pareto_k`` [shape: (n_samples,)].
 
     Warns
     -----
     SamplingWarning
         When some samples have a Pareto k above ArviZ's threshold min(0.7, 1 − 1/log10 S) for
-        S draws; the message gives their number.
+        S draws, or no estimate of k (NaN); the message gives their number.
 
     Notes
     -----
@@ -197,51 +205,62 @@ def loo(idata: az.InferenceData, *, scale: str = "log") -> az.ELPDData:
     draws with weights :math:`\propto 1/p(y_i \mid y_{-i}, \theta)` (Bürkner, Gabry & Vehtari
     2021, non-factorized models).
     """
-    _check_options("loo", scale)
-    return _elpd(idata, "this fit", "loo", scale, stacklevel=3)[0]
+    return _elpd(idata, "this fit", stacklevel=3)
 
 
-def compare(
-    fits: Mapping[str, az.InferenceData],
-    *,
-    ic: str = "loo",
-    scale: str = "log",
-) -> pd.DataFrame:
+def compare(fits: Mapping[str, DataTree], *, ic: str = "loo") -> pd.DataFrame:
     """Rank models fitted to the same samples by their expected log predictive density.
 
     Parameters
     ----------
-    fits : mapping of str to arviz.InferenceData
+    fits : mapping of str to xarray.DataTree
         Named fits from :func:`bayeslmm.sample`, at least two, all on the same samples with the
         same phenotype values (the sample order may differ).
-    ic : {"loo", "waic"}
-        PSIS-LOO (default) or WAIC.
-    scale : {"log", "negative_log", "deviance"}
-        ArviZ's scale of the elpd; with ``"log"`` higher is better.
+    ic : {"loo"}
+        The criterion: PSIS-LOO in sample space, the only one (WAIC was dropped in 0.2.0, see
+        Notes).
 
     Returns
     -------
     pandas.DataFrame
-        ArviZ's comparison table, best model first: rank, elpd_loo (or elpd_waic), p_loo,
-        elpd_diff, weight (stacking), se, dse, warning, scale; indexed by model name.
+        One row per model, best first, indexed by model name, with the columns of
+        :data:`COMPARE_COLUMNS`:
+
+        - ``rank``: 0 for the best model (highest ``elpd_loo``);
+        - ``elpd_loo``, ``se``: the summed LOO log predictive density (higher is better) and
+          its standard error;
+        - ``p_loo``: effective number of parameters;
+        - ``elpd_diff``, ``dse``: ``elpd_loo`` minus the best model's (0 for the best,
+          otherwise ≤ 0) and its standard error from the pointwise differences;
+        - ``weight``: stacking weights (sum to 1);
+        - ``n_bad_k``, ``max_k``, ``good_k``, ``warning``: Pareto-k diagnostics per model: the
+          number of samples whose k is above ``good_k`` or NaN, the largest finite k, the
+          threshold, and whether any sample is unreliable.
 
     Raises
     ------
     InputError
         A fit has no sample-space ``log_likelihood``, a single draw, or no ``observed_data``;
-        or the fits do not share the same samples and phenotype values.
+        the fits do not share the same samples and phenotype values; or ``ic`` is not "loo".
 
     Warns
     -----
     SamplingWarning
-        For each model with samples whose pointwise estimate is unreliable (Pareto k above
-        ArviZ's threshold for LOO; log-density variance above 0.4 for WAIC), with their number.
+        For each model with samples whose Pareto k is above the threshold or NaN.
 
     Notes
     -----
-    elpd_diff is the difference of the summed pointwise terms from the best model and dse its
-    standard error from the pointwise differences, so the models' terms are aligned by sample
-    ID before the table is made. A difference of less than about 2–4 dse is weak evidence.
+    The pointwise terms are log p(y_i | y_−i, θ) in sample space (the rotated observations of
+    the eigenbasis are combinations of individuals, and leaving one out is meaningless).
+    Before the differences are taken, every model's pointwise terms are aligned by sample ID,
+    so ``elpd_diff = Σ_i (elpd_i − elpd_i^best)`` and
+    ``dse = sqrt(N · Var_i(elpd_i − elpd_i^best))`` (the population variance over samples,
+    as ArviZ computes it; R's loo uses N − 1, a factor √(N/(N−1)) larger). A difference of
+    less than about 2–4 ``dse`` is weak evidence. The table is bayeslmm's own, built from
+    ArviZ 1's LOO results, so that its columns and sign convention stay as documented here.
+
+    WAIC estimates the same elpd as PSIS-LOO but has no per-sample diagnostic of when it
+    fails; ArviZ 1 dropped it, and so did bayeslmm 0.2.0.
 
     Examples
     --------
@@ -251,7 +270,12 @@ def compare(
     ... }  # doctest: +SKIP
     >>> bl.compare(fits)[["elpd_loo", "elpd_diff", "dse", "weight"]]  # doctest: +SKIP
     """
-    _check_options(ic, scale)
+    if ic != "loo":
+        raise InputError(
+            f"ic must be 'loo', got {ic!r}: bayeslmm compares models by sample-space PSIS-LOO "
+            "only (WAIC was dropped in 0.2.0, as in ArviZ 1; PSIS-LOO estimates the same "
+            "quantity and says, through Pareto k, where it is unreliable)."
+        )
     if not isinstance(fits, Mapping) or len(fits) < 2:
         raise InputError("compare needs a dict of at least two named fits, {'name': idata, ...}.")
     names = [str(name) for name in fits]
@@ -264,24 +288,47 @@ def compare(
     observed = {name: _observed(idata, labels[name]) for name, idata in fits.items()}
     _check_same_samples(observed)
     order = observed[names[0]].index
-    elpds = {}
-    for name, idata in fits.items():
-        elpd, _ = _elpd(idata, labels[name], ic, scale, stacklevel=3)
-        elpds[name] = _aligned(elpd, order)
-    with warnings.catch_warnings():
-        # ArviZ 0.23 calls pandas APIs that pandas 3 deprecates; not ours to fix, not the user's.
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"arviz\.")
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"arviz\.")
-        return az.compare(elpds, ic=ic, scale=scale)
+    elpds = {name: _aligned(_elpd(fits[name], labels[name], 3), order) for name in names}
+    return _table(elpds)
 
 
-def _aligned(elpd: az.ELPDData, order: pd.Index) -> az.ELPDData:
-    """Put the pointwise values of ``elpd`` in the sample order ``order``."""
-    out = elpd.copy()
-    for key in (f"{elpd.index[0].split('_')[1]}_i", "pareto_k"):
-        if key in out:
-            values = out[key]
+def _table(elpds: Mapping[str, Any]) -> pd.DataFrame:
+    """The comparison table of :data:`COMPARE_COLUMNS` from aligned LOO results."""
+    pointwise = {name: np.asarray(e.elpd_i, dtype=float) for name, e in elpds.items()}
+    total = pd.Series({name: float(e.elpd) for name, e in elpds.items()})
+    order = total.sort_values(ascending=False, kind="stable").index
+    best = pointwise[order[0]]
+    n = best.size
+    weights = azs.compare(dict(elpds), method="stacking", round_to="none")["weight"]
+    rows = {}
+    for rank, name in enumerate(order):
+        e, diff = elpds[name], pointwise[name] - best
+        k = np.asarray(e.pareto_k, dtype=float)
+        bad = int(_bad_k(e).sum())
+        rows[name] = {
+            "rank": rank,
+            "elpd_loo": float(e.elpd),
+            "se": float(e.se),
+            "p_loo": float(e.p),
+            "elpd_diff": float(diff.sum()),
+            "dse": float(np.sqrt(n * diff.var())) if rank else 0.0,
+            "weight": float(weights[name]),
+            "n_bad_k": bad,
+            "max_k": float(np.nanmax(k)) if np.isfinite(k).any() else np.nan,
+            "good_k": float(e.good_k),
+            "warning": bad > 0,
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")[list(COMPARE_COLUMNS)]
+    table.index.name = "model"
+    return table
+
+
+def _aligned(elpd: Any, order: pd.Index) -> Any:
+    """A copy of ``elpd`` with its pointwise values in the sample order ``order``."""
+    out = copy.copy(elpd)
+    for key in ("elpd_i", "pareto_k"):
+        values = getattr(elpd, key, None)
+        if values is not None:
             ids = np.asarray(values["sample"].values).astype(str)
-            position = pd.Index(ids).get_indexer(order)
-            out[key] = values.isel(sample=position)
+            setattr(out, key, values.isel(sample=pd.Index(ids).get_indexer(order)))
     return out

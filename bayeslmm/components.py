@@ -27,7 +27,14 @@ from bayeslmm._inputs import _kinship_array
 from bayeslmm.effects import draw_u, flat_draws, store_effects
 from bayeslmm.errors import DataWarning, InputError
 from bayeslmm.lmm import LOG_2PI, ModelInfo
-from bayeslmm.priors import Prior, PriorLike, _check_support, add_prior, default_priors
+from bayeslmm.priors import (
+    Prior,
+    PriorLike,
+    _check_support,
+    add_prior,
+    default_priors,
+    draw_prior,
+)
 from bayeslmm.spectral import Rotated, Spectral, check_kinship, spectral_from_kinship
 
 #: Free parameters of each parametrization of the several-component model, besides ``beta``.
@@ -196,7 +203,7 @@ def components_inputs(
 def _check_shares(prior: PriorLike, k: int) -> None:
     try:
         rv = prior.dist((k + 1,)) if isinstance(prior, Prior) else prior
-        draws = np.asarray(pm.draw(rv, draws=200, random_seed=0), dtype=float)
+        draws = draw_prior(rv)
     except Exception as exc:  # noqa: BLE001 - any failure here is a bad prior specification
         raise InputError(
             f"the prior for 'shares' cannot be built with {k + 1} entries ({exc}); use "

@@ -18,7 +18,7 @@ import xarray as xr
 from bayeslmm._data import prepare
 from bayeslmm.errors import InputError
 from bayeslmm.lmm import ModelInfo
-from bayeslmm.priors import Prior, PriorLike, add_prior, default_priors, describe
+from bayeslmm.priors import Prior, PriorLike, add_prior, default_priors, describe, draw_prior
 from bayeslmm.spectral import Spectral, rotate_data
 
 LOG_2PI = float(np.log(2 * np.pi))
@@ -36,7 +36,7 @@ def _check_positive(prior: PriorLike) -> None:
         return
     try:
         rv = prior.dist(()) if isinstance(prior, Prior) else prior
-        draws = np.asarray(pm.draw(rv, draws=200, random_seed=0), dtype=float)
+        draws = draw_prior(rv)
     except Exception as exc:  # noqa: BLE001 - any failure here is a bad prior specification
         raise InputError(
             f"the prior for 'sigma_e' ({describe(prior)}) cannot be built: {exc}"

@@ -100,10 +100,10 @@ def _fit_null(
         from bayeslmm.lmm import kinship_model
 
         model = kinship_model(data.y, spectral, data.X[:, 1:] if _has_intercept(data) else data.X)
-        h2 = float(map_estimate(model).posterior["h2"].values.ravel()[0])
+        h2 = float(map_estimate(model)["posterior"]["h2"].values.ravel()[0])
         lam = np.array([min(h2 / max(1 - h2, 1e-300), bounds[1])])
     else:
-        draws = np.asarray(posterior.posterior["h2"]).ravel()
+        draws = np.asarray(posterior["posterior"]["h2"]).ravel()
         keep = np.linspace(0, draws.size - 1, min(MAX_POSTERIOR_DRAWS, draws.size)).astype(int)
         h2 = draws[keep]
         lam = np.minimum(h2 / np.maximum(1 - h2, 1e-300), bounds[1])
@@ -369,9 +369,9 @@ def scan(
         at the null estimate (P3D / EMMAX), much faster.
     null : {"reml", "map", "posterior"}
         How the null λ is estimated: profiled REML; the PyMC MAP of the kinship model; or the
-        draws of h² in ``posterior`` (an InferenceData of the null model): Bayes factors are
-        averaged over up to 50 draws and p-values use their mean λ.
-    posterior : arviz.InferenceData, optional
+        draws of h² in ``posterior`` (the null model's DataTree from bl.sample): Bayes factors
+        are averaged over up to 50 draws and p-values use their mean λ.
+    posterior : xarray.DataTree, optional
         For ``null="posterior"``.
     kinship_method : str
         Kinship built when K is None (``"centered"`` = GEMMA ``-gk 1``).
@@ -413,7 +413,9 @@ def scan(
     if null == "posterior" and (
         posterior is None or "h2" not in getattr(posterior, "posterior", {})
     ):
-        raise InputError("null='posterior' needs posterior=<InferenceData with h2 draws>.")
+        raise InputError(
+            "null='posterior' needs posterior=<the DataTree of bl.sample, with h2 draws>."
+        )
     if chunk_size < 1:
         raise InputError(f"chunk_size must be positive, got {chunk_size}.")
     g = as_genotypes(genotypes)

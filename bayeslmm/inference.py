@@ -1,7 +1,10 @@
 """Posterior inference: NUTS sampling, MAP, random effects and summaries of h².
 
-This module and :mod:`bayeslmm.compare` are the only ones that call PyMC's samplers or ArviZ,
-so that moving to PyMC 6 / ArviZ 1 touches two files.
+This module and :mod:`bayeslmm.compare` are the only ones that call PyMC's samplers or ArviZ.
+Results are ArviZ 1 objects: an :class:`xarray.DataTree` whose children are the groups
+(``posterior``, ``log_likelihood``, ``observed_data``, ``constant_data``, ``sample_stats``) and
+whose ``attrs`` hold the provenance. Diagnostics come from :mod:`arviz_stats`, imported on its
+own (``import arviz`` would also load its plotting stack).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import warnings
 from collections import OrderedDict
 from typing import Any
 
-import arviz as az
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
+from xarray import DataTree
 
 from bayeslmm._nutpie import compile_functions, nutpie_model, quiet_numba
 from bayeslmm._version import __version__
@@ -27,6 +31,8 @@ from bayeslmm.lmm import ModelInfo
 from bayeslmm.priors import describe
 
 SAMPLERS = ("nutpie", "pymc")
+#: Quantiles whose ESS is the tail ESS.
+TAIL_PROB = (0.05, 0.95)
 #: Rows of :func:`heritability`, where present in the posterior.
 SUMMARY_VARIABLES = (
     "h2",
@@ -58,13 +64,13 @@ def _seeds(random_seed: int | None) -> tuple[int, np.random.Generator]:
 
 
 def _add_groups(
-    idata: az.InferenceData,
+    post: xr.Dataset,
+    sample_stats: xr.Dataset | None,
     info: ModelInfo,
     rng: np.random.Generator | None,
     random_effects: bool,
-) -> az.InferenceData:
-    """Add u (and v), the sample-space log-likelihood, data and provenance to ``idata``."""
-    post = idata.posterior
+) -> DataTree:
+    """The result: ``post`` with u (and v), the sample-space log-likelihood, data, provenance."""
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     chain_draw = {"chain": post["chain"].values, "draw": post["draw"].values}
 
@@ -79,7 +85,7 @@ def _add_groups(
     if info.postprocess is not None:
         added, loglik = info.postprocess(post, info, rng, random_effects)
         new = {name: as_var(val, dim, list(coord)) for name, (val, dim, coord) in added.items()}
-        return _assemble(idata, info, post.assign(new) if new else post, loglik, as_var)
+        return _assemble(sample_stats, info, post.assign(new) if new else post, loglik, as_var)
     beta = flat_draws(post, "beta")
     sigma_g2, sigma_e2 = flat_draws(post, "sigma_g2"), flat_draws(post, "sigma_e2")
     rot, spectral, data = info.rotated, info.spectral, info.data
@@ -102,17 +108,17 @@ def _add_groups(
             new["v"] = as_var(v, "snp", info.snps)
     posterior = post.assign(new) if new else post
     loglik = loo_pointwise(spectral, data.y, data.X, beta, sigma_g2, sigma_e2)
-    return _assemble(idata, info, posterior, loglik, as_var)
+    return _assemble(sample_stats, info, posterior, loglik, as_var)
 
 
 def _assemble(
-    idata: az.InferenceData,
+    sample_stats: xr.Dataset | None,
     info: ModelInfo,
     posterior: xr.Dataset,
     loglik: np.ndarray,
     as_var: Any,
-) -> az.InferenceData:
-    """Build the returned InferenceData: posterior, sample-space log-likelihood, data, attrs."""
+) -> DataTree:
+    """Build the returned DataTree: posterior, sample-space log-likelihood, data, attrs."""
     data, spectral = info.data, info.spectral
     groups: dict[str, Any] = {
         "posterior": posterior,
@@ -131,9 +137,9 @@ def _assemble(
             }
         ),
     }
-    if "sample_stats" in idata.groups():
-        groups["sample_stats"] = idata.sample_stats
-    out = az.InferenceData(**groups)
+    if sample_stats is not None:
+        groups["sample_stats"] = sample_stats
+    out = DataTree.from_dict(groups)
     out.attrs.update(provenance(info))
     return out
 
@@ -164,18 +170,24 @@ def _clean_posterior(posterior: xr.Dataset) -> xr.Dataset:
     return posterior.drop_vars([v for v in posterior.data_vars if str(v).endswith("__")])
 
 
-def _check_convergence(idata: az.InferenceData) -> None:
+def _numeric_stats(stats: xr.Dataset) -> xr.Dataset:
+    """Sampler statistics without text columns (nutpie's divergence messages; not netCDF-able)."""
+    return stats.drop_vars([name for name, var in stats.data_vars.items() if var.dtype.kind == "O"])
+
+
+def _check_convergence(idata: DataTree) -> None:
     problems = []
-    stats = idata.get("sample_stats")
-    if stats is not None:
+    if "sample_stats" in idata.children:
+        stats = idata["sample_stats"]
         key = "diverging" if "diverging" in stats else None
         n_div = int(stats[key].sum()) if key else 0
         if n_div:
             problems.append(f"{n_div} divergent transitions")
     # h2 where the model has one; the linear model (no random effect) checks sigma_e2
-    name = "h2" if "h2" in idata.posterior else "sigma_e2"
-    if idata.posterior.sizes["chain"] > 1:
-        rhat = float(az.rhat(idata.posterior[name]).to_array().max())
+    posterior = idata["posterior"]
+    name = "h2" if "h2" in posterior else "sigma_e2"
+    if posterior.sizes["chain"] > 1:
+        rhat = float(np.max(azs.rhat(posterior[name]).values))
         if rhat > 1.01:
             problems.append(f"R-hat of {name} = {rhat:.3f} > 1.01")
     if problems:
@@ -288,7 +300,7 @@ def sample(
     cores: int | None = None,
     target_accept: float | None = None,
     random_effects: bool = True,
-) -> az.InferenceData:
+) -> DataTree:
     """Draw from the posterior of a bayeslmm model by NUTS.
 
     Parameters
@@ -314,7 +326,7 @@ def sample(
 
     Returns
     -------
-    arviz.InferenceData
+    xarray.DataTree
         ``posterior`` (h2, sigma_g2, sigma_e2, beta, ..., u [sample], v [snp]),
         ``log_likelihood`` (y [sample]: sample-space LOO terms, so ``az.loo`` works),
         ``observed_data`` (y [sample]), ``constant_data`` (X, kinship eigenvalues),
@@ -358,24 +370,24 @@ def sample(
             random_seed=seed,
             progressbar=progressbar,
             model=model,
+            nuts_sampler="pymc",
             compute_convergence_checks=False,
-            idata_kwargs={"log_likelihood": False},
             **kwargs,
         )
-    posterior = _clean_posterior(raw.posterior)
+    posterior = _clean_posterior(raw["posterior"].to_dataset())
     posterior = posterior.assign_coords(
         {dim: list(model.coords[dim]) for dim in posterior.dims if dim in model.coords}
     )
-    raw = az.InferenceData(posterior=posterior, sample_stats=raw.sample_stats)
-    idata = _add_groups(raw, info, rng, random_effects)
+    stats = _numeric_stats(raw["sample_stats"].to_dataset())
+    idata = _add_groups(posterior, stats, info, rng, random_effects)
     idata.attrs["sampler"] = sampler
     idata.attrs["random_seed"] = "" if random_seed is None else int(random_seed)
     _check_convergence(idata)
     return idata
 
 
-def map_estimate(model: pm.Model, *, random_seed: int | None = None) -> az.InferenceData:
-    """Maximum a posteriori estimate, as an InferenceData with one chain and one draw.
+def map_estimate(model: pm.Model, *, random_seed: int | None = None) -> DataTree:
+    """Maximum a posteriori estimate, as a DataTree with one chain and one draw.
 
     Parameters
     ----------
@@ -385,36 +397,33 @@ def map_estimate(model: pm.Model, *, random_seed: int | None = None) -> az.Infer
 
     Returns
     -------
-    arviz.InferenceData
+    xarray.DataTree
         Same groups as :func:`sample`; u (and v) are their conditional posterior means at the
         MAP (the BLUP at these variance components).
     """
     info = _info(model)
-    point = pm.find_MAP(model=model, progressbar=False, seed=random_seed)
-    names = [v.name for v in model.free_RVs + model.deterministics]
-    dims = {name: list(model.named_vars_to_dims.get(name, ())) for name in names}
-    posterior = xr.Dataset(
-        {
-            name: xr.DataArray(
-                np.asarray(point[name])[None, None, ...],
-                dims=("chain", "draw", *dims[name]),
-                coords={d: list(model.coords[d]) for d in dims[name]},
-            )
-            for name in names
-        },
-        coords={"chain": [0], "draw": [0]},
+    found = pm.find_MAP(
+        model=model,
+        progressbar=False,
+        random_seed=random_seed,
+        jitter=False,  # start from the priors' support points: the same MAP every time
+        return_inferencedata=True,
     )
-    idata = _add_groups(az.InferenceData(posterior=posterior), info, None, True)
+    posterior = _clean_posterior(found["posterior"].to_dataset())
+    posterior = posterior.assign_coords(
+        {dim: list(model.coords[dim]) for dim in posterior.dims if dim in model.coords}
+    )
+    idata = _add_groups(posterior, None, info, None, True)
     idata.attrs["sampler"] = "map"
     return idata
 
 
-def heritability(idata: az.InferenceData, hdi_prob: float = 0.95) -> pd.DataFrame:
+def heritability(idata: DataTree, hdi_prob: float = 0.95) -> pd.DataFrame:
     """Posterior summary of h² and the variance components.
 
     Parameters
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         From :func:`sample` (or :func:`map_estimate`: one draw, no spread).
     hdi_prob : float
         Probability mass of the highest-density interval.
@@ -426,7 +435,7 @@ def heritability(idata: az.InferenceData, hdi_prob: float = 0.95) -> pd.DataFram
         ``h2_component[name]``, ``h2_loci``, ``h2_background``, ``h2_total``, ``pve``, ``pge``;
         columns mean, sd, hdi_lower, hdi_upper, ess_bulk, ess_tail, r_hat (NaN for a constant).
     """
-    post = idata.posterior
+    post = idata["posterior"]
     columns: dict[str, np.ndarray] = {}
     for name in SUMMARY_VARIABLES:
         if name not in post:
@@ -445,13 +454,14 @@ def heritability(idata: az.InferenceData, hdi_prob: float = 0.95) -> pd.DataFram
         spread = values.size > 1 and np.ptp(values) > 0
         row = {"mean": values.mean(), "sd": values.std(ddof=1) if values.size > 1 else np.nan}
         if spread:
-            lo, hi = az.hdi(values, hdi_prob=hdi_prob)
+            lo, hi = azs.hdi(values, prob=hdi_prob)
             row.update(
                 hdi_lower=float(lo),
                 hdi_upper=float(hi),
-                ess_bulk=float(az.ess(draws, method="bulk")),
-                ess_tail=float(az.ess(draws, method="tail")),
-                r_hat=float(az.rhat(draws)) if draws.shape[0] > 1 else np.nan,
+                ess_bulk=float(azs.ess(draws, method="bulk")),
+                # the smaller ESS of the 5 % and 95 % quantiles (ArviZ 0.x's default)
+                ess_tail=float(azs.ess(draws, method="tail", prob=TAIL_PROB)),
+                r_hat=float(azs.rhat(draws)) if draws.shape[0] > 1 else np.nan,
             )
         else:
             row.update(
@@ -461,7 +471,7 @@ def heritability(idata: az.InferenceData, hdi_prob: float = 0.95) -> pd.DataFram
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def summary(idata: az.InferenceData, hdi_prob: float = 0.95) -> str:
+def summary(idata: DataTree, hdi_prob: float = 0.95) -> str:
     """A printable summary of the posterior of h² (mean, sd, HDI, ESS, R-hat)."""
     table = heritability(idata, hdi_prob)
     pct = int(round(hdi_prob * 100))

@@ -11,44 +11,40 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 from scipy import stats
 
 from bayeslmm.errors import InputError
-from bayeslmm.priors import Prior
+from bayeslmm.priors import Prior, draw_prior
 
 #: Draws of the liability h² when h² is a single number and the prevalence a distribution.
 DEFAULT_DRAWS = 4000
 
 
 def _observed_h2(h2_observed: Any) -> tuple[Any, np.ndarray | None]:
-    """(h², phenotype or None) from a number, an array, a DataArray or an InferenceData."""
-    groups = getattr(h2_observed, "groups", None)
-    if callable(groups) and "posterior" in groups():
+    """(h², phenotype or None) from a number, an array, a DataArray or a DataTree."""
+    if isinstance(h2_observed, xr.DataTree) and "posterior" in h2_observed.children:
         model = str(getattr(h2_observed, "attrs", {}).get("model", ""))
         if "probit" in model:
             raise InputError(
                 f"this fit is a {model} model, whose h2 is already on the liability scale; "
                 "liability_h2 transforms the h² of a 0/1 trait analysed as Gaussian."
             )
-        if "h2" not in h2_observed.posterior:
-            raise InputError(
-                "the InferenceData has no posterior h2; pass the result of bayeslmm.sample."
-            )
+        if "h2" not in h2_observed["posterior"]:
+            raise InputError("the result has no posterior h2; pass the result of bayeslmm.sample.")
         y = None
-        if "observed_data" in groups() and "y" in h2_observed.observed_data:
-            y = np.asarray(h2_observed.observed_data["y"].values, dtype=float)
-        return h2_observed.posterior["h2"], y
+        if "observed_data" in h2_observed.children and "y" in h2_observed["observed_data"]:
+            y = np.asarray(h2_observed["observed_data"]["y"].values, dtype=float)
+        return h2_observed["posterior"]["h2"], y
     if isinstance(h2_observed, xr.DataArray):
         return h2_observed, None
     try:
         return np.asarray(h2_observed, dtype=float), None
     except (TypeError, ValueError) as error:
         raise InputError(
-            f"h2_observed must be a number, an array of draws, an xarray DataArray or an "
-            f"InferenceData, got {type(h2_observed).__name__}."
+            f"h2_observed must be a number, an array of draws, an xarray DataArray or the "
+            f"DataTree of bayeslmm.sample, got {type(h2_observed).__name__}."
         ) from error
 
 
@@ -79,8 +75,7 @@ def _prevalence_draws(
             )
         prevalence = prevalence.dist()
     if isinstance(prevalence, pt.TensorVariable):
-        draws = pm.draw(prevalence, draws=n, random_seed=random_seed)
-        return np.asarray(draws, dtype=float).reshape(size)
+        return draw_prior(prevalence, n, random_seed).reshape(size)
     if hasattr(prevalence, "rvs"):  # a frozen scipy.stats distribution
         rng = np.random.default_rng(random_seed)
         return np.asarray(prevalence.rvs(size=size, random_state=rng), dtype=float)
@@ -134,7 +129,7 @@ def liability_h2(
     ----------
     h2_observed
         h² of the 0/1 trait analysed as Gaussian: a number, an array of draws, an xarray
-        DataArray (e.g. ``idata.posterior["h2"]``), or an InferenceData from
+        DataArray (e.g. ``idata.posterior["h2"]``), or the DataTree from
         :func:`bayeslmm.sample` (its posterior h2 is used, and the proportion of cases in the
         sample is taken from its 0/1 ``observed_data.y`` unless ``sample_prevalence`` is given).
     prevalence
@@ -144,7 +139,7 @@ def liability_h2(
         ``scipy.stats`` distribution, so that its uncertainty propagates.
     sample_prevalence
         Proportion P of cases in the analysed sample (ascertained case-control studies). None:
-        from the InferenceData's 0/1 phenotype, else P = K (a population sample).
+        from the DataTree's 0/1 phenotype, else P = K (a population sample).
     random_seed
         Seed of the prevalence draws (when ``prevalence`` is a distribution).
     n_draws
@@ -154,7 +149,7 @@ def liability_h2(
     -------
     float, ndarray or xarray.DataArray
         Liability-scale h², shaped like the h² draws (a DataArray with the same chain/draw
-        coordinates for a DataArray or InferenceData input), or [shape: (n_draws,)] for a
+        coordinates for a DataArray or DataTree input), or [shape: (n_draws,)] for a
         single h² and a prevalence distribution.
 
     Raises

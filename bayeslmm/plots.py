@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    import arviz as az
+    from xarray import DataTree
 
     from bayeslmm.reml import RemlFit
 
 
 def plot_h2_posterior(
-    idata: az.InferenceData,
+    idata: DataTree,
     fit: RemlFit | None = None,
     path: str | Path | None = None,
     *,
@@ -25,7 +25,7 @@ def plot_h2_posterior(
 
     Parameters
     ----------
-    idata : arviz.InferenceData
+    idata : xarray.DataTree
         Posterior with an ``h2`` variable.
     fit : RemlFit, optional
         REML fit to overlay.

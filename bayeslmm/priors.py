@@ -139,6 +139,18 @@ def describe(prior: PriorLike) -> str:
     return f"{name}({', '.join(params)})"
 
 
+def draw_prior(rv: pt.TensorVariable, draws: int = 200, random_seed: int = 0) -> np.ndarray:
+    """Draws from a prior distribution for checking it, as floats.
+
+    Drawn through PyTensor's Python implementations (NumPy's generators), not its default numba
+    backend: a distribution with invalid parameters raises there, while numba's sampler can
+    loop forever on them (PyTensor 3). Checks draw a few hundred values, so speed is moot.
+    """
+    return np.asarray(
+        pm.draw(rv, draws=draws, random_seed=random_seed, mode="FAST_COMPILE"), dtype=float
+    )
+
+
 def _check_support(name: str, prior: PriorLike, shape: tuple[int, ...]) -> None:
     """Draw from the prior and check the draws lie in the parameter's support."""
     lower, upper = SUPPORT[name]
@@ -152,7 +164,7 @@ def _check_support(name: str, prior: PriorLike, shape: tuple[int, ...]) -> None:
         return
     try:
         rv = prior.dist(shape) if isinstance(prior, Prior) else prior
-        draws = np.asarray(pm.draw(rv, draws=200, random_seed=0), dtype=float)
+        draws = draw_prior(rv)
     except Exception as exc:  # noqa: BLE001 - any failure here is a bad prior specification
         raise InputError(
             f"the prior for '{name}' ({describe(prior)}) cannot be built: {exc}"

@@ -32,6 +32,7 @@ from bayeslmm.priors import (
     _check_support,
     add_prior,
     default_priors,
+    draw_prior,
     resolve_priors,
 )
 from bayeslmm.spectral import Rotated, Spectral, rotate_data
@@ -63,7 +64,7 @@ def _check_unit_interval(name: str, prior: PriorLike) -> None:
         )
     try:
         rv = prior.dist(()) if isinstance(prior, Prior) else prior
-        draws = np.asarray(pm.draw(rv, draws=200, random_seed=0), dtype=float)
+        draws = draw_prior(rv)
     except Exception as exc:  # noqa: BLE001 - any failure here is a bad prior specification
         raise InputError(f"the prior for '{name}' cannot be built: {exc}") from None
     if not ((draws > 0) & (draws < 1)).all():

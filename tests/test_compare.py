@@ -13,7 +13,7 @@ import xarray as xr
 from scipy import special
 
 import bayeslmm as bl
-from bayeslmm.compare import compare, loo
+from bayeslmm.compare import COMPARE_COLUMNS, compare, loo
 from bayeslmm.effects import loo_pointwise
 from bayeslmm.priors import default_priors
 from bayeslmm.simulate import simulate
@@ -43,7 +43,7 @@ def _standardized(G):
 
 
 def _idata(y, X, K, draws, *, chains=2, samples=None):
-    """An InferenceData shaped like bl.sample's, from given posterior draws of (β, σg², σe²)."""
+    """A DataTree shaped like bl.sample's, from given posterior draws of (β, σg², σe²)."""
     n = len(y)
     samples = [f"id{i}" for i in range(n)] if samples is None else list(samples)
     beta, sg2, se2 = draws["beta"], draws["sigma_g2"], draws["sigma_e2"]
@@ -60,7 +60,7 @@ def _idata(y, X, K, draws, *, chains=2, samples=None):
         "sigma_e2": var(se2),
         "beta": var(beta, "covariate"),
     }
-    return az.InferenceData(
+    return _tree(
         posterior=xr.Dataset({k: xr.DataArray(v, dims=d) for k, (v, d) in posterior.items()}),
         log_likelihood=xr.Dataset(
             {
@@ -72,6 +72,12 @@ def _idata(y, X, K, draws, *, chains=2, samples=None):
             }
         ),
         observed_data=xr.Dataset({"y": xr.DataArray(y, dims="sample", coords={"sample": samples})}),
+    )
+
+
+def _tree(**groups):
+    return xr.DataTree.from_dict(
+        {name: g.to_dataset() if isinstance(g, xr.DataTree) else g for name, g in groups.items()}
     )
 
 
@@ -145,8 +151,8 @@ def test_loo__psis_equals_exact_refits_with_independent_draws():
     full = kref.exact_posterior_draws(data.y, X, K, 4000, rng, grid)
     fit = _idata(data.y, X, K, full)
     result = loo(fit)
-    assert result["loo_i"].sizes["sample"] == 60
-    k = np.asarray(result["pareto_k"])
+    assert result.elpd_i.sizes["sample"] == 60
+    k = np.asarray(result.pareto_k)
     assert k.max() < 0.7  # PSIS is reliable for every sample
     psis_error, naive_error = 0.0, 0.0
     for i in np.argsort(k)[-4:]:  # the most influential samples
@@ -158,7 +164,7 @@ def test_loo__psis_equals_exact_refits_with_independent_draws():
             i, data.y, X, K, refit["beta"], refit["sigma_g2"], refit["sigma_e2"]
         )
         exact, mcse = _log_mean_exp(logp)
-        psis = float(result["loo_i"][i])
+        psis = float(result.elpd_i[i])
         # for k < 0.7 the PSIS error is of the order of the brute force's Monte-Carlo error
         assert abs(psis - exact) < 4 * np.sqrt(2) * mcse + 2e-3, (i, psis, exact, mcse)
         naive = _log_mean_exp(fit.log_likelihood["y"].values.reshape(-1, 60)[:, i])[0]
@@ -176,18 +182,31 @@ def test_loo__psis_equals_exact_refits_with_independent_draws():
 def test_compare__ranks_causal_kinship_first(exact_fits):
     table = compare(exact_fits)
     assert list(table.index) == ["causal", "noise"]
-    assert table.loc["noise", "elpd_diff"] > 2 * table.loc["noise", "dse"]
+    assert table.loc["causal", "elpd_diff"] == 0.0 and table.loc["causal", "rank"] == 0
+    assert -table.loc["noise", "elpd_diff"] > 2 * table.loc["noise", "dse"]
     assert table.loc["causal", "weight"] > 0.9
-    assert {"elpd_loo", "p_loo", "se", "dse", "warning"} <= set(table.columns)
+    assert list(table.columns) == list(COMPARE_COLUMNS)
+    assert table["n_bad_k"].sum() == 0 and not table["warning"].any()
 
 
-def test_compare__waic_and_deviance_scale(exact_fits):
-    with pytest.warns(bl.SamplingWarning) as record:
-        table = compare(exact_fits, ic="waic", scale="deviance")
-    assert any("'causal': 2 of 100 samples" in str(w.message) for w in record)
-    assert all("WAIC is unreliable" in str(w.message) for w in record)
-    assert list(table.index) == ["causal", "noise"]
-    assert table.loc["causal", "elpd_waic"] < table.loc["noise", "elpd_waic"]
+def test_compare__table_equals_arviz_stats(exact_fits):
+    """Our elpd_diff, dse and weights against arviz_stats.compare's own table (same order)."""
+    table = compare(exact_fits)
+    theirs = az.compare(
+        {name: az.loo(fit, pointwise=True) for name, fit in exact_fits.items()}, round_to="none"
+    )
+    assert list(theirs.index) == list(table.index)
+    for ours, col in (("elpd_loo", "elpd"), ("se", "se"), ("p_loo", "p")):
+        np.testing.assert_allclose(table[ours], theirs[col], rtol=1e-12)
+    for col in ("elpd_diff", "dse", "weight"):
+        np.testing.assert_allclose(table[col], theirs[col], rtol=1e-8, atol=1e-12)
+    spread = table["elpd_loo"].max() - table["elpd_loo"].min()
+    np.testing.assert_allclose(table["elpd_diff"].sum(), -spread)
+
+
+def test_compare__waic_is_refused_with_the_reason(exact_fits):
+    with pytest.raises(bl.InputError, match="ic must be 'loo'.*WAIC was dropped"):
+        compare(exact_fits, ic="waic")
 
 
 def test_compare__aligns_samples_by_id(two_kinships, exact_fits):
@@ -231,20 +250,18 @@ def test_compare__refuses_different_samples(two_kinships, exact_fits):
 
 def test_compare__refuses_fits_without_sample_space_loglik(exact_fits):
     fit = exact_fits["causal"]
-    bare = az.InferenceData(posterior=fit.posterior, observed_data=fit.observed_data)
+    bare = _tree(posterior=fit.posterior, observed_data=fit.observed_data)
     with pytest.raises(bl.InputError, match="'bare' has no log_likelihood"):
         compare({"causal": fit, "bare": bare})
-    rotated = fit.log_likelihood.rename({"sample": "eigen"})
-    eigen = az.InferenceData(
-        posterior=fit.posterior, log_likelihood=rotated, observed_data=fit.observed_data
-    )
+    rotated = fit["log_likelihood"].to_dataset().rename({"sample": "eigen"})
+    eigen = _tree(posterior=fit.posterior, log_likelihood=rotated, observed_data=fit.observed_data)
     with pytest.raises(bl.InputError, match="not in sample space"):
         compare({"causal": fit, "rotated": eigen})
     with pytest.raises(bl.InputError, match="at least two"):
         compare({"causal": fit})
     with pytest.raises(bl.InputError, match="ic must be"):
         compare(exact_fits, ic="aic")
-    one_draw = fit.isel(chain=[0], draw=[0])
+    one_draw = fit.isel(chain=[0], draw=[0], missing_dims="ignore")
     with pytest.raises(bl.InputError, match="single draw"):
         compare({"causal": fit, "map": one_draw})
 
@@ -255,7 +272,7 @@ def test_loo__warns_with_count_of_high_pareto_k(exact_fits):
     heavy = np.random.default_rng(5).standard_normal(loglik.shape[:2])
     for i in (3, 50, 77):  # importance ratios exp(exp(3 z)): an extremely heavy right tail
         loglik[:, :, i] = -np.exp(3 * heavy)
-    spoiled = az.InferenceData(
+    spoiled = _tree(
         posterior=fit.posterior,
         log_likelihood=xr.Dataset({"y": loglik}),
         observed_data=fit.observed_data,
@@ -315,9 +332,9 @@ def sampled():
 def test_loo__psis_equals_nuts_refits(sampled):
     data, X, K, fit, full = sampled
     result = loo(full)
-    assert float(np.max(result["pareto_k"])) < 0.7
+    assert float(np.max(result.pareto_k)) < 0.7
     psis_error, naive_error = 0.0, 0.0
-    for i in np.argsort(np.asarray(result["pareto_k"]))[-3:]:  # the most influential samples
+    for i in np.argsort(np.asarray(result.pareto_k))[-3:]:  # the most influential samples
         rest = np.delete(np.arange(60), i)
         post = fit(rest).posterior
         logp = kref.dense_conditional_logpdf(
@@ -330,7 +347,7 @@ def test_loo__psis_equals_nuts_refits(sampled):
             post["sigma_e2"].values.ravel(),
         )
         exact, mcse = _log_mean_exp(logp)
-        psis = float(result["loo_i"][i])
+        psis = float(result.elpd_i[i])
         # NUTS draws are autocorrelated: allow ESS ≈ draws / 4 on both sides
         assert abs(psis - exact) < 4 * np.sqrt(2) * 2 * mcse + 5e-3, (i, psis, exact, mcse)
         naive = _log_mean_exp(full.log_likelihood["y"].values.reshape(-1, 60)[:, i])[0]
@@ -350,7 +367,7 @@ def test_compare__ranks_sampled_models(two_kinships, exact_fits):
         )
     table = compare(fits)
     assert list(table.index) == ["causal", "noise"]
-    assert table.loc["noise", "elpd_diff"] > 4 * table.loc["noise", "dse"]
+    assert -table.loc["noise", "elpd_diff"] > 4 * table.loc["noise", "dse"]
     # NUTS with default priors agrees with the exact draws under flat priors
     exact = compare(exact_fits)
     for name in fits:

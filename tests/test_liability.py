@@ -1,6 +1,5 @@
 """Liability-scale h² (Lee et al. 2011): closed form, ascertainment, prevalence priors, REML."""
 
-import arviz as az
 import numpy as np
 import pytest
 import xarray as xr
@@ -81,7 +80,7 @@ def test_liability_h2__inference_data_infers_case_proportion():
     h2 = h2.assign_coords(chain=[0, 1], draw=np.arange(300))
     y = (rng.uniform(size=200) < 0.4).astype(float)
     observed = xr.Dataset({"y": xr.DataArray(y, dims="sample")})
-    idata = az.InferenceData(posterior=xr.Dataset({"h2": h2}), observed_data=observed)
+    idata = xr.DataTree.from_dict({"posterior": xr.Dataset({"h2": h2}), "observed_data": observed})
     out = liability_h2(idata, 0.05)
     assert isinstance(out, xr.DataArray)
     assert out.dims == ("chain", "draw") and out.name == "h2_liability"
@@ -90,7 +89,7 @@ def test_liability_h2__inference_data_infers_case_proportion():
     np.testing.assert_allclose(
         liability_h2(h2, 0.05).values, _closed_form(h2.values, 0.05)
     )  # a DataArray input keeps its coordinates
-    idata.observed_data["y"] = idata.observed_data["y"] + 0.5
+    idata["observed_data"]["y"] = idata["observed_data"]["y"] + 0.5
     with pytest.raises(bl.InputError, match="not 0/1.*sample_prevalence"):
         liability_h2(idata, 0.05)
     assert liability_h2(idata, 0.05, 0.4).shape == (2, 300)

@@ -204,4 +204,4 @@ def test_linear_model__flat_prior_posterior_equals_conjugate(regression):
     s2 = idata.posterior["sigma_e2"].values.mean()
     assert s2 == pytest.approx(float(exact["sigma_e2_mean"]), rel=0.05)
     loo = az.loo(idata)
-    assert np.isfinite(loo.elpd_loo)
+    assert np.isfinite(loo.elpd)
