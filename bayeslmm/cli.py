@@ -322,7 +322,8 @@ def _h2(args: argparse.Namespace) -> int:
         print("Posterior h2 of the probit model is on the liability scale.")
     elif args.prevalence is not None:
         lia = _liability(args, idata.posterior["h2"].values, y)
-        idata.posterior["h2_liability"] = (("chain", "draw"), lia)
+        # a DataTree node stores a (dims, values) tuple as one object, not as a variable
+        idata["posterior"]["h2_liability"] = idata["posterior"]["h2"].copy(data=lia)
         print(
             f"Liability-scale h2 (prevalence {args.prevalence}, Lee et al. 2011): mean "
             f"{lia.mean():.4f}, sd {lia.std(ddof=1):.4f}"
