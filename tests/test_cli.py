@@ -6,6 +6,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from bed_reader import open_bed
 
 from bayeslmm.cli import main
@@ -36,7 +37,10 @@ def test_demo__runs_and_writes_outputs(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "REML" in text and "posterior" in text
     idata = az.from_netcdf(out / "posterior.nc")
+    assert isinstance(idata, xr.DataTree)
+    assert {"posterior", "log_likelihood", "observed_data", "constant_data"} <= set(idata.children)
     assert idata.posterior.sizes["draw"] == 300
+    assert xr.open_datatree(out / "posterior.nc").attrs["model"] == "kinship_lmm"
     assert idata.attrs["model"] == "kinship_lmm"
     assert (out / "h2_posterior.png").read_bytes()[:4] == b"\x89PNG"
     summary = pd.read_csv(out / "summary.tsv", sep="\t", header=None, index_col=0)[1]

@@ -207,6 +207,7 @@ def test_cli_h2__probit_and_prevalence(tmp_path, capsys):
     assert main(["h2", *common, "--prevalence", "0.4", "--out", str(tmp_path / "g")]) == 0
     idata = az.from_netcdf(tmp_path / "g.posterior.nc")
     expected = bl.liability_h2(idata.posterior["h2"].values, 0.4, cases.mean())
+    assert idata.posterior["h2_liability"].dims == ("chain", "draw")
     np.testing.assert_allclose(idata.posterior["h2_liability"].values, expected)
     assert main(["h2", *common, "--probit", "--out", str(tmp_path / "p")]) == 0
     probit = az.from_netcdf(tmp_path / "p.posterior.nc")
