@@ -18,6 +18,7 @@ from bayeslmm.effects import loo_pointwise
 from bayeslmm.priors import default_priors
 from bayeslmm.simulate import simulate
 from models.kinship_lmm import reference as kref
+from tests.nuts import sample_counted
 
 # --------------------------------------------------------------------------------------------
 # helpers
@@ -362,8 +363,8 @@ def test_compare__ranks_sampled_models(two_kinships, exact_fits):
     fits = {}
     for name, K in (("noise", K_noise), ("causal", K_causal)):
         model = bl.kinship_model(data.y, K, data.X)
-        fits[name] = bl.sample(
-            model, draws=1000, chains=2, random_seed=9, progressbar=False, random_effects=False
+        fits[name] = sample_counted(
+            model, draws=1000, chains=2, random_seed=9, random_effects=False
         )
     table = compare(fits)
     assert list(table.index) == ["causal", "noise"]

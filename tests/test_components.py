@@ -10,6 +10,7 @@ import bayeslmm as bl
 from bayeslmm.components import draw_components, layout, loo_components, postprocess
 from bayeslmm.errors import DataWarning, InputError
 from models.multi_lmm import reference as ref
+from tests.nuts import sample_counted
 
 
 def _standardize(G):
@@ -433,7 +434,7 @@ def test_multi_kinship_model__recovers_per_component_h2():
     y = 2.0 + g[0] + g[1] + e / e.std() * np.sqrt(1 - sum(h2))
     fit = bl.reml(y, Ks)
     model = bl.kinship_model(y, Ks)
-    idata = bl.sample(model, draws=1000, chains=2, tune=1000, random_seed=1, progressbar=False)
+    idata = sample_counted(model, draws=1000, chains=2, tune=1000, random_seed=1)
     post = idata.posterior["h2_component"]
     mean = post.mean(("chain", "draw")).values
     sd = post.std(("chain", "draw")).values

@@ -8,6 +8,7 @@ import bayeslmm as bl
 from bayeslmm.kinship import as_genotypes
 from bayeslmm.simulate import simulate
 from models.major_loci import reference as ref
+from tests.nuts import sample_counted
 
 SHARES = ("sigma_loci2", "h2_loci", "h2_background", "h2_total")
 
@@ -168,7 +169,7 @@ def test_kinship_model__fixed_snps_recovers_loci_share():
     """NUTS, N = 300: posterior h2_loci covers the realized share of the two planted loci."""
     sim = _planted(300, 400, seed=21, effects=(0.7, -0.6), h2=0.4)
     model = bl.kinship_model(sim["y"], sim["K"], sim["X"], fixed_snps=sim["loci"])
-    idata = bl.sample(model, draws=600, chains=2, random_seed=3, progressbar=False)
+    idata = sample_counted(model, draws=600, chains=2, random_seed=3)
     post = idata.posterior
     # the loci's share of the variance not explained by the covariate (the model's denominator)
     ds = sim["ds"]

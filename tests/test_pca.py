@@ -13,6 +13,7 @@ from bayeslmm.fixed import linear_model
 from bayeslmm.pca import pcs
 from bayeslmm.simulate import simulate
 from models.major_loci import reference as ref
+from tests.nuts import sample_counted
 
 DATA = Path(__file__).parent / "data" / "eur"
 
@@ -191,7 +192,7 @@ def test_linear_model__flat_prior_posterior_equals_conjugate(regression):
     """NUTS under flat β / Jeffreys σe² against the multivariate-t posterior (statsmodels OLS)."""
     y, X = regression
     model = linear_model(y, X, priors="flat")
-    idata = bl.sample(model, draws=1000, chains=2, random_seed=5, progressbar=False)
+    idata = sample_counted(model, draws=1000, chains=2, random_seed=5)
     data = model.bayeslmm.data
     exact = ref.conjugate_posterior(data.y, data.X)
     ols = sm.OLS(data.y, data.X).fit()

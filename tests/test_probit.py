@@ -14,6 +14,7 @@ import bayeslmm as bl
 from bayeslmm.probit import log_ndtr
 from bayeslmm.simulate import simulate
 from models.probit_lmm import reference as pref
+from tests.nuts import sample_counted
 
 
 def _binary_data(rng, n=30, rank=None):
@@ -197,13 +198,8 @@ def test_probit_model__recovers_liability_h2():
     data = simulate(800, 400, 0.5, seed=21)
     liability = data.y - data.truth["beta"][0]  # u + ε, var(u) ≈ 0.5, var(ε) = 0.5
     y = (liability > 0).astype(float)
-    idata = bl.sample(
-        bl.kinship_model(y, data.K, family="probit"),
-        draws=500,
-        tune=500,
-        chains=2,
-        random_seed=3,
-        progressbar=False,
+    idata = sample_counted(
+        bl.kinship_model(y, data.K, family="probit"), draws=500, tune=500, chains=2, random_seed=3
     )
     h2 = idata.posterior["h2"].values.ravel()
     assert abs(h2.mean() - 0.5) < 2.5 * h2.std(), (h2.mean(), h2.std())

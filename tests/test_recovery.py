@@ -9,6 +9,7 @@ import pytest
 import bayeslmm as bl
 from bayeslmm.simulate import simulate
 from models.kinship_lmm import reference as kref
+from tests.nuts import sample_counted
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +57,7 @@ def test_snp_model__explicit_v_equals_marginalized():
     fits = {}
     for marginalize in (True, False):
         model = bl.snp_model(data.y, data.G, marginalize=marginalize)
-        fits[marginalize] = bl.sample(model, draws=2000, chains=4, random_seed=6, progressbar=False)
+        fits[marginalize] = sample_counted(model, draws=2000, chains=4, random_seed=6)
     (m1, s1, e1), (m2, s2, e2) = _moments(fits[True]), _moments(fits[False])
     assert abs(m1 - m2) < 4 * np.hypot(e1, e2) + 1e-3, (m1, m2, e1, e2)
     assert s1 == pytest.approx(s2, rel=0.12)
@@ -68,7 +69,7 @@ def test_snp_model__explicit_v_equals_marginalized():
 
 def test_sample__recovers_simulated_h2():
     data = simulate(1500, 3000, 0.6, n_covariates=2, n_populations=2, seed=13)
-    idata = bl.sample(bl.kinship_model(data.y, data.K, data.X), random_seed=7, progressbar=False)
+    idata = sample_counted(bl.kinship_model(data.y, data.K, data.X), random_seed=7)
     post = bl.heritability(idata).loc["h2"]
     assert post["r_hat"] <= 1.01 and post["ess_bulk"] > 1000
     assert post["hdi_lower"] < 0.6 < post["hdi_upper"]
