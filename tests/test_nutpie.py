@@ -87,7 +87,9 @@ def test_sample__compilation_path_by_model_size(monkeypatch):
     monkeypatch.setattr(inference, "MAX_CACHED_DIM", 10)
     monkeypatch.setattr(inference, "_COMPILED", inference.OrderedDict())
     compiled, cores = inference._compiled_nutpie(small, small.bayeslmm)
-    assert cores == 1 and type(compiled).__name__ == "PyFuncModel"
+    # the disk-cached numba functions behind C functions: nutpie's threads, no Python
+    assert cores is None and type(compiled).__name__ == "CompiledPyMCModel"
+    assert inference._COMPILED[next(iter(inference._COMPILED))].cfuncs is not None
     compiled, cores = inference._compiled_nutpie(large, large.bayeslmm)
     assert cores is None and type(compiled).__name__ == "CompiledPyMCModel"
     # both paths sample (their posteriors are checked elsewhere: the kinship model against the
@@ -100,3 +102,62 @@ def test_sample__compilation_path_by_model_size(monkeypatch):
             fit = bl.sample(large, draws=100, tune=100, chains=2, random_seed=3, progressbar=False)
         h2 = fit.posterior["h2"].values
         assert h2.shape == (2, 100) and np.all((h2 > 0) & (h2 < 1))
+
+
+def _c_logp(functions, model, x):
+    """Call the C log-density function as nutpie does: pointers to x, outputs and the table."""
+    import ctypes
+
+    compiled = nutpie_model(functions, model, _initial_point_function(model))
+    grad, value = np.empty(functions.n_dim), np.empty(1)
+    pointer = ctypes.POINTER(ctypes.c_double)
+    status = functions.cfuncs[0].ctypes(
+        functions.n_dim,
+        x.ctypes.data_as(pointer),
+        grad.ctypes.data_as(pointer),
+        value.ctypes.data_as(pointer),
+        compiled.user_data.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)),
+    )
+    return status, float(value[0]), grad
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda d: bl.kinship_model(d.y, d.K, d.X),
+        lambda d: bl.kinship_model(d.y, d.K, d.X, parametrization="variance"),
+    ],
+    ids=["h2", "variance"],
+)
+def test_c_functions__logp_gradient_equal_pymc_and_reused_for_another_phenotype(build, rng):
+    a = simulate(60, 40, 0.4, n_covariates=2, seed=7)
+    b = simulate(60, 40, 0.6, n_covariates=2, seed=8)
+    model_a, model_b = build(a), build(b)
+    functions = compile_functions(model_a)
+    assert functions.cfuncs is not None
+    for model in (model_a, model_b):  # model_b: the same C functions, b's data in the table
+        reference = _pymc_logp_grad(model)
+        for _ in range(3):
+            x = rng.normal(0, 0.5, functions.n_dim)
+            status, value, grad = _c_logp(functions, model, x)
+            ref_value, ref_grad = reference(x)
+            assert status == 0
+            assert value == pytest.approx(float(ref_value), rel=1e-10)
+            np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-10)
+
+
+def test_c_functions__same_draws_as_python_path():
+    import nutpie
+
+    data = simulate(80, 60, 0.5, n_covariates=1, seed=9)
+    model = bl.kinship_model(data.y, data.K, data.X)
+    functions = compile_functions(model)
+    draws = []
+    for python in (True, False):
+        compiled = nutpie_model(functions, model, _initial_point_function(model), python=python)
+        raw = nutpie.sample(
+            compiled, draws=50, tune=50, chains=2, cores=1, seed=5, progress_bar=False
+        )
+        draws.append(raw["posterior"].to_dataset())
+    for name in ("h2", "sigma_p", "beta", "sigma_g2"):
+        np.testing.assert_array_equal(draws[0][name].values, draws[1][name].values)
