@@ -100,3 +100,36 @@ def test_store_effects__bound_and_warning():
     assert not store_effects(False, 10, "x", stacklevel=1)
     with pytest.warns(bl.SamplingWarning, match="not stored: 9 draws × 9 samples would exceed"):
         assert not store_effects(True, MAX_EFFECT_VALUES + 1, "9 draws × 9 samples", stacklevel=1)
+
+
+@pytest.mark.parametrize(("n", "m"), [(150, 400), (150, 20), (60, 1000)])
+def test_loo_pointwise__interpolated_equals_exact_over_orders_of_magnitude(rng, n, m):
+    # full-rank (m > n) and low-rank (m < n) K; ρ = σg²/σe² at 0 and from 1e-12 to 1e6
+    # (h² up to 1 − 1e-6; beyond, diag(C) of a full-rank K cancels to a few digits in the
+    # exact formula itself), and enough draws that the grid path is taken
+    from bayeslmm.effects import loo_pointwise_exact
+
+    W = rng.binomial(2, 0.3, size=(n, m)).astype(float)
+    spec = bl.spectral_from_genotypes(W)
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = X @ np.array([1.0, 0.5]) + rng.normal(size=n)
+    n_draws = 20_000
+    rho = 10.0 ** rng.uniform(-12, 6, n_draws)
+    rho[:2] = (0.0, 1e-300)
+    se2 = 10.0 ** rng.uniform(-2, 1, n_draws)
+    beta = rng.normal(0, 1, (n_draws, 2))
+    fast = loo_pointwise(spec, y, X, beta, rho * se2, se2)
+    exact = loo_pointwise_exact(spec, y, X, beta, rho * se2, se2)
+    np.testing.assert_allclose(fast, exact, rtol=0, atol=1e-8)
+
+
+def test_loo_pointwise__few_draws_take_the_exact_formula(rng, monkeypatch):
+    from bayeslmm import effects
+
+    y, X, W = _setup(rng, m=30)
+    spec = bl.spectral_from_genotypes(W)
+    monkeypatch.setattr(effects, "_loo_tables", None)  # would fail if the grid were used
+    beta, sg2, se2 = np.array([[0.9, 0.4]]), np.array([0.7]), np.array([0.5])
+    out = loo_pointwise(spec, y, X, beta, sg2, se2)
+    exact = effects.loo_pointwise_exact(spec, y, X, beta, sg2, se2)
+    np.testing.assert_array_equal(out, exact)
