@@ -23,7 +23,6 @@ with _warnings.catch_warnings():
     _ = _pytensor.config.blas__ldflags
 
 from bayeslmm._version import __version__  # noqa: E402
-from bayeslmm.compare import compare, loo  # noqa: E402
 from bayeslmm.errors import (  # noqa: E402
     BayeslmmError,
     BayeslmmWarning,
@@ -45,6 +44,22 @@ from bayeslmm.priors import Prior  # noqa: E402
 from bayeslmm.reml import RemlFit, reml  # noqa: E402
 from bayeslmm.simulate import simulate  # noqa: E402  (DESIGN §4: bl.simulate)
 from bayeslmm.spectral import Spectral, spectral_from_genotypes, spectral_from_kinship  # noqa: E402
+
+#: Public names whose modules load heavy dependencies (arviz_stats -> scipy.stats, ~1 s),
+#: imported at first use (PEP 562) so that ``import bayeslmm`` adds little to ``import pymc``.
+_LAZY = {"compare": "bayeslmm.compare", "loo": "bayeslmm.compare"}
+
+
+def __getattr__(name: str) -> object:
+    """Resolve the names of :data:`_LAZY` at first use."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bayeslmm' has no attribute {name!r}")
+
 
 __all__ = [
     "BayeslmmError",

@@ -16,14 +16,12 @@ import warnings
 from collections import OrderedDict
 from typing import Any
 
-import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
 from xarray import DataTree
 
-from bayeslmm._nutpie import compile_functions, nutpie_model, quiet_numba
 from bayeslmm._version import __version__
 from bayeslmm.effects import draw_u, draw_v, flat_draws, loo_pointwise, store_effects
 from bayeslmm.errors import InputError, SamplingWarning
@@ -187,6 +185,8 @@ def _check_convergence(idata: DataTree) -> None:
     posterior = idata["posterior"]
     name = "h2" if "h2" in posterior else "sigma_e2"
     if posterior.sizes["chain"] > 1:
+        import arviz_stats as azs  # (lazy: it loads scipy.stats, ~1 s)
+
         rhat = float(np.max(azs.rhat(posterior[name]).values))
         if rhat > 1.01:
             problems.append(f"R-hat of {name} = {rhat:.3f} > 1.01")
@@ -226,7 +226,8 @@ def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> tuple[Any, int | None]
     compiled
         The object ``nutpie.sample`` takes.
     cores : int or None
-        Sampler threads unless the user sets them: 1 for the disk-cached path, else all.
+        Sampler threads unless the user sets them: 1 where nutpie calls Python per gradient,
+        else all.
 
     Notes
     -----
@@ -234,9 +235,10 @@ def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> tuple[Any, int | None]
 
     - Small models (the kinship and SNP models, major loci): sampling takes seconds and nutpie's
       own compilation 10–20 s in every new process (its ``cfunc`` wrapper is never cached). The
-      log-density comes from PyTensor's disk-cached numba functions instead (~2 s; see
-      :mod:`bayeslmm._nutpie`), at ~50 µs of Python per gradient, with one sampler thread (the
-      threads would take turns on the GIL).
+      log-density comes from PyTensor's disk-cached numba functions instead (~1 s; see
+      :mod:`bayeslmm._nutpie`), wrapped in C functions cached on disk beside them, which nutpie
+      calls from its threads without Python, chains in parallel (where an argument is not an
+      array, through Python at ~50 µs per gradient, one thread).
     - Models with a latent vector (probit liabilities, explicit SNP effects, sparse priors,
       latent variance components): thousands of costlier gradients per chain make sampling
       the cost, so nutpie compiles its ``cfunc`` and runs the chains in parallel, without Python
@@ -247,6 +249,8 @@ def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> tuple[Any, int | None]
     """
     # The initial point (support point of each prior, jittered) is taken from this model, so
     # that a reused compilation gives the same draws as a fresh one for the same seed.
+    from bayeslmm._nutpie import compile_functions, nutpie_model, quiet_numba
+
     initial_point = _initial_point_function(model)
     cached = initial_point(0).size <= MAX_CACHED_DIM
     key = (*_signature(model, info), cached)
@@ -262,7 +266,8 @@ def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> tuple[Any, int | None]
             _COMPILED.popitem(last=False)
     _COMPILED.move_to_end(key)
     if cached:
-        return nutpie_model(_COMPILED[key], model, initial_point), 1
+        functions = _COMPILED[key]
+        return nutpie_model(functions, model, initial_point), None if functions.cfuncs else 1
     compiled = _COMPILED[key].with_data(**{v.name: v.get_value() for v in model.data_vars})
     return dataclasses.replace(compiled, initial_point_func=initial_point), None
 
@@ -317,8 +322,8 @@ def sample(
     progressbar : bool
     cores : int, optional
         pymc: chains run in parallel in this many processes (default: all cores). nutpie:
-        sampler threads (default: 1 for models with few parameters, whose log-density is called
-        through Python so that threads take turns, else all cores; see ``_compiled_nutpie``).
+        sampler threads (default: all cores; 1 where the log-density is called through Python,
+        so that threads would take turns; see ``_compiled_nutpie``).
     target_accept : float, optional
         NUTS target acceptance (raise toward 0.95–0.99 if there are divergences).
     random_effects : bool
@@ -435,6 +440,8 @@ def heritability(idata: DataTree, hdi_prob: float = 0.95) -> pd.DataFrame:
         ``h2_component[name]``, ``h2_loci``, ``h2_background``, ``h2_total``, ``pve``, ``pge``;
         columns mean, sd, hdi_lower, hdi_upper, ess_bulk, ess_tail, r_hat (NaN for a constant).
     """
+    import arviz_stats as azs  # (lazy: it loads scipy.stats, ~1 s)
+
     post = idata["posterior"]
     columns: dict[str, np.ndarray] = {}
     for name in SUMMARY_VARIABLES:
