@@ -4,16 +4,22 @@
 numba cannot cache, so every new process pays 10–20 s of compilation before the first draw
 (measured at N = 2,000, where sampling itself takes a second). Here the log-density + gradient
 and the "expand" function (all named variables from the unconstrained point) are compiled by
-PyTensor's numba backend, whose functions are cached on disk (``~/.pytensor``), and handed to
-nutpie as Python callables (``nutpie.compiled_pyfunc.from_pyfunc``). A fresh process then
-compiles a model whose structure it has seen before in ~2 s; each gradient costs ~50 µs more
-(the call from nutpie into Python), which at our models' few thousand gradients per chain is
-far less than the compilation it saves. :func:`bayeslmm.inference.sample` takes this path for
-models with few parameters only (see ``inference._compiled_nutpie``).
+PyTensor's numba backend, whose functions are cached on disk (``~/.pytensor``), and wrapped in
+numba C functions (``cfunc(cache=True)``, keyed by PyTensor's own cache key, so they are cached
+beside them) that nutpie calls from its sampling threads without Python: a fresh process loads
+a model whose structure it has seen before in about a second, and the chains run in parallel.
+The data arrays reach the C functions through a table of addresses and shapes.
 
 Every data-dependent number (``pm.Data``) becomes an explicit argument of the compiled
 functions, so one compilation serves every model of the same structure: a refit to another
 phenotype or a LOCO kinship passes new arrays and compiles nothing.
+
+The C path uses two things that are not public API: PyTensor's numba source cache
+(``pytensor.link.numba.cache``; PyMC 6.4 pins PyTensor to 3.3.x) and nutpie's
+``CompiledPyMCModel`` fields (bayeslmm pins nutpie to 0.16.x). Where either is missing the
+same numba functions are handed to nutpie as Python callables
+(``nutpie.compiled_pyfunc.from_pyfunc``): the same draws, ~50 µs of Python per gradient, one
+thread at a time. The tests run both paths and compare them.
 """
 
 from __future__ import annotations
@@ -34,7 +40,11 @@ import pytensor.tensor as pt
 from numba.core import cgutils, types
 from numba.core.errors import NumbaPerformanceWarning
 from pytensor.graph.replace import clone_replace
-from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
+
+try:  # PyTensor internals of the C path (see the module docstring); the Python path without
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
+except ImportError:  # pragma: no cover - a PyTensor other than 3.3.x
+    CACHED_SRC_FUNCTIONS = compile_numba_function_src = None
 
 FLOAT = np.dtype("float64")
 
@@ -180,6 +190,8 @@ def _compile_cfuncs(
     in, the log-density, gradient and expanded values out; they call the same compiled
     functions as the Python path, so values are identical.
     """
+    if compile_numba_function_src is None:  # pragma: no cover - see the import
+        return None
     unpack, names = _unpack_lines(logp_args, 0)
     item = "[()]" if isinstance(logp_value, np.ndarray) else ""
     logp_src = _LOGP_SOURCE.format(
