@@ -17,6 +17,33 @@ import pandas as pd
 from bayeslmm.errors import DataWarning, InputError
 
 MIN_SAMPLES = 3
+SHOWN_IDS = 5  # sample IDs listed per reason in the DataWarning about dropped samples
+
+
+def positional_ids(n: int) -> np.ndarray:
+    """The sample IDs of an input that carries none: ``"1"``, ``"2"``, ..., ``str(n)``.
+
+    Parameters
+    ----------
+    n
+        Number of rows (samples) of the input.
+
+    Returns
+    -------
+    ndarray of str
+        [shape: (n,)]
+
+    Notes
+    -----
+    The one positional-ID convention of the package: every plain array, and every output
+    computed from one (``bl.kinship``, ``bl.pcs``, ``bl.read_bimbam`` without IDs,
+    ``bl.write_grm``), numbers its samples from 1, as GEMMA, PLINK and GCTA users count rows
+    and as BIMBAM files without IDs have always been read. Results of plain arrays can then be
+    combined with each other in any mixture (e.g. ``bl.reml(y, bl.kinship(G), bl.pcs(G, 2))``).
+    A pandas object with its default index (0, 1, ...) next to such IDs would be shifted by one
+    sample; :func:`prepare` refuses that combination with an InputError.
+    """
+    return np.array([str(i + 1) for i in range(n)])
 
 
 @dataclass(frozen=True)
@@ -40,6 +67,8 @@ class Prepared:
         Name of the phenotype.
     dropped : dict
         Number of samples dropped, by reason.
+    dropped_samples : dict
+        The IDs of the samples dropped, by the same reasons.
     """
 
     y: np.ndarray
@@ -49,6 +78,7 @@ class Prepared:
     rows: np.ndarray | None
     y_name: str = "y"
     dropped: dict[str, int] = field(default_factory=dict)
+    dropped_samples: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -74,6 +104,61 @@ def _ids(obj: Any, what: str) -> pd.Index | None:
 
 def _head(index: pd.Index | None) -> list[str] | None:
     return None if index is None else list(index[:3])
+
+
+def dropped_message(
+    n: int, dropped: dict[str, int], samples: dict[str, Any], *, context: str = ""
+) -> str:
+    """The DataWarning text: how many samples are analysed, and which were dropped and why.
+
+    Parameters
+    ----------
+    n
+        Number of samples analysed.
+    dropped
+        Reason → number of samples dropped for it (e.g. ``"in y but not in K"``).
+    samples
+        Reason → the IDs dropped for it; the first few are listed.
+    context
+        Words after "analysing n samples" (e.g. " present in every kinship").
+    """
+    parts = []
+    for reason, count in dropped.items():
+        ids = [str(i) for i in list(samples.get(reason, ()))[:SHOWN_IDS]]
+        shown = ", ".join(repr(i) for i in ids) + (", ..." if count > len(ids) else "")
+        parts.append(f"{count} {reason} [{shown}]" if ids else f"{count} {reason}")
+    text = f"analysing {n} samples{context}; dropped {sum(dropped.values())}: {'; '.join(parts)}"
+    if any("not in " in reason for reason in dropped):
+        text += (
+            ". Samples are matched by ID (pandas index, .samples of a Kinship or Genotypes); "
+            "inputs without IDs (plain arrays) are matched by position and numbered '1'..'N'"
+        )
+    return text
+
+
+def _integer_span(index: pd.Index) -> tuple[int, int] | None:
+    """(min, max) when every ID is a plain non-negative integer ("0", "17"), else None."""
+    values = pd.Series(index.to_numpy(dtype=str), dtype=object)
+    if values.empty or not values.str.fullmatch(r"0|[1-9][0-9]{0,17}").all():
+        return None  # "007", "id3", "²": IDs, not positions
+    numbers = values.astype(np.int64)
+    return int(numbers.min()), int(numbers.max())
+
+
+def _check_offset(index: pd.Index, name: str, reference: pd.Index, ref_name: str) -> None:
+    """Refuse IDs that look like the same rows numbered from 0 in one input and 1 in the other."""
+    if index.isin(reference).all() and reference.isin(index).all():
+        return
+    a, b = _integer_span(index), _integer_span(reference)
+    if a is None or b is None or {a[0], b[0]} != {0, 1} or a[1] - b[1] != a[0] - b[0]:
+        return
+    zero, one = (name, ref_name) if a[0] == 0 else (ref_name, name)
+    raise InputError(
+        f"{zero} is numbered from 0 (pandas' default index) and {one} from 1 (the sample IDs "
+        "bayeslmm gives an input without IDs, as GEMMA and PLINK count); matching them by ID "
+        f"would shift every sample by one. Pass {zero} as a plain array (.to_numpy()) to match "
+        "by position, or index every input by the real sample IDs."
+    )
 
 
 def _phenotype(y: Any) -> tuple[np.ndarray, str]:
@@ -216,9 +301,11 @@ def prepare(
     Notes
     -----
     The reference order is the genetic matrix's if it carries IDs, else y's, else X's. A plain
-    array is aligned by position with that order and must have its length. The analysis keeps
-    the samples present in every input with a non-missing phenotype and covariates; a
-    :class:`~bayeslmm.errors.DataWarning` says how many were dropped and why.
+    array is aligned by position with that order and must have its length; when no input carries
+    IDs, the samples are named by :func:`positional_ids` ("1".."N"). The analysis keeps the
+    samples present in every input with a non-missing phenotype and covariates; a
+    :class:`~bayeslmm.errors.DataWarning` says how many were dropped, from which input, why,
+    and names the first few.
     """
     y_values, y_name = _phenotype(y)
     n_genetic = None
@@ -238,7 +325,7 @@ def prepare(
     reference = next((k for k in (genetic_name, "y", "X") if ids.get(k) is not None), None)
     if reference is None:
         n_ref = n_genetic if n_genetic is not None else y_values.shape[0]
-        ref_ids = pd.Index([str(i) for i in range(n_ref)])
+        ref_ids = pd.Index(positional_ids(n_ref))
     else:
         ref_ids = ids[reference]
     positional = [k for k, v in lengths.items() if v is not None and ids.get(k) is None]
@@ -252,14 +339,18 @@ def prepare(
     # Put every input in reference order, restricted to the common IDs.
     common = ref_ids
     dropped: dict[str, int] = {}
+    dropped_ids: dict[str, tuple[str, ...]] = {}
+
+    def drop(reason: str, which: pd.Index) -> None:
+        if len(which):
+            dropped[reason] = len(which)
+            dropped_ids[reason] = tuple(str(i) for i in which)
+
     for k, idx in ids.items():
         if idx is not None and k != reference:
-            unmatched = int((~idx.isin(ref_ids)).sum())
-            if unmatched:
-                dropped[f"in {k} but not in {reference}"] = unmatched
-            missing_here = (~common.isin(idx)).sum()
-            if missing_here:
-                dropped[f"not in {k}"] = int(missing_here)
+            _check_offset(idx, k, ref_ids, reference)
+            drop(f"in {k} but not in {reference}", idx[~idx.isin(ref_ids)])
+            drop(f"not in {k}", common[~common.isin(idx)])
             common = common[common.isin(idx)]
     if len(common) == 0:
         raise InputError(
@@ -284,24 +375,18 @@ def prepare(
             else ids[genetic_name].get_indexer(common)
         )
     complete = ~np.isnan(y_al)
-    if (~complete).any():
-        dropped[f"missing {y_name}"] = int((~complete).sum())
+    drop(f"missing {y_name}", common[~complete])
     nan_x = np.isnan(X_al).any(axis=1) & complete
     if nan_x.any():
         cols = [names[j] for j in np.flatnonzero(np.isnan(X_al[complete]).any(axis=0))]
-        dropped[f"missing covariate ({', '.join(cols)})"] = int(nan_x.sum())
+        drop(f"missing covariate ({', '.join(cols)})", common[nan_x])
     keep = complete & ~np.isnan(X_al).any(axis=1)
     y_al, X_al, common = y_al[keep], X_al[keep], common[keep]
     if rows is not None:
         rows = rows[keep]
     n = y_al.shape[0]
     if dropped:
-        detail = "; ".join(f"{v} {k}" for k, v in dropped.items())
-        warnings.warn(
-            f"analysing {n} samples; dropped {sum(dropped.values())}: {detail}",
-            DataWarning,
-            stacklevel=3,
-        )
+        warnings.warn(dropped_message(n, dropped, dropped_ids), DataWarning, stacklevel=3)
     if n < MIN_SAMPLES:
         raise InputError(
             f"only {n} samples remain after alignment and removing missing values; at least "
@@ -327,4 +412,5 @@ def prepare(
         rows=rows,
         y_name=y_name,
         dropped=dropped,
+        dropped_samples=dropped_ids,
     )

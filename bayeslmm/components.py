@@ -22,7 +22,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import linalg
 
-from bayeslmm._data import Prepared, _ids, prepare
+from bayeslmm._data import Prepared, _ids, dropped_message, prepare
 from bayeslmm._inputs import _kinship_array
 from bayeslmm.effects import draw_u, flat_draws, store_effects
 from bayeslmm.errors import DataWarning, InputError
@@ -76,20 +76,18 @@ def _restrict(prepared: Prepared, ids: list[pd.Index], names: list[str]) -> Prep
     kept = pd.Index(prepared.samples)
     keep = np.ones(len(kept), dtype=bool)
     dropped = dict(prepared.dropped)
+    dropped_samples = dict(prepared.dropped_samples)
     for name, index in zip(names, ids, strict=True):
         absent = keep & ~kept.isin(index)
         if absent.any():
             dropped[f"not in {name}"] = int(absent.sum())
+            dropped_samples[f"not in {name}"] = tuple(kept[absent])
             keep &= ~absent
     if keep.all():
         return prepared
     n = int(keep.sum())
-    detail = "; ".join(f"{v} {k}" for k, v in dropped.items())
-    warnings.warn(
-        f"analysing {n} samples present in every kinship; dropped {detail}",
-        DataWarning,
-        stacklevel=4,
-    )
+    message = dropped_message(n, dropped, dropped_samples, context=" present in every kinship")
+    warnings.warn(message, DataWarning, stacklevel=4)
     X = prepared.X[keep]
     if n <= X.shape[1] + 1 or np.ptp(prepared.y[keep]) == 0:
         raise InputError(
@@ -103,6 +101,7 @@ def _restrict(prepared: Prepared, ids: list[pd.Index], names: list[str]) -> Prep
         samples=prepared.samples[keep],
         rows=prepared.rows[keep],
         dropped=dropped,
+        dropped_samples=dropped_samples,
     )
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bayeslmm._atomic import atomic_path
+from bayeslmm._data import positional_ids
 from bayeslmm.errors import InputError
 
 log = logging.getLogger("bayeslmm")
@@ -276,7 +277,7 @@ def read_bimbam(
         raise InputError(f"{path} holds no SNP.")
     G = np.asarray(rows).T.copy()
     n = G.shape[0]
-    ids = np.array([str(i + 1) for i in range(n)]) if samples is None else np.asarray(samples, str)
+    ids = positional_ids(n) if samples is None else np.asarray(samples, str)
     if ids.size != n:
         raise InputError(f"{len(ids)} sample IDs given for {n} genotype columns in {path}.")
     snps = pd.DataFrame({"chrom": "0", "snp": names, "cm": 0.0, "pos": 0, "a1": a1, "a2": a2})
@@ -499,7 +500,7 @@ def write_grm(
     n = matrix.shape[0]
     if samples is None:
         samples = getattr(K, "samples", None)
-    samples = [str(i + 1) for i in range(n)] if samples is None else [str(s) for s in samples]
+    samples = list(positional_ids(n)) if samples is None else [str(s) for s in samples]
     if len(samples) != n:
         raise InputError(f"{len(samples)} sample IDs for a {n}×{n} matrix.")
     fid = getattr(K, "fid", None)

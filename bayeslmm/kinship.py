@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import blas
 
+from bayeslmm._data import positional_ids
 from bayeslmm.errors import InputError
 from bayeslmm.io import DEFAULT_CHUNK, Genotypes, Index, _as_index
 from bayeslmm.spectral import Spectral, spectral_from_kinship
@@ -96,7 +97,7 @@ def as_genotypes(G: Any, samples: Any = None) -> Genotypes:
     if values.ndim != 2:
         raise InputError(f"genotypes must be a 2-D matrix (samples × SNPs), got {values.shape}.")
     n, m = values.shape
-    ids = np.asarray(samples if samples is not None else [str(i + 1) for i in range(n)], str)
+    ids = np.asarray(samples if samples is not None else positional_ids(n), str)
     if len(ids) != n:
         raise InputError(f"{len(ids)} sample IDs for a genotype matrix of {n} samples.")
     snps = pd.DataFrame(
@@ -561,5 +562,5 @@ def kinship_from_pcs(pcs: Any, samples: Any = None) -> Kinship:
         raise InputError("a principal component is constant; drop it.")
     P = (P - P.mean(axis=0)) / sd
     n = P.shape[0]
-    ids = np.asarray(samples if samples is not None else [str(i + 1) for i in range(n)], str)
+    ids = np.asarray(samples if samples is not None else positional_ids(n), str)
     return Kinship(matrix=P @ P.T / P.shape[1], samples=ids, n_snps=0, method="pcs")

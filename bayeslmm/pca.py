@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayeslmm._data import positional_ids
 from bayeslmm.errors import InputError
 from bayeslmm.kinship import Kinship, kinship
 from bayeslmm.spectral import (
@@ -44,9 +45,9 @@ def _select(ids: np.ndarray, samples: Any, what: str) -> np.ndarray:
 
 
 def _own_ids(samples: Any, n: int) -> np.ndarray:
-    """IDs of a source without IDs: ``samples`` if given, else positions '0', '1', ..."""
+    """IDs of a source without IDs: ``samples`` if given, else the positional IDs '1'..'N'."""
     if samples is None:
-        return np.array([str(i) for i in range(n)])
+        return positional_ids(n)
     ids = np.asarray(samples).astype(str)
     if ids.shape != (n,):
         raise InputError(
@@ -160,7 +161,8 @@ def pcs(source: Any, n: int = 10, *, samples: Any = None) -> pd.DataFrame:
     samples
         For a source with sample IDs (Genotypes, Kinship, DataFrame): the IDs of the samples to
         compute the PCs on, in the order wanted (default: all). For a plain array or a
-        Spectral: the IDs of its rows (default ``"0", "1", ...``, the package's positional IDs).
+        Spectral: the IDs of its rows (default ``"1", "2", ...``, the package's positional IDs,
+        as :func:`~bayeslmm.kinship` and :func:`~bayeslmm.scan` number a plain array).
 
     Returns
     -------

@@ -185,7 +185,7 @@ def test_multi_kinship_model__aligned_by_id():
         )[0]
         samples = info.data.samples
         if model is plain:  # positional: samples are named by position
-            samples = [ids[int(i)] for i in samples]
+            samples = [ids[int(i) - 1] for i in samples]  # "1".."N"
         loos.append(pd.Series(loo, index=samples).loc[ids].to_numpy())
     assert values[0] == pytest.approx(values[2], rel=1e-9)
     assert values[1] == pytest.approx(values[2], rel=1e-9)
