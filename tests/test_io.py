@@ -1,6 +1,7 @@
 """Readers and writers on small files, including malformed ones and random (hypothesis) ones."""
 
 import gzip
+import re
 
 import numpy as np
 import pandas as pd
@@ -212,3 +213,128 @@ def test_public_names_exist():
     for name in ("read_plink", "read_bimbam", "read_table", "read_grm", "write_grm", "kinship"):
         assert callable(getattr(bl, name))
     assert isinstance(pd.DataFrame(), pd.DataFrame)
+
+
+# ---- issue 10, point 3: input reading that never guesses silently ------------------------------
+
+
+@pytest.mark.parametrize("token", [".", "N/A", "NULL", "?"])
+def test_read_table__stray_token_in_numeric_column_is_an_error(tmp_path, token):
+    # before: the whole column became dozens of indicator columns, silently
+    ages = [str(20 + i) for i in range(30)]
+    ages[7] = token
+    lines = ["FID\tIID\tage"] + [f"f{i}\ts{i}\t{a}" for i, a in enumerate(ages)]
+    (tmp_path / "c.tsv").write_text("\n".join(lines) + "\n")
+    pattern = rf"c\.tsv: column 'age' is not numeric: line 9 has '{re.escape(token)}'.*NA"
+    with pytest.raises(InputError, match=pattern):
+        read_table(tmp_path / "c.tsv")
+    t = read_table(tmp_path / "c.tsv", missing=(*bl.io.MISSING, token))  # the way out
+    assert list(t.columns) == ["age"] and np.isnan(t.loc["s7", "age"])
+
+
+def test_read_table__categorical_only_when_asked_or_text(tmp_path):
+    (tmp_path / "c.tsv").write_text(
+        "IID\tbatch\tsite\tage\na\t1\tnorth\t30\nb\t2\tsouth\t-9.0\nc\t3\t7\tNaN\nd\t1\tnorth\t41\n"
+    )
+    t = read_table(tmp_path / "c.tsv", categorical=["batch"])
+    # batch: numeric but asked for; site: 3 of 4 values are text, so text (the '7' is a level)
+    assert list(t.columns) == ["batch[2]", "batch[3]", "site[north]", "site[south]", "age"]
+    assert t.attrs["baselines"] == {"batch": "1", "site": "7"}
+    assert np.isnan(t.loc["b", "age"]) and np.isnan(t.loc["c", "age"])  # -9.0 and NaN: missing
+
+
+def test_read_table__numeric_column_names_are_a_header(tmp_path):
+    (tmp_path / "years.csv").write_text("person,2019,2020\np1,1.5,2\np2,3,4\n")
+    t = read_table(tmp_path / "years.csv")
+    assert list(t.index) == ["p1", "p2"] and list(t.columns) == ["2019", "2020"]
+    (tmp_path / "fid.txt").write_text("FID IID 1 2 3\nf a 1 2 3\ng b 4 5 6\n")
+    t = read_table(tmp_path / "fid.txt")
+    assert list(t.index) == ["a", "b"] and list(t.columns) == ["1", "2", "3"]
+    (tmp_path / "plain.txt").write_text("f a 1 2 3\ng b 4 5 6\n")
+    assert list(read_table(tmp_path / "plain.txt").index) == ["a", "b"]
+    forced = read_table(tmp_path / "plain.txt", header=True, columns=["1", "2", "3"])
+    assert list(forced.index) == ["g"] and list(forced.columns) == ["1", "2", "3"]
+
+
+def test_read_table__gzip_detected_by_content(tmp_path):
+    text = "FID\tIID\ty\n1\ta\t1.5\n2\tb\tNA\n"
+    with gzip.open(tmp_path / "pheno.txt", "wt") as handle:  # gzipped, no .gz suffix
+        handle.write(text)
+    (tmp_path / "plain.txt.gz").write_text(text)  # a .gz suffix on plain text
+    for name in ("pheno.txt", "plain.txt.gz"):
+        t = read_table(tmp_path / name)
+        assert list(t.index) == ["a", "b"] and t.loc["a", "y"] == 1.5 and np.isnan(t.loc["b", "y"])
+
+
+def test_read_plink__ids_verbatim_and_fam_phenotype_missing_codes(tmp_path, rng):
+    prefix = _write_plink(tmp_path / "p", rng.binomial(2, 0.3, size=(4, 3)).astype(float))
+    (tmp_path / "p.fam").write_text(
+        "NA NA 0 0 1 NA\nf2 null 0 0 2 -9.0\nf3 s3 0 0 1 2.5\nf4 s4 0 0 1 .\n"
+    )
+    (tmp_path / "p.bim").write_text(
+        "".join(f"{c}\trs{j}\t0\t{j + 1}\tA\tG\n" for j, c in enumerate(["chr1", "X", "chrMT"]))
+    )
+    with pytest.warns(bl.DataWarning, match=r"p\.fam, line 4: phenotype '\.' .*read as missing"):
+        g = read_plink(prefix)
+    assert list(g.samples) == ["NA", "null", "s3", "s4"]  # IDs are never missing codes
+    np.testing.assert_array_equal(g.fam["phenotype"], [np.nan, np.nan, 2.5, np.nan])
+    assert list(g.snps["chrom"]) == ["1", "23", "26"]
+
+
+def test_normalize_chromosomes__plink_codes():
+    codes = ["chr1", "1", "01", "X", "chrX", "23", "y", "XY", "PAR1", "MT", "M", "chrM", "0"]
+    out = bl.io.normalize_chromosomes(codes + ["chrUn_gl000220", "scaffold_7"])
+    assert list(out) == [
+        "1",
+        "1",
+        "1",
+        "23",
+        "23",
+        "23",
+        "24",
+        "25",
+        "25",
+        "26",
+        "26",
+        "26",
+        "0",
+    ] + [
+        "chrUn_gl000220",
+        "scaffold_7",
+    ]
+
+
+@pytest.mark.parametrize("token", [".", "N/A", "?"])
+def test_read_bimbam__stray_token_names_line_snp_and_value(tmp_path, token):
+    (tmp_path / "g.txt").write_text(f"rs1, A, T, 0, 1, 2\nrs2, A, T, 0, {token}, 1\n")
+    pattern = (
+        rf"line 2 \(SNP rs2\): genotypes must be numbers or NA; genotype 2 is '{re.escape(token)}'"
+    )
+    with pytest.raises(InputError, match=pattern):
+        read_bimbam(tmp_path / "g.txt")
+
+
+def test_read_bimbam__fast_parser_equals_reference(tmp_path, rng):
+    G = np.round(rng.uniform(0, 2, size=(40, 25)), 3)
+    G[rng.uniform(size=G.shape) < 0.1] = np.nan
+    tokens = np.where(np.isnan(G), "NA", G.astype(str))
+    tokens[0, 0], tokens[1, 1], tokens[2, 2] = "-9", "nan", "-9.0"
+    G[0, 0] = G[1, 1] = G[2, 2] = np.nan
+    lines = [f"rsNA{j}, A, NA, " + ", ".join(tokens[:, j]) for j in range(25)]
+    lines[3] = lines[3].replace(", ", "\t")  # whitespace-separated lines mix with commas
+    path = tmp_path / "g.bimbam"  # gzip by content, not by suffix
+    with gzip.open(path, "wt") as handle:
+        handle.write("\n".join(lines) + "\n\n")
+    (tmp_path / "anno.txt").write_text(
+        "".join(f"rsNA{j} {j + 1} chr{j % 3 + 1} 0\n" for j in range(25))
+    )
+    g = read_bimbam(path, anno=tmp_path / "anno.txt")
+    np.testing.assert_array_equal(g.read(), G)
+    np.testing.assert_array_equal(g.read(snps=[4, 2], samples=[3, 0]), G[np.ix_([3, 0], [4, 2])])
+    assert list(g.snps["snp"][:2]) == ["rsNA0", "rsNA1"] and set(g.snps["a2"]) == {"NA"}
+    assert list(g.snps["chrom"][:4]) == ["1", "2", "3", "1"]
+
+
+def test_read_grm__ids_verbatim(tmp_path):
+    write_grm(np.eye(2), tmp_path / "k", samples=["NA", "x"])
+    assert list(read_grm(tmp_path / "k").samples) == ["NA", "x"]
