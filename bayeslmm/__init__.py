@@ -5,22 +5,47 @@ profiled REML path, and the tools to compare models.
 """
 
 import warnings as _warnings
+from collections.abc import Callable as _Callable
 
 import pytensor as _pytensor
 
 # PyTensor warns at first use that it "could not link to a BLAS installation" when installed
-# with pip. bayeslmm's models are elementwise in the eigenbasis (BLAS-free) or sampled by nutpie
-# (numba, its own BLAS calls); linking Debian's OpenBLAS was measured to change our gradient
-# times by -5 % to +25 % (benchmarks/blas.py), so it is not linked and the warning, which would
-# suggest otherwise, is not shown. PyTensor resolves (and caches) the setting once, here, with
-# the warning suppressed; a value set in PYTENSOR_FLAGS=blas__ldflags=... or .pytensorrc is read
-# and honoured as usual. A filter alone is not enough: the lookup happens inside graph rewrites,
-# under whatever warning filters the caller has (pytest's "error" turned it into failed rewrites).
-with _warnings.catch_warnings():
-    _warnings.filterwarnings(
-        "ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning
-    )
-    _ = _pytensor.config.blas__ldflags
+# with pip (PyTensor 3.3 still does, at the first C-backend compilation of a graph with a dot
+# product). bayeslmm's models are elementwise in the eigenbasis (BLAS-free) or sampled by
+# nutpie (numba, its own BLAS calls); linking Debian's OpenBLAS was measured to change our
+# gradient times by -5 % to +25 % (benchmarks/blas.py), so it is not linked and the warning,
+# which would suggest otherwise, is not shown. A filter alone is not enough: the lookup happens
+# inside graph rewrites, under whatever warning filters the caller has (pytest's "error" turned
+# it into failed rewrites). The lookup itself (compiler and library probes, ~0.25 s) is left to
+# PyTensor's first use, as PyTensor does; only the warning is suppressed, by wrapping the
+# setting's default. A value set in PYTENSOR_FLAGS=blas__ldflags=... or .pytensorrc is read
+# and honoured as usual (the default is then never called).
+_BLAS_WARNING = "PyTensor could not link to a BLAS installation"
+
+
+def _quiet(lookup: _Callable[[], object]) -> _Callable[[], object]:
+    def quiet_lookup() -> object:
+        with _warnings.catch_warnings():
+            _warnings.filterwarnings("ignore", message=_BLAS_WARNING, category=UserWarning)
+            return lookup()
+
+    return quiet_lookup
+
+
+def _quiet_blas_lookup() -> None:
+    """Make PyTensor's BLAS lookup silent, deferred to its first use where PyTensor allows."""
+    try:  # (PyTensor's config internals: ConfigParam keeps the callable default in _default)
+        param = _pytensor.config._config_var_dict["blas__ldflags"]
+        lookup = param._default
+    except (AttributeError, KeyError):
+        param, lookup = None, None
+    if param is not None and callable(lookup) and not hasattr(param, "val"):
+        param._default = _quiet(lookup)
+    else:  # another PyTensor layout: resolve (and cache) the setting now, quietly
+        _quiet(lambda: _pytensor.config.blas__ldflags)()
+
+
+_quiet_blas_lookup()
 
 from bayeslmm._version import __version__  # noqa: E402
 from bayeslmm.errors import (  # noqa: E402

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from bayeslmm._assoc import (
     LAMBDA_RANGE,
@@ -134,6 +134,8 @@ def _rotate_block(fit: NullFit, G: np.ndarray) -> SnpBlock:
 
 
 def _wald(proj, df: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from scipy import stats  # (here, not at module level: scipy.stats takes ~0.7 s to import)
+
     rss1 = proj.p_yy - proj.p_gy**2 / proj.p_gg
     beta = proj.p_gy / proj.p_gg
     se = np.sqrt(rss1 / (df * proj.p_gg))
@@ -150,6 +152,8 @@ def _log10_bf(beta: np.ndarray, se: np.ndarray, prior_sd: np.ndarray) -> np.ndar
 
 def _test_chunk(fit: NullFit, G: np.ndarray, exact: bool, bf_prior_sd: float) -> dict:
     """All statistics of one chunk [G: (n_samples, c), imputed]."""
+    from scipy import stats  # (here, not at module level: scipy.stats takes ~0.7 s to import)
+
     n, d = fit.null.n, fit.null.d
     df = n - d - 1
     c = G.shape[1]

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytensor.tensor as pt
 import xarray as xr
-from scipy import stats
 
 from bayeslmm.errors import InputError
 from bayeslmm.priors import Prior, draw_prior
@@ -187,6 +186,8 @@ def liability_h2(
     k = _prevalence_draws(prevalence, h2_values.shape, random_seed, int(n_draws))
     _check_unit(k, "prevalence", closed=False)
     p = _sample_prevalence(sample_prevalence, y, k)
+    from scipy import stats  # (here, not at module level: scipy.stats takes ~0.7 s to import)
+
     z = stats.norm.pdf(stats.norm.isf(k))
     factor = (k * (1 - k)) ** 2 / (z**2 * p * (1 - p))
     result = h2_values * factor

@@ -1,0 +1,57 @@
+"""What ``import bayeslmm`` loads, and the PyTensor BLAS lookup it makes quiet but defers."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(code: str) -> str:
+    """Run ``code`` in a fresh interpreter with warnings as errors; its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr  # (a failed rewrite prints one)
+    return done.stdout
+
+
+def test_import__no_scipy_stats_and_no_blas_lookup():
+    out = _run(
+        "import sys, bayeslmm, pytensor\n"
+        "param = pytensor.config._config_var_dict['blas__ldflags']\n"
+        "print('scipy.stats' in sys.modules, 'arviz_stats' in sys.modules, hasattr(param, 'val'))"
+    )
+    assert out.split() == ["False", "False", "False"]
+
+
+def test_import__blas_lookup_at_first_c_compile_is_quiet():
+    # PyTensor 3.3 still warns at the first C-backend compilation of a dot product (inside a
+    # graph rewrite, under the caller's filters); after import bayeslmm it must not
+    out = _run(
+        "import bayeslmm, numpy as np, pytensor, pytensor.tensor as pt\n"
+        "from pytensor.compile.mode import Mode\n"
+        "x, v, w = pt.matrix('x'), pt.vector('v'), pt.vector('w')\n"
+        "f = pytensor.function([x, v, w], 2 * (x @ v) + w, mode=Mode(linker='cvm'))\n"
+        "print(f(np.ones((3, 3)), np.ones(3), np.ones(3)).tolist())\n"
+        "print(isinstance(pytensor.config.blas__ldflags, str))"
+    )
+    assert out.split("\n")[:2] == ["[7.0, 7.0, 7.0]", "True"]
+
+
+@pytest.mark.parametrize("module", ["bayeslmm.reml", "bayeslmm._multi_reml"])
+def test_reml_constants__equal_scipy_stats(module):
+    import importlib
+
+    from scipy import stats
+
+    mod = importlib.import_module(module)
+    assert mod.CHI2_HALF == float(stats.chi2.ppf(0.95, 1) / 2)
+    assert mod.Z95 == float(stats.norm.ppf(0.975))
