@@ -18,7 +18,14 @@ from scipy.linalg import blas
 
 from bayeslmm._data import positional_ids
 from bayeslmm.errors import InputError
-from bayeslmm.io import DEFAULT_CHUNK, Genotypes, Index, _as_index
+from bayeslmm.io import (
+    DEFAULT_CHUNK,
+    Genotypes,
+    Index,
+    _as_index,
+    is_autosome,
+    normalize_chromosomes,
+)
 from bayeslmm.spectral import Spectral, spectral_from_kinship
 
 log = logging.getLogger("bayeslmm")
@@ -41,7 +48,8 @@ class Kinship:
     method : str
         How it was built.
     qc : dict
-        SNP counts of the quality control (input, removed per reason, used).
+        SNP counts of the quality control (input, removed per reason, used); with
+        ``autosomes_only`` (the default) ``non_autosomal`` counts the SNPs left out when any were.
     fid : ndarray of str, optional
         Family IDs (kept for writing GCTA files).
     """
@@ -156,9 +164,19 @@ class _Sums:
 
     cross: np.ndarray
     weight: float = 0.0
+    count: int = 0
     diag: np.ndarray | None = None
     diag_count: np.ndarray | None = None
     pairs: np.ndarray | None = None
+
+
+def in_kinship(codes: np.ndarray) -> np.ndarray:
+    """SNPs that kinships use by default: autosomes and unknown chromosome ``"0"``.
+
+    X, Y, XY, MT and named contigs are left out, as GCTA's ``--autosome`` does; SNPs of
+    unknown chromosome (plain arrays, BIMBAM without annotation) are kept.
+    """
+    return is_autosome(codes) | (np.asarray(codes) == "0")
 
 
 def _runs(labels: np.ndarray) -> list[tuple[str, slice]]:
@@ -235,6 +253,7 @@ def _add_block(
     # in place, upper triangle only: C ← C + Z Z' (BLAS syrk; no N×N temporary)
     acc.cross = blas.dsyrk(1.0, z, beta=1.0, c=acc.cross, overwrite_c=1)
     acc.weight += float(w.sum())
+    acc.count += z.shape[1]
 
 
 def _accumulate(
@@ -249,14 +268,26 @@ def _accumulate(
     sample_idx: np.ndarray,
     chunk_size: int,
     by_chromosome: bool,
+    autosomes_only: bool = True,
 ) -> tuple[dict[str, _Sums], dict[str, int]]:
     n = sample_idx.size
-    chrom = genotypes.snps["chrom"].astype(str).to_numpy()
+    chrom = normalize_chromosomes(genotypes.snps["chrom"])
+    snps_in = int(snp_idx.size)
+    if autosomes_only:
+        inside = in_kinship(chrom[snp_idx])
+        left_out = int((~inside).sum())
+        snp_idx = snp_idx[inside]
+        if snps_in and not snp_idx.size:
+            raise InputError(
+                f"all {snps_in} SNPs are on X, Y, XY, MT or contigs, which kinships leave out by "
+                "default (as GCTA); pass autosomes_only=False to use them."
+            )
     keys = list(dict.fromkeys(chrom[snp_idx])) if by_chromosome else ["all"]
     _check_memory(n, len(keys) + (2 if by_chromosome else 0), chunk_size)
     sums = {k: _Sums(cross=np.zeros((n, n), order="F")) for k in keys}
     qc = {
-        "snps_in": int(snp_idx.size),
+        "snps_in": snps_in,
+        **({"non_autosomal": left_out} if autosomes_only and left_out else {}),
         "all_missing": 0,
         "monomorphic": 0,
         "missingness": 0,
@@ -281,7 +312,7 @@ def _accumulate(
             _add_block(sums[key], block[:, cols], p[cols], missing[:, cols], method, alpha, w)
         del block, missing  # free this chunk before the next one is read
     qc["used"] = qc["snps_in"] - sum(
-        qc[r] for r in ("all_missing", "monomorphic", "missingness", "maf")
+        qc.get(r, 0) for r in ("non_autosomal", "all_missing", "monomorphic", "missingness", "maf")
     )
     return sums, qc
 
@@ -296,6 +327,7 @@ def _ibs_update(acc: _Sums, block: np.ndarray) -> None:
     obs = observed.astype(float)
     acc.pairs = (0 if acc.pairs is None else acc.pairs) + obs @ obs.T
     acc.weight += block.shape[1]
+    acc.count += block.shape[1]
 
 
 def _symmetric(upper: np.ndarray) -> np.ndarray:
@@ -330,6 +362,7 @@ def _subtract(total: _Sums, part: _Sums) -> _Sums:
     return _Sums(
         cross=total.cross - part.cross,
         weight=total.weight - part.weight,
+        count=total.count - part.count,
         diag=minus("diag"),
         diag_count=minus("diag_count"),
         pairs=minus("pairs"),
@@ -344,6 +377,7 @@ def _combine(parts: list[_Sums]) -> _Sums:
     return _Sums(
         cross=sum(p.cross for p in parts),
         weight=sum(p.weight for p in parts),
+        count=sum(p.count for p in parts),
         diag=add("diag"),
         diag_count=add("diag_count"),
         pairs=add("pairs"),
@@ -394,6 +428,7 @@ def kinship(
     snps: Index = None,
     samples: Index = None,
     chunk_size: int = DEFAULT_CHUNK,
+    autosomes_only: bool = True,
 ) -> Kinship:
     r"""Build a kinship matrix from genotypes, streaming SNP chunks.
 
@@ -418,6 +453,10 @@ def kinship(
         Restrict to these SNP / sample positions.
     chunk_size : int
         SNPs read at a time.
+    autosomes_only : bool
+        Use autosomes only, as GCTA does (X, Y, XY, MT and contigs left out, counted in
+        ``qc["non_autosomal"]``; SNPs of unknown chromosome 0 kept); False uses every SNP.
+        Chromosome codes are normalized first (``chr1`` = 1, X = 23).
 
     Returns
     -------
@@ -454,6 +493,7 @@ def kinship(
         sample_idx=sample_idx,
         chunk_size=chunk_size,
         by_chromosome=False,
+        autosomes_only=autosomes_only,
     )
     if qc["used"] == 0:
         raise InputError(f"no SNP passed quality control ({qc}); relax maf / max_missing.")
@@ -479,6 +519,7 @@ def loco_kinships(
     snps: Index = None,
     samples: Index = None,
     chunk_size: int = DEFAULT_CHUNK,
+    autosomes_only: bool = True,
 ) -> Mapping[str, Kinship]:
     """Leave-one-chromosome-out kinships, one per chromosome, from one pass over the genotypes.
 
@@ -486,17 +527,21 @@ def loco_kinships(
     ----------
     genotypes, method, alpha, weights, maf, max_missing, snps, samples, chunk_size
         As in :func:`kinship`.
+    autosomes_only : bool
+        As in :func:`kinship`: the kinships are built from autosomes (and unknown chromosome 0).
 
     Returns
     -------
     dict
-        Chromosome (str) → Kinship built from every other chromosome.
+        Normalized chromosome code (str, ``chr1`` = ``"1"``, X = ``"23"``) → Kinship built
+        from every other chromosome. Chromosomes left out of the kinships (X, Y, XY, MT,
+        contigs) map to the kinship of all the autosomes, one shared object.
 
     Notes
     -----
     The pass keeps the per-chromosome sums S_c = Σ_{j∈c} w_j z_j z_j' (memory: one N×N matrix
     per chromosome, checked before allocating); then K_{−c} = (Σ_k S_k − S_c) / (Σ_k W_k − W_c),
-    without re-reading the genotypes.
+    without re-reading the genotypes. SNPs of unknown chromosome 0 form one group of their own.
     """
     genotypes, weights, snp_idx, sample_idx = _validate(
         method, genotypes, weights, maf, max_missing, snps, samples
@@ -512,6 +557,7 @@ def loco_kinships(
         sample_idx=sample_idx,
         chunk_size=chunk_size,
         by_chromosome=True,
+        autosomes_only=autosomes_only,
     )
     if len(sums) < 2:
         raise InputError(
@@ -519,20 +565,30 @@ def loco_kinships(
             f"{list(sums)}."
         )
     fid = genotypes.fam["fid"].to_numpy(dtype=str)[sample_idx]
-    chrom = genotypes.snps["chrom"].astype(str).to_numpy()[snp_idx]
     total = _combine(list(sums.values()))
     out = {}
     for key, part in sums.items():
         rest = _subtract(total, part)
-        used = int((chrom != key).sum())
         out[key] = Kinship(
             matrix=_finish(rest, method),
             samples=genotypes.samples[sample_idx],
-            n_snps=used,
+            n_snps=rest.count,
             method=f"{method} (without chromosome {key})",
             qc=qc,
             fid=fid,
         )
+    others = [c for c in dict.fromkeys(normalize_chromosomes(genotypes.snps["chrom"])[snp_idx])]
+    others = [c for c in others if c not in out]
+    if others:
+        everything = Kinship(
+            matrix=_finish(total, method),
+            samples=genotypes.samples[sample_idx],
+            n_snps=total.count,
+            method=f"{method} (autosomes)",
+            qc=qc,
+            fid=fid,
+        )
+        out.update(dict.fromkeys(others, everything))
     return out
 
 

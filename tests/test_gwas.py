@@ -276,3 +276,41 @@ def test_scan__kinship_object_decomposed_once_across_scans(monkeypatch):
     kept = np.arange(5, 120)
     ref_sub = bl.scan(data.G[kept], data.y[kept], K=K.matrix[np.ix_(kept, kept)], progress=False)
     np.testing.assert_allclose(sub["p_wald"], ref_sub["p_wald"], rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("chrom", "reason"),
+    [(["chr1"] * 20 + ["1"] * 20, "all on chromosome 1"), (["0"] * 40, "chromosome unknown")],
+)
+def test_scan__warns_when_loco_cannot_apply(chrom, reason):
+    data = simulate(60, 40, 0.3, seed=12)
+    geno = _as_genotypes(data)
+    geno.snps["chrom"] = chrom
+    with pytest.warns(bl.DataWarning, match=f"LOCO cannot apply: {reason}.*loco=False"):
+        res = bl.scan(geno, data.y, progress=False)
+    K = bl.kinship(geno, "centered")
+    np.testing.assert_allclose(
+        res["p_wald"], bl.scan(geno, data.y, K=K, progress=False)["p_wald"], rtol=1e-10
+    )
+
+
+def test_scan__loco_groups_are_autosomes():
+    data = simulate(80, 60, 0.3, n_chromosomes=3, seed=13)
+    geno = _as_genotypes(data)
+    chrom = data.snps["chrom"].to_numpy().astype(object)
+    chrom[chrom == "1"] = "chr1"  # the same chromosome as "1"
+    chrom[-6:] = ["X", "X", "Y", "MT", "chrUn_1", "chrUn_1"]
+    geno.snps["chrom"] = chrom
+    res = bl.scan(geno, data.y, progress=False)
+    loco = bl.loco_kinships(geno, "centered")
+    assert set(loco) == {"1", "2", "3", "23", "24", "26", "chrUn_1"}
+    for c, rows in (("1", slice(0, 20)), ("3", slice(40, 54)), ("23", slice(54, 60))):
+        ref = bl.scan(geno, data.y, K=loco[c], snps=np.arange(60)[rows], progress=False)
+        np.testing.assert_allclose(res["p_wald"][rows], ref["p_wald"], rtol=1e-6)
+    autosomal = bl.kinship(geno, "centered")  # X/Y/MT/contigs: against the all-autosome K
+    ref = bl.scan(geno, data.y, K=autosomal, snps=np.arange(54, 60), progress=False)
+    np.testing.assert_allclose(res["p_wald"][54:], ref["p_wald"], rtol=1e-6)  # REML tolerance
+    other = bl.scan(
+        geno, data.y, K=bl.kinship(geno, "centered", autosomes_only=False), progress=False
+    )
+    assert np.abs(np.log(other["p_wald"][54:] / res["p_wald"][54:])).max() > 1e-4

@@ -150,3 +150,38 @@ def test_kinship__reml_uses_ids(eur):
     fit = bl.reml(shuffled, K)
     ref = bl.reml(y.to_numpy(), K.matrix)
     assert fit.h2 == pytest.approx(ref.h2, abs=1e-10)
+
+
+def _with_chromosomes(G, chrom):
+    from bayeslmm.kinship import as_genotypes
+
+    g = as_genotypes(G)
+    g.snps["chrom"] = chrom
+    return g
+
+
+def test_kinship__autosomes_only_by_default(rng):
+    G = rng.binomial(2, 0.4, size=(25, 12)).astype(float)
+    chrom = ["chr1"] * 4 + ["2"] * 4 + ["X", "chrY", "MT", "scaffold_9"]
+    g = _with_chromosomes(G, chrom)
+    K = bl.kinship(g, "centered")
+    np.testing.assert_allclose(K.matrix, bl.kinship(G[:, :8], "centered").matrix, rtol=1e-12)
+    assert K.qc["non_autosomal"] == 4 and K.n_snps == 8
+    everything = bl.kinship(g, "centered", autosomes_only=False)
+    np.testing.assert_allclose(everything.matrix, bl.kinship(G, "centered").matrix, rtol=1e-12)
+    assert "non_autosomal" not in everything.qc
+
+
+def test_loco_kinships__normalized_codes_and_non_autosomes(rng):
+    G = rng.binomial(2, 0.4, size=(25, 12)).astype(float)
+    chrom = ["chr1"] * 3 + ["1"] * 2 + ["2"] * 3 + ["3"] * 2 + ["X", "chrX"]
+    loco = bl.loco_kinships(_with_chromosomes(G, chrom), "centered")
+    assert set(loco) == {"1", "2", "3", "23"}  # chr1 = 1, chrX = X = 23
+    np.testing.assert_allclose(
+        loco["1"].matrix, bl.kinship(G[:, 5:10], "centered").matrix, rtol=1e-10, atol=1e-13
+    )
+    assert loco["1"].n_snps == 5
+    # X is in no kinship: its SNPs are tested against the all-autosome one
+    np.testing.assert_allclose(
+        loco["23"].matrix, bl.kinship(G[:, :10], "centered").matrix, rtol=1e-10, atol=1e-13
+    )
