@@ -233,13 +233,23 @@ def _covariates(X: Any, n: int) -> tuple[np.ndarray, list[str]]:
     return values, names
 
 
+def _rank(A: np.ndarray) -> int:
+    norms = np.linalg.norm(A, axis=0)
+    A = A[:, norms > 0] / norms[norms > 0]
+    if A.shape[1] == 0:
+        return 0
+    sv = np.linalg.svd(A, compute_uv=False)
+    return int((sv > max(A.shape) * np.finfo(float).eps * sv[0] * 1e3).sum())
+
+
 def _add_intercept(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
     n = X.shape[0]
     ones = np.ones(n)
-    if X.shape[1]:
-        coef, *_ = np.linalg.lstsq(X, ones, rcond=None)
-        if np.linalg.norm(X @ coef - ones) < 1e-8 * np.sqrt(n):
-            return X, names
+    if X.shape[1] and _rank(X - X.mean(axis=0)) < _rank(X):
+        # X spans the constant iff centring its columns loses a dimension; ranks of columns
+        # scaled to unit norm, so that a covariate of 1e6 + small variation is not mistaken
+        # for the intercept (a least-squares fit of 1 by such a column leaves a tiny residual)
+        return X, names
     name = "intercept"
     while name in names:
         name = "_" + name

@@ -101,15 +101,21 @@ def _null_space_term(rot: Rotated, beta: pt.TensorVariable, sigma_e2: pt.TensorV
     -----
     With :math:`R = y - X\beta` and :math:`U_2` spanning the null space,
     :math:`\log p = -\tfrac12[(N-r)\log(2\pi\sigma_e^2) + \|U_2^\top R\|^2/\sigma_e^2]`
-    and :math:`\|U_2^\top R\|^2 = (-\beta, 1) G (-\beta, 1)^\top` with G the Gram matrix of
-    the null-space residuals of ``[X, y]``.
+    and :math:`\|U_2^\top R\|^2 = \|F (-\beta, 1)^\top\|^2` with :math:`F^\top F = G` the
+    triangular factor of the null-space residuals of ``[X, y]`` (``rot.null_factor``): a sum of
+    squares, so a phenotype of 1e6 + noise loses no digits (the quadratic form in G would
+    cancel terms of 1e12·N to leave one of N). Without a factor, the Gram form is used.
     """
     if rot.n_null == 0:
         return
-    gram = pm.Data("null_gram", rot.gram)
     n_null = pm.Data("n_null", float(rot.n_null))
     coef = pt.concatenate([-beta, pt.ones((1,))])
-    rss = coef @ gram @ coef
+    if rot.null_factor is not None:
+        factor = pm.Data("null_factor", rot.null_factor)
+        rss = pt.sum(pt.sqr(factor @ coef))
+    else:
+        gram = pm.Data("null_gram", rot.gram)
+        rss = coef @ gram @ coef
     pm.Potential("y_null_space", -0.5 * (n_null * (LOG_2PI + pt.log(sigma_e2)) + rss / sigma_e2))
 
 

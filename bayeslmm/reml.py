@@ -17,8 +17,8 @@ import pandas as pd
 from scipy import optimize, special
 
 from bayeslmm._inputs import kinship_inputs
-from bayeslmm.errors import ConvergenceError, InputError
-from bayeslmm.spectral import Rotated, rotate_data
+from bayeslmm.errors import ConvergenceError, InputError, KinshipWarning
+from bayeslmm.spectral import Rotated, rotate_data, standardize
 
 LOG_2PI = float(np.log(2 * np.pi))
 # (scipy.special, not scipy.stats, which takes ~0.7 s to import: the same numbers, bit for bit,
@@ -26,6 +26,11 @@ LOG_2PI = float(np.log(2 * np.pi))
 #: Half the 95 % quantile of chi-square(1): the drop in log-likelihood that bounds the interval.
 CHI2_HALF = float(special.gammaincinv(0.5, 0.95))
 Z95 = float(special.ndtri(0.975))
+#: Expected information about h² below which h² is reported as not identifiable (SE > 1).
+MIN_INFORMATION = 1.0
+#: Smallest eigenvalue of the Gram matrix of I, K_1, ..., K_m (unit norm) below which the
+#: variance-component shares are reported as not identifiable.
+MIN_INDEPENDENCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -163,18 +168,70 @@ def _profile_interval(rot: Rotated, h: float, best: float, method: str) -> tuple
     return float(lower), float(upper)
 
 
+def _identifiable(s: np.ndarray, n: int) -> bool:
+    r"""Whether the data can tell h² apart at all (warns with a KinshipWarning when not).
+
+    Notes
+    -----
+    At h² = 0 the expected information about h² of the likelihood with σp² profiled out is
+    :math:`\tfrac12 N \operatorname{var}(\lambda)/\bar\lambda^2` over the N eigenvalues of K
+    (the zeros of its null space included). When K is close to a multiple of I it vanishes:
+    σg²K + σe²I is then σp²I for every h², and only the sum σg² + σe² is estimable. Below
+    :data:`MIN_INFORMATION` one standard error of h² exceeds the whole interval [0, 1].
+    """
+    lam = np.concatenate([s, np.zeros(n - s.size)])
+    info = 0.5 * n * float(np.var(lam)) / float(np.mean(lam)) ** 2
+    if info >= MIN_INFORMATION:
+        return True
+    warnings.warn(
+        f"h² is not identifiable from these data: the eigenvalues of K vary with coefficient of "
+        f"variation {np.sqrt(2 * info / n):.2g}, so σg²·K + σe²·I is nearly σp²·I whatever h² "
+        f"is (expected information about h² {info:.3g}: one standard error would exceed the "
+        "whole range [0, 1]). K is close to a multiple of the identity (unrelated samples and "
+        "a kinship from very many SNPs, or not a kinship). Only σp² is estimable; read h² as "
+        "unknown (fit.identifiable is False), or use a kinship with more relatedness or more "
+        "samples.",
+        KinshipWarning,
+        stacklevel=3,
+    )
+    return False
+
+
+def _components_identifiable(Ks: list[np.ndarray]) -> bool:
+    r"""Whether I and the kinships are linearly independent.
+
+    Notes
+    -----
+    The shares h_k are identifiable only if no combination of :math:`K_1, \dots, K_m` and I
+    vanishes. With the Frobenius inner product, the Gram matrix of the unit-norm matrices
+    :math:`I/\|I\|, K_k/\|K_k\|` has a smallest eigenvalue of 0 exactly when one is a
+    combination of the others (two identical components, or a K ∝ I); below
+    :data:`MIN_INDEPENDENCE` the split of the total along that direction is arbitrary. The
+    total h² is still estimated (it equals the one-K fit for K twice), so this sets
+    ``RemlFit.identifiable`` and the printed summary says so, without a warning.
+    """
+    n = Ks[0].shape[0]
+    mats = [np.eye(n) / np.sqrt(n), *(K / np.linalg.norm(K) for K in Ks)]
+    gram = np.array([[float(np.vdot(a, b)) for b in mats] for a in mats])
+    return bool(np.linalg.eigvalsh(gram)[0] >= MIN_INDEPENDENCE)
+
+
 def _reml_components(y: Any, Ks: Any, X: Any, method: str, *, normalize: bool) -> RemlFit:
     """(RE)ML with several kinships: dense profiled likelihood over the shares."""
     from bayeslmm._multi_reml import BOUNDARY, DenseProblem, fit
     from bayeslmm.components import components_inputs
 
     prepared, spectra, names = components_inputs(y, Ks, X, normalize=normalize)
-    problem = DenseProblem(prepared.y, prepared.X, [sp.matrix() for sp in spectra], method)
+    std = standardize(prepared.y, prepared.X)  # invariant to units and offsets
+    matrices = [sp.matrix() for sp in spectra]
+    identifiable = _components_identifiable(matrices)
+    problem = DenseProblem(std.y, std.X, matrices, method)
     result = fit(problem)
     point, h = result.point, result.h
     total = float(h.sum())
-    sigma_p2 = float(point.sigma_p2)
-    cov_beta = sigma_p2 * np.linalg.inv(point.xthx)
+    sigma_p2 = float(point.sigma_p2) * std.scale**2
+    cov_beta = std.beta_cov(float(point.sigma_p2) * np.linalg.inv(point.xthx))
+    n_eff = prepared.n - (prepared.X.shape[1] if method == "reml" else 0)
     covariates = list(prepared.covariates)
     return RemlFit(
         h2=total,
@@ -184,9 +241,9 @@ def _reml_components(y: Any, Ks: Any, X: Any, method: str, *, normalize: bool) -
         sigma_g2=total * sigma_p2,
         sigma_e2=(1 - total) * sigma_p2,
         sigma_p2=sigma_p2,
-        beta=pd.Series(point.beta, index=covariates, name="beta"),
+        beta=pd.Series(std.beta(point.beta), index=covariates, name="beta"),
         beta_se=pd.Series(np.sqrt(np.diag(cov_beta)), index=covariates, name="beta_se"),
-        loglik=float(point.loglik),
+        loglik=std.loglik(float(point.loglik), n_eff),
         at_boundary=bool((h <= BOUNDARY).any() or total >= 1 - 1e-5),
         method=method,
         n=prepared.n,
@@ -196,6 +253,7 @@ def _reml_components(y: Any, Ks: Any, X: Any, method: str, *, normalize: bool) -
         h2_components_se=pd.Series(result.h_se, index=names, name="h2_se"),
         sigma_g2_components=pd.Series(h * sigma_p2, index=names, name="sigma_g2"),
         kinship_scales=pd.Series([sp.scale for sp in spectra], index=names, name="scale"),
+        identifiable=identifiable,
     )
 
 
@@ -218,7 +276,10 @@ class RemlFit:
     beta, beta_se : pandas.Series
         Fixed effects (GLS at h²) and their standard errors, indexed by covariate.
     loglik : float
-        Maximized (restricted) log-likelihood (GEMMA/GCTA convention).
+        Maximized (restricted) log-likelihood of y in the user's units (GEMMA/GCTA
+        convention). The fit itself runs on standardized data; the log-likelihood is brought
+        back by the exact Jacobian, so y → a·y + b changes it by −N·log|a| (ML) or
+        −(N − d)·log|a| (REML) and nothing else changes.
     at_boundary : bool
         Whether h² is 0 or 1 (with several kinships: also whether any component's share is 0).
     h2_components, h2_components_se, sigma_g2_components, kinship_scales : pandas.Series or None
@@ -226,6 +287,10 @@ class RemlFit:
         and the factor its K was divided by, indexed by component name (None with one K, where
         ``kinship_scale`` holds the factor; with several it is NaN). ``h2``, ``h2_se`` and
         ``sigma_g2`` are then the totals.
+    identifiable : bool
+        False when the data cannot separate the components at all: K close to a multiple of
+        the identity (one K), or kinships that are linearly dependent with the identity (e.g.
+        the same K twice). h² (or the split) is then arbitrary; a KinshipWarning says why.
     """
 
     h2: float
@@ -247,6 +312,7 @@ class RemlFit:
     h2_components_se: pd.Series | None = None
     sigma_g2_components: pd.Series | None = None
     kinship_scales: pd.Series | None = None
+    identifiable: bool = True
 
     def __str__(self) -> str:
         lines = [
@@ -258,6 +324,15 @@ class RemlFit:
             f"  sigma_e2 {self.sigma_e2:.6g}",
             f"  loglik   {self.loglik:.6f}",
         ]
+        if not self.identifiable:
+            lines.append(
+                "  not identifiable: the data cannot separate these components "
+                + (
+                    "(only their total is estimable)"
+                    if self.h2_components is not None
+                    else "(K is nearly a multiple of I: only sigma_p2 is estimable)"
+                )
+            )
         if self.h2_components is not None:
             for name, value in self.h2_components.items():
                 lines.append(
@@ -350,6 +425,11 @@ def reml(
 
     Notes
     -----
+    y is first replaced by its least-squares residual on X in units of its residual standard
+    deviation, and X by orthogonal columns spanning it (:func:`bayeslmm.spectral.standardize`);
+    β, its SEs, the variances and the log-likelihood are transformed back exactly, so the fit
+    does not depend on the units or offsets of y and of the covariates (a trait of 1e6 + noise
+    used to lose every digit of the profile RSS to cancellation).
     Each evaluation of the profiled likelihood costs O(r·d²) after one rotation of y and X;
     see :func:`profile` for the formulas. The standard error is
     :math:`(-\partial^2\ell/\partial (h^2)^2)^{-1/2}` at an interior maximum; at h² = 0 or 1,
@@ -378,10 +458,13 @@ def reml(
             raise InputError(f"method must be 'reml' or 'ml', got {method!r}.")
         return _reml_components(y, K, X, method, normalize=normalize)
     prepared, spectral = kinship_inputs(y, K, X, normalize=normalize)
-    rot = rotate_data(spectral, prepared.y, prepared.X)
+    std = standardize(prepared.y, prepared.X)  # invariant to units and offsets, see Notes
+    rot = rotate_data(spectral, std.y, std.X)
     h, se, ci, se_method, at = fit_rotated(rot, prepared.covariates, method, grid_size)
-    sigma_p2 = float(at.sigma_p2[0])
-    cov_beta = sigma_p2 * np.linalg.inv(at.xtwx[0])
+    sigma_p2 = float(at.sigma_p2[0]) * std.scale**2
+    cov_beta = std.beta_cov(float(at.sigma_p2[0]) * np.linalg.inv(at.xtwx[0]))
+    n_eff = prepared.n - (prepared.X.shape[1] if method == "reml" else 0)
+    identifiable = _identifiable(spectral.s, prepared.n)
     if se_method == "profile likelihood" and not (h <= 1e-6 or h >= 1 - 1e-6):
         warnings.warn(
             "the observed information of h² is not positive at the estimate; the SE comes from "
@@ -397,12 +480,13 @@ def reml(
         sigma_g2=h * sigma_p2,
         sigma_e2=(1 - h) * sigma_p2,
         sigma_p2=sigma_p2,
-        beta=pd.Series(at.beta[0], index=names, name="beta"),
+        beta=pd.Series(std.beta(at.beta[0]), index=names, name="beta"),
         beta_se=pd.Series(np.sqrt(np.diag(cov_beta)), index=names, name="beta_se"),
-        loglik=float(at.loglik[0]),
+        loglik=std.loglik(float(at.loglik[0]), n_eff),
         at_boundary=bool(h <= 1e-6 or h >= 1 - 1e-6),
         method=method,
         n=prepared.n,
         kinship_scale=spectral.scale,
         dropped=prepared.dropped,
+        identifiable=identifiable,
     )

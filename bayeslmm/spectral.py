@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import linalg
 
 from bayeslmm.errors import InputError, KinshipWarning
 
@@ -95,6 +96,10 @@ class Rotated:
         Dimension of the null space of K, N − r.
     s : ndarray
         Eigenvalues [shape: (rank,)].
+    null_factor : ndarray or None
+        Triangular factor R of the null-space residuals of ``[X, y]`` (``gram = R'R``)
+        [shape: (k, d + 1)], or None. ``‖R (−β, 1)‖²`` is the null-space RSS without the
+        cancellation of the quadratic form in ``gram`` when y or X has a large offset.
     """
 
     y1: np.ndarray
@@ -102,6 +107,7 @@ class Rotated:
     gram: np.ndarray
     n_null: int
     s: np.ndarray
+    null_factor: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -121,7 +127,104 @@ def rotate_data(spectral: Spectral, y: np.ndarray, X: np.ndarray) -> Rotated:
     A1, residual = spectral.rotate(A)
     n_null = spectral.n - spectral.rank
     gram = residual.T @ residual if n_null > 0 else np.zeros((A.shape[1], A.shape[1]))
-    return Rotated(y1=A1[:, -1], X1=A1[:, :-1], gram=gram, n_null=n_null, s=spectral.s)
+    factor = np.linalg.qr(residual, mode="r") if n_null > 0 else np.zeros((1, A.shape[1]))
+    return Rotated(
+        y1=A1[:, -1], X1=A1[:, :-1], gram=gram, n_null=n_null, s=spectral.s, null_factor=factor
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Standardized:
+    r"""y and X re-expressed so that no computation depends on units or offsets.
+
+    Attributes
+    ----------
+    y : ndarray
+        ``(y - X @ offset) / scale``: the least-squares residual of y on X in units of its
+        residual standard deviation [shape: (n_samples,)].
+    X : ndarray
+        ``X @ transform``: orthogonal columns of squared norm N spanning the columns of X
+        [shape: (n_samples, n_covariates)].
+    offset : ndarray
+        Least-squares coefficients of y on X [shape: (n_covariates,)].
+    scale : float
+        Residual standard deviation of y on X (1 when y lies in the span of X).
+    transform : ndarray
+        ``sqrt(N) R^-1`` from the thin QR factorization X = QR [shape: (d, d)].
+
+    Notes
+    -----
+    With :math:`X = QR`, :math:`\tilde X = \sqrt N Q = X T`,
+    :math:`\tilde y = (y - X b_0)/c`, the model :math:`y = X\beta + u + \varepsilon` reads
+    :math:`\tilde y = \tilde X\tilde\beta + \tilde u + \tilde\varepsilon` with
+    :math:`\beta = b_0 + c\,T\tilde\beta` and every variance divided by :math:`c^2`.
+    h² and every test statistic are unchanged; a log-likelihood of :math:`\tilde y` differs
+    from that of y by the Jacobian :math:`-N\log c` (ML) or :math:`-(N-d)\log c` (REML).
+    The map y → a·y + b·x (any column x of X) and any invertible recombination of the columns
+    of X leave :math:`\tilde y` and the span of :math:`\tilde X` unchanged up to round-off, so
+    the rotated data and the sums of squares formed from them no longer cancel catastrophically
+    (a trait of 1e6 + noise, a covariate in days since 1900).
+    """
+
+    y: np.ndarray
+    X: np.ndarray
+    offset: np.ndarray
+    scale: float
+    transform: np.ndarray
+
+    def beta(self, beta: np.ndarray) -> np.ndarray:
+        """Fixed effects on the user's scale from those of the standardized data."""
+        return self.offset + self.scale * (self.transform @ beta)
+
+    def beta_cov(self, cov: np.ndarray) -> np.ndarray:
+        """Covariance of the fixed effects on the user's scale."""
+        return self.scale**2 * (self.transform @ cov @ self.transform.T)
+
+    def loglik(self, loglik: float, n_eff: int) -> float:
+        """Log-likelihood of y from that of the standardized y (``n_eff``: N or N − d)."""
+        return float(loglik - n_eff * np.log(self.scale))
+
+
+def standardize(y: np.ndarray, X: np.ndarray) -> Standardized:
+    """Project out the covariates from y and orthonormalize X (see :class:`Standardized`).
+
+    Parameters
+    ----------
+    y : ndarray
+        Phenotype [shape: (n_samples,)].
+    X : ndarray
+        Covariates of full column rank [shape: (n_samples, n_covariates)].
+
+    Returns
+    -------
+    Standardized
+
+    Notes
+    -----
+    Householder QR is backward stable, so the residual of y and the span of X are accurate to
+    round-off relative to the residual (not to the size of the offset). The projection is
+    applied twice (iterative refinement), which makes the residual orthogonal to X to working
+    precision even when X is badly scaled. Cost O(N·d²).
+    """
+    y = np.asarray(y, dtype=float)
+    X = np.asarray(X, dtype=float)
+    n, d = X.shape
+    if d == 0:
+        scale = float(np.sqrt(y @ y / n))
+        scale = scale if scale > 0 else 1.0
+        return Standardized(y / scale, X, np.zeros(0), scale, np.zeros((0, 0)))
+    Q, R = np.linalg.qr(X)
+    coef = Q.T @ y
+    resid = y - Q @ coef
+    extra = Q.T @ resid
+    resid = resid - Q @ extra
+    offset = linalg.solve_triangular(R, coef + extra)
+    dof = max(n - d, 1)
+    scale = float(np.linalg.norm(resid) / np.sqrt(dof))
+    if not (scale > 0 and np.isfinite(scale)):
+        scale = 1.0
+    transform = linalg.solve_triangular(R, np.sqrt(n) * np.eye(d))
+    return Standardized(resid / scale, np.sqrt(n) * Q, offset, scale, transform)
 
 
 def check_kinship(K: np.ndarray, name: str = "K") -> np.ndarray:
