@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,9 @@ from bayeslmm._assoc import (
 from bayeslmm._atomic import atomic_path
 from bayeslmm._data import Prepared, prepare
 from bayeslmm._inputs import _kinship_array
-from bayeslmm.errors import InputError
-from bayeslmm.io import Genotypes
-from bayeslmm.kinship import Kinship, as_genotypes, kinship, loco_kinships
+from bayeslmm.errors import DataWarning, InputError
+from bayeslmm.io import Genotypes, normalize_chromosomes
+from bayeslmm.kinship import Kinship, as_genotypes, in_kinship, kinship, loco_kinships
 from bayeslmm.reml import fit_rotated
 from bayeslmm.spectral import Spectral, rotate_data, spectral_from_kinship, standardize
 
@@ -256,6 +257,39 @@ def _remote_chunk(
     )
 
 
+def _plan(
+    genotypes: Genotypes, K: Any, loco: bool, snp_idx: np.ndarray
+) -> tuple[list[tuple[str, np.ndarray]], bool, str | None]:
+    """SNP groups that share a null model: ([(label, SNP positions)], LOCO used, why not).
+
+    With LOCO (K None), each chromosome that the kinships use (autosomes, unknown 0) is a
+    group tested against the kinship without it; X, Y, XY, MT and contigs are one group
+    ("autosomes") tested against the kinship of all the autosomes. The third item says why
+    LOCO was asked for but cannot apply (fewer than two such chromosomes), else None.
+    """
+    chrom = normalize_chromosomes(genotypes.snps["chrom"])
+    tested = chrom[snp_idx]
+    if isinstance(K, Mapping):
+        return [(c, snp_idx[tested == c]) for c in dict.fromkeys(tested)], True, None
+    if K is not None or not loco:
+        return [("all", snp_idx)], False, None
+    groups = list(dict.fromkeys(chrom[in_kinship(chrom)]))
+    if len(groups) < 2:
+        reason = (
+            "chromosome unknown ('0') for every SNP"
+            if groups == ["0"]
+            else f"all on chromosome {groups[0]}"
+            if groups
+            else "no autosome"
+        )
+        return [("all", snp_idx)], False, reason
+    plan = [(c, snp_idx[tested == c]) for c in dict.fromkeys(tested) if c in groups]
+    others = snp_idx[~np.isin(tested, groups)]
+    if others.size:
+        plan.append(("autosomes", others))
+    return plan, True, None
+
+
 def _groups(
     genotypes: Genotypes,
     data: Prepared,
@@ -265,22 +299,40 @@ def _groups(
     snp_idx: np.ndarray,
 ) -> Iterator[tuple[str, Any, np.ndarray]]:
     """(label, kinship matrix over the analysed samples, SNP positions) per kinship."""
-    chrom = genotypes.snps["chrom"].astype(str).to_numpy()
     rows = data.rows
+    plan, by_chromosome, why_not = _plan(genotypes, K, loco, snp_idx)
+    if why_not is not None:
+        warnings.warn(
+            f"LOCO cannot apply: {why_not}, so every SNP is tested against one kinship that "
+            "includes its own chromosome (proximal contamination makes the tests slightly "
+            "conservative). Give SNPs on two or more autosomes, or pass loco=False (CLI "
+            "--no-loco) to ask for one kinship.",
+            DataWarning,
+            stacklevel=3,
+        )
     if K is None:
-        chromosomes = list(dict.fromkeys(chrom[snp_idx]))
-        if loco and len(chromosomes) > 1:
+        if by_chromosome:
             kins = loco_kinships(genotypes, kinship_method, samples=rows)
-            for c in chromosomes:
-                yield c, kins[c].matrix, snp_idx[chrom[snp_idx] == c]
+            chrom = normalize_chromosomes(genotypes.snps["chrom"])
+            for label, group in plan:
+                yield label, kins[chrom[group[0]]].matrix, group
             return
         yield "all", kinship(genotypes, kinship_method, samples=rows).matrix, snp_idx
         return
     if isinstance(K, Mapping):  # one kinship per chromosome, given
-        for c in dict.fromkeys(chrom[snp_idx]):
-            if c not in K:
-                raise InputError(f"no kinship given for chromosome {c}; K has {list(K)}.")
-            yield c, _aligned(K[c], genotypes, data), snp_idx[chrom[snp_idx] == c]
+        given = {}
+        for key, value in K.items():
+            code = str(normalize_chromosomes([str(key)])[0])
+            if code in given:
+                raise InputError(f"K names chromosome {code} twice ({key!r}); give it once.")
+            given[code] = value
+        for c, group in plan:
+            if c not in given:
+                raise InputError(
+                    f"no kinship given for chromosome {c}; K has {list(K)} (codes normalized: "
+                    "chr1 = 1, X = 23, Y = 24, XY = 25, MT = 26)."
+                )
+            yield c, _aligned(given[c], genotypes, data), group
         return
     yield "all", _aligned(K, genotypes, data), snp_idx
 
@@ -468,10 +520,7 @@ def scan(
     positions: list[np.ndarray] = []  # SNP positions of each table, to restore file order
     chunk_id = 0
     futures: list[tuple[int, Any]] = []
-    chrom = g.snps["chrom"].astype(str).to_numpy()[snp_idx]
-    labels, counts = np.unique(chrom, return_counts=True)
-    by_chromosome = isinstance(K, Mapping) or (K is None and loco and labels.size > 1)
-    sizes = counts if by_chromosome else np.array([snp_idx.size])
+    sizes = np.array([group.size for _, group in _plan(g, K, loco, snp_idx)[0]])
     total = int(np.ceil(sizes / chunk_size).sum())
     for label, matrix, group_snps in _groups(g, data, K, loco, kinship_method, snp_idx):
         # a Kinship over exactly the analysed samples keeps its decomposition between scans
