@@ -252,7 +252,9 @@ def _covariates_from_args(args: argparse.Namespace) -> pd.DataFrame | None:
     if not args.covar:
         return None
     table = bl.read_table(
-        args.covar, columns=args.covar_name.split(",") if args.covar_name else None
+        args.covar,
+        columns=args.covar_name.split(",") if args.covar_name else None,
+        categorical=args.covar_categorical.split(",") if args.covar_categorical else None,
     )
     if table.attrs.get("baselines"):
         base = ", ".join(f"{k}={v}" for k, v in table.attrs["baselines"].items())
@@ -441,6 +443,11 @@ def _add_inputs(parser: argparse.ArgumentParser, kinship_only: bool = False) -> 
     phe.add_argument("--pheno-name", metavar="COL", help="phenotype column to analyse")
     phe.add_argument("--covar", metavar="FILE", help="covariate table (an intercept is added)")
     phe.add_argument("--covar-name", metavar="A,B", help="covariate columns to use [all]")
+    phe.add_argument(
+        "--covar-categorical",
+        metavar="A,B",
+        help="covariates to encode as indicators even if numeric (text columns always are)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

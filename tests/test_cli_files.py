@@ -213,3 +213,19 @@ def test_cli_h2__probit_and_prevalence(tmp_path, capsys):
     probit = az.from_netcdf(tmp_path / "p.posterior.nc")
     assert probit.attrs["model"] == "probit_lmm"
     assert "liability scale" in capsys.readouterr().out
+
+
+def test_cli_reml__stray_token_in_covariate_is_a_message(tmp_path, capsys):
+    # before: one '.' turned QCOV1 into hundreds of indicator columns, silently
+    table = pd.read_csv(COVARS, sep=r"\s+", dtype=str, keep_default_na=False)
+    table.loc[5, "QCOV1"] = "."
+    path = tmp_path / "cov.txt"
+    table.to_csv(path, sep="\t", index=False)
+    args = ["reml", "--bfile", str(EUR_DIR / "eurA"), "--covar", str(path)]
+    assert main([*args, "--covar-name", "QCOV1"]) == 2
+    assert "column 'QCOV1' is not numeric: line 7 has '.'" in capsys.readouterr().err
+    out = tmp_path / "r"
+    code = main(
+        [*args, "--covar-name", "CAT_COV", "--covar-categorical", "CAT_COV", "--out", str(out)]
+    )
+    assert code == 0
