@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import time
 import warnings
@@ -12,8 +14,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayeslmm._atomic import atomic_path
-from bayeslmm.errors import BayeslmmError, BayeslmmWarning
+from bayeslmm._atomic import atomic_path, check_outputs
+from bayeslmm.errors import BayeslmmError, BayeslmmWarning, InputError
+
+SIMULATE_SUFFIXES = (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv", ".truth.json")
+DEMO_FILES = ("h2_posterior.png", "posterior.nc", "summary.tsv")
+
+
+def _outputs(prefix: str | None, suffixes: tuple[str, ...], force: bool) -> list[Path]:
+    """Check PREFIX+suffix for every output before the work starts (a prefix keeps its dots)."""
+    if prefix is None:
+        return []
+    if not str(prefix).strip() or str(prefix).endswith(("/", ".")):
+        raise InputError(
+            f"--out {str(prefix)!r} is not a usable prefix; give a file prefix such as "
+            "results/run1 (the suffixes are appended)."
+        )
+    return check_outputs([f"{prefix}{sfx}" for sfx in suffixes], overwrite=force, option="--force")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -22,6 +39,14 @@ def _demo(args: argparse.Namespace) -> int:
     from bayeslmm.simulate import simulate
 
     out = Path(args.out)
+    if not str(args.out).strip() or (out.exists() and not out.is_dir()):
+        raise InputError(
+            f"--out {args.out!r} must be a folder (created if missing); choose another name."
+        )
+    if out.is_dir():  # the demo replaces its own files in its folder, nothing else
+        check_outputs([out / name for name in DEMO_FILES], overwrite=True)
+    else:
+        check_outputs([out], overwrite=False)
     print(
         f"Simulating a cohort: {args.n_samples} samples, {args.n_snps} SNPs, "
         f"{args.n_populations} populations (Fst 0.05), 2 covariates, true h² = {args.h2} "
@@ -95,6 +120,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from bayeslmm.simulate import simulate
 
+    checked = _outputs(args.out, SIMULATE_SUFFIXES, args.force)
+    paths = dict(zip(SIMULATE_SUFFIXES, checked, strict=True))
     data = simulate(
         args.n_samples,
         args.n_snps,
@@ -106,8 +133,7 @@ def _simulate(args: argparse.Namespace) -> int:
         n_chromosomes=args.n_chromosomes,
         seed=args.seed,
     )
-    prefix = Path(args.out)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
+    prefix = args.out
     fam = {
         "fid": data.samples,
         "iid": data.samples,
@@ -124,25 +150,29 @@ def _simulate(args: argparse.Namespace) -> int:
         "allele_1": data.snps["a1"].to_numpy(),
         "allele_2": data.snps["a2"].to_numpy(),
     }
-    with atomic_path(prefix.with_suffix(".bed")) as tmp:
-        bed_tmp = tmp.with_suffix(".bed")
-        to_bed(bed_tmp, data.G, properties={**fam, **bim})
-        for ext in (".bim", ".fam"):
-            bed_tmp.with_suffix(ext).replace(prefix.with_suffix(ext))
-        bed_tmp.replace(tmp)
+    with atomic_path(paths[".bed"]) as tmp:
+        bed_tmp = tmp.with_name(tmp.name + ".bed")  # to_bed writes .bim/.fam beside it
+        try:
+            to_bed(bed_tmp, data.G, properties={**fam, **bim})
+            for ext in (".bim", ".fam"):
+                bed_tmp.with_suffix(ext).replace(paths[ext])
+            bed_tmp.replace(tmp)
+        finally:
+            for ext in (".bed", ".bim", ".fam"):
+                bed_tmp.with_suffix(ext).unlink(missing_ok=True)
     pheno = pd.DataFrame({"FID": data.samples, "IID": data.samples, "y": data.y})
-    with atomic_path(prefix.with_suffix(".pheno.tsv")) as tmp:
+    with atomic_path(paths[".pheno.tsv"]) as tmp:
         pheno.to_csv(tmp, sep="\t", index=False)
     covar = data.covariates().reset_index(names="IID")
     covar.insert(0, "FID", data.samples)
-    with atomic_path(prefix.with_suffix(".covar.tsv")) as tmp:
+    with atomic_path(paths[".covar.tsv"]) as tmp:
         covar.to_csv(tmp, sep="\t", index=False)
     truth = {
         k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
         for k, v in data.truth.items()
         if k != "u"
     }
-    with atomic_path(prefix.with_suffix(".truth.json")) as tmp:
+    with atomic_path(paths[".truth.json"]) as tmp:
         tmp.write_text(json.dumps(truth, indent=1))
     print(
         f"Wrote {prefix}.bed/.bim/.fam (PLINK 1), {prefix}.pheno.tsv, {prefix}.covar.tsv, "
@@ -265,6 +295,7 @@ def _covariates_from_args(args: argparse.Namespace) -> pd.DataFrame | None:
 def _grm(args: argparse.Namespace) -> int:
     import bayeslmm as bl
 
+    _outputs(args.out, (".grm.bin", ".grm.id", ".grm.N.bin"), args.force)
     K = _kinship_from_args(args)
     bl.write_grm(K, args.out)
     print(f"Wrote {args.out}.grm.bin, {args.out}.grm.id, {args.out}.grm.N.bin (GCTA binary GRM)")
@@ -274,6 +305,7 @@ def _grm(args: argparse.Namespace) -> int:
 def _reml(args: argparse.Namespace) -> int:
     import bayeslmm as bl
 
+    _outputs(args.out, (".reml.tsv",), args.force)
     y = _phenotype_from_args(args)
     X = _covariates_from_args(args)
     K = _kinship_from_args(args)
@@ -301,6 +333,7 @@ def _h2(args: argparse.Namespace) -> int:
     import bayeslmm as bl
     from bayeslmm.plots import plot_h2_posterior
 
+    _outputs(args.out, (".posterior.nc", ".h2.tsv", ".h2.png"), args.force)
     y = _phenotype_from_args(args)
     X = _covariates_from_args(args)
     K = _kinship_from_args(args)
@@ -360,6 +393,9 @@ def _scan(args: argparse.Namespace) -> int:
     import bayeslmm as bl
     from bayeslmm.plots import lambda_gc, plot_manhattan, plot_qq
 
+    if args.out is not None:
+        _outputs(args.out, ("",), args.force)
+    _outputs(args.plot, (".manhattan.png", ".qq.png"), args.force)
     genotypes = _genotypes_from_args(args)
     y = _phenotype_from_args(args)
     X = _covariates_from_args(args)
@@ -375,6 +411,7 @@ def _scan(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         out=args.out,
         resume=args.resume,
+        overwrite=args.force,
         progress=not args.quiet,
     )
     print(
@@ -464,7 +501,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate a structured cohort with known h², then print the REML estimate "
         "and the posterior of h² side by side; write a plot and the posterior to --out.",
     )
-    demo.add_argument("--out", default="bayeslmm-demo", help="output folder [bayeslmm-demo]")
+    demo.add_argument(
+        "--out",
+        default="bayeslmm-demo",
+        help="output folder, created if missing; a rerun replaces the demo's own three files "
+        "there and nothing else [bayeslmm-demo]",
+    )
     demo.add_argument("--n-samples", type=int, default=800)
     demo.add_argument("--n-snps", type=int, default=2000)
     demo.add_argument("--n-populations", type=int, default=2)
@@ -481,7 +523,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Balding–Nichols genotypes with population structure and a phenotype of "
         "known heritability, written as PLINK 1 files plus phenotype/covariate tables.",
     )
-    sim.add_argument("--out", required=True, help="output prefix, e.g. data/sim")
+    sim.add_argument(
+        "--out",
+        required=True,
+        help="output prefix, e.g. data/sim or runs/cohort.1 (writes PREFIX.bed/.bim/.fam/"
+        ".pheno.tsv/.covar.tsv/.truth.json; the folder must exist)",
+    )
+    sim.add_argument(
+        "--force", action="store_true", help="replace existing PREFIX.* files (default: refuse)"
+    )
     sim.add_argument("--n-samples", type=int, default=1000)
     sim.add_argument("--n-snps", type=int, default=5000)
     sim.add_argument("--h2", type=float, default=0.5)
@@ -499,7 +549,12 @@ def build_parser() -> argparse.ArgumentParser:
         ".grm.N.bin (GCTA format).",
     )
     _add_inputs(grm, kinship_only=True)
-    grm.add_argument("--out", required=True, metavar="PREFIX")
+    grm.add_argument(
+        "--out", required=True, metavar="PREFIX", help="writes PREFIX.grm.bin/.grm.id/.grm.N.bin"
+    )
+    grm.add_argument(
+        "--force", action="store_true", help="replace an existing GRM there (default: refuse)"
+    )
     grm.set_defaults(func=_grm)
     reml = sub.add_parser(
         "reml",
@@ -511,6 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_components(reml)
     reml.add_argument("--method", choices=["reml", "ml"], default="reml")
     reml.add_argument("--out", metavar="PREFIX", help="write PREFIX.reml.tsv")
+    reml.add_argument(
+        "--force", action="store_true", help="replace an existing PREFIX.reml.tsv (default: refuse)"
+    )
     reml.set_defaults(func=_reml)
     h2 = sub.add_parser(
         "h2",
@@ -524,6 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="PREFIX",
         help="writes PREFIX.posterior.nc, PREFIX.h2.tsv, PREFIX.h2.png",
+    )
+    h2.add_argument(
+        "--force", action="store_true", help="replace existing PREFIX.* outputs (default: refuse)"
     )
     _add_components(h2)
     h2.add_argument(
@@ -558,9 +619,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-estimate λ per SNP (GEMMA -lmm 4); default P3D/EMMAX",
     )
     sc.add_argument("--chunk-size", type=int, default=1000, help="SNPs per chunk [1000]")
-    sc.add_argument("--out", metavar="FILE", help="results table: .tsv or .parquet")
-    sc.add_argument("--resume", action="store_true", help="continue an interrupted --out scan")
+    sc.add_argument(
+        "--out",
+        metavar="FILE",
+        help="results table: .tsv or .parquet; completed chunks are kept in FILE.parts/ until "
+        "the end (a folder bayeslmm marks as its own and deletes only then)",
+    )
+    sc.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted --out scan (refused if the settings or the input files "
+        "changed)",
+    )
     sc.add_argument("--plot", metavar="PREFIX", help="write PREFIX.manhattan.png, PREFIX.qq.png")
+    sc.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out/--plot file and discard the chunks of an interrupted "
+        "scan (default: refuse)",
+    )
     sc.add_argument("--quiet", action="store_true", help="no progress report")
     sc.set_defaults(func=_scan)
     return parser
@@ -570,10 +647,35 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"bayeslmm: {category.__name__}: {message}", file=sys.stderr)
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted command left behind and how to continue."""
+    parts = Path(f"{args.out}.parts") if args.command == "scan" and args.out else None
+    if parts is not None and parts.is_dir():
+        return (
+            f"interrupted; the completed chunks are kept in {parts}. Run the same command with "
+            "--resume to continue the scan."
+        )
+    return (
+        "interrupted; any output file present is complete (files are written whole or not at all)."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; errors the user can fix are printed without a traceback."""
+    """Run the command line; errors the user can fix are printed without a traceback.
+
+    Outputs are checked before the work starts (folder exists and is writable, not a directory,
+    not an existing file unless ``--force``); an interrupted run (Ctrl-C, SIGTERM) says what it
+    kept and how to continue, and exits with status 130.
+    """
     args = build_parser().parse_args(argv)
+    previous = None
     try:
+        with contextlib.suppress(ValueError):  # only the main thread may set handlers
+            previous = signal.signal(signal.SIGTERM, _terminate)
         with warnings.catch_warnings():
             warnings.simplefilter("always", BayeslmmWarning)  # shown, never raised
             warnings.showwarning = _show_warning
@@ -581,6 +683,12 @@ def main(argv: list[str] | None = None) -> int:
     except BayeslmmError as exc:
         print(f"bayeslmm {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nbayeslmm {args.command}: {_interrupted(args)}", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Mapping
@@ -31,7 +31,7 @@ from bayeslmm._assoc import (
     maximize_lambdas,
     projections,
 )
-from bayeslmm._atomic import atomic_path
+from bayeslmm._atomic import atomic_path, check_outputs
 from bayeslmm._data import Prepared, prepare
 from bayeslmm._inputs import _kinship_array
 from bayeslmm.errors import DataWarning, InputError
@@ -369,6 +369,106 @@ def _settings_hash(**settings: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+PARTS_MAKER = "bayeslmm.scan"  # the manifest's mark: the parts folder is bayeslmm's to delete
+PART_NAME = re.compile(r"\d{6}\.tsv|\.\d{6}\.tsv\..*\.tmp|\.manifest\.json\..*\.tmp")
+HASHED_BYTES = 1 << 20  # the header and first block of each input file
+
+
+def _file_fingerprint(path: Path) -> dict:
+    """Size, modification time and a hash of the first MiB of a file."""
+    stat = path.stat()
+    with path.open("rb") as handle:
+        head = hashlib.sha256(handle.read(HASHED_BYTES)).hexdigest()[:16]
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "head": head}
+
+
+def _array_hash(values: Any) -> str:
+    return hashlib.sha256(np.ascontiguousarray(values, dtype=float).tobytes()).hexdigest()[:16]
+
+
+def _input_fingerprint(g: Genotypes, K: Any) -> dict:
+    """What a resumed scan must find unchanged: the genotype files (or values) and a given K."""
+    source = Path(g.source)
+    if source.suffix == ".bed" and source.is_file():
+        files = [source.with_suffix(ext) for ext in (".bed", ".bim", ".fam")]
+    elif source.is_file():
+        files = [source]
+    else:
+        files = []
+    found = {str(f): _file_fingerprint(f) for f in files if f.is_file()}
+    if not files:  # genotypes held in memory
+        found["genotype values"] = _array_hash(g.read())
+    if K is not None:
+        kinships = K if isinstance(K, Mapping) else {"K": K}
+        for name, k in kinships.items():
+            found[f"kinship {name}"] = _array_hash(_kinship_array(k))
+    return found
+
+
+def _remove_parts(parts: Path) -> None:
+    """Delete the chunk files and manifest bayeslmm wrote in ``parts``, then the folder if empty."""
+    for entry in parts.iterdir():
+        if entry.is_file() and (entry.name == "manifest.json" or PART_NAME.fullmatch(entry.name)):
+            entry.unlink()
+    if not any(parts.iterdir()):
+        parts.rmdir()
+
+
+def _open_parts(parts: Path, settings: str, inputs: dict, resume: bool, overwrite: bool) -> None:
+    """Create ``parts`` or check that its chunks can be resumed; never delete what is not ours."""
+    manifest = parts / "manifest.json"
+    if parts.exists() or parts.is_symlink():
+        recorded: dict = {}
+        if parts.is_dir() and manifest.is_file():
+            try:
+                recorded = json.loads(manifest.read_text())
+            except (OSError, ValueError):
+                recorded = {}
+        if not isinstance(recorded, dict) or recorded.get("created_by") != PARTS_MAKER:
+            raise InputError(
+                f"{parts} exists but was not made by a bayeslmm scan (no bayeslmm manifest.json "
+                "in it); bayeslmm keeps its chunks there and will not touch it: move it away or "
+                "choose another output name."
+            )
+        done = sum(1 for f in parts.iterdir() if re.fullmatch(r"\d{6}\.tsv", f.name))
+        if not resume and not overwrite:
+            raise InputError(
+                f"{parts} holds {done} completed chunks of an interrupted scan; continue it with "
+                "resume=True (--resume), or pass overwrite=True (--force) to discard them."
+            )
+        if not resume:
+            _remove_parts(parts)
+        elif recorded.get("settings") != settings:
+            raise InputError(
+                f"{parts} holds a scan with other settings (phenotype, covariates, samples, "
+                "SNPs, chunk size or test options differ); resume with the same ones, or pass "
+                "overwrite=True (--force) without resume to start over."
+            )
+        elif recorded.get("inputs") != inputs:
+            changed = sorted(
+                k
+                for k in set(inputs) | set(recorded.get("inputs", {}))
+                if inputs.get(k) != recorded.get("inputs", {}).get(k)
+            )
+            raise InputError(
+                f"the inputs changed since the interrupted scan in {parts}: {changed} differ "
+                "(size, modification time or content); its chunks cannot be reused. Pass "
+                "overwrite=True (--force) without resume to start over."
+            )
+    parts.mkdir(exist_ok=True)
+    if not manifest.exists():
+        from bayeslmm._version import __version__
+
+        record = {
+            "created_by": PARTS_MAKER,
+            "version": __version__,
+            "settings": settings,
+            "inputs": inputs,
+        }
+        with atomic_path(manifest) as tmp:
+            tmp.write_text(json.dumps(record, indent=1))
+
+
 def _write_table(table: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         if path.suffix == ".parquet":
@@ -404,6 +504,7 @@ def scan(
     client: Any = None,
     out: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> pd.DataFrame:
     r"""Test every SNP for association under the LMM (EMMAX / GEMMA style).
@@ -445,9 +546,15 @@ def scan(
     out : str or Path, optional
         Write the table there (TSV, or Parquet for ``.parquet``), atomically; completed chunks
         are kept in ``<out>.parts/`` until the end, so that ``resume=True`` continues a killed
-        scan and gives a byte-identical file.
+        scan and gives a byte-identical file. The path is checked before any work (its folder
+        must exist and be writable); an existing file is an error unless ``overwrite``.
     resume : bool
-        Continue from the completed chunks of an earlier run with the same settings.
+        Continue from the completed chunks of an earlier run with the same settings and
+        unchanged inputs (size, modification time and first MiB of each genotype file; the
+        values of in-memory genotypes and of a given K); refused with an InputError otherwise.
+    overwrite : bool
+        Replace an existing ``out`` file and discard the chunks of an interrupted scan. A
+        ``<out>.parts/`` folder without bayeslmm's manifest is never deleted.
     progress : bool
         Report progress on stderr.
 
@@ -482,7 +589,9 @@ def scan(
     from bayeslmm.io import _as_index
 
     snp_idx = _as_index(snps, g.n_snps, "SNPs")
-    out_path = Path(out) if out is not None else None
+    if resume and out is None:
+        raise InputError("resume=True continues a scan written to a file; give out= as well.")
+    out_path = check_outputs([out], overwrite=overwrite)[0] if out is not None else None
     parts = Path(f"{out_path}.parts") if out_path is not None else None
     settings = _settings_hash(
         source=g.source,
@@ -500,22 +609,52 @@ def scan(
         tau=bf_prior_sd,
     )
     if parts is not None:
-        manifest = parts / "manifest.json"
-        if parts.exists() and not resume:
-            shutil.rmtree(parts)
-        if parts.exists() and resume:
-            recorded = (
-                json.loads(manifest.read_text()).get("settings") if manifest.exists() else None
+        _open_parts(parts, settings, _input_fingerprint(g, K), resume, overwrite)
+    try:
+        return _scan_chunks(
+            g,
+            data,
+            K,
+            loco,
+            exact,
+            null,
+            posterior,
+            kinship_method,
+            chunk_size,
+            snp_idx,
+            bf_prior_sd,
+            client,
+            out_path,
+            parts,
+            progress,
+        )
+    except KeyboardInterrupt as exc:
+        if parts is not None and parts.is_dir():
+            exc.add_note(
+                f"bayeslmm.scan was interrupted; the completed chunks are kept in {parts}. Run "
+                "the same scan with resume=True (bayeslmm scan ... --resume) to continue it."
             )
-            if recorded != settings:
-                raise InputError(
-                    f"{parts} holds a scan with other settings; delete it or run "
-                    "without resume=True."
-                )
-        parts.mkdir(parents=True, exist_ok=True)
-        if not manifest.exists():
-            with atomic_path(manifest) as tmp:
-                tmp.write_text(json.dumps({"settings": settings}))
+        raise
+
+
+def _scan_chunks(
+    g: Genotypes,
+    data: Prepared,
+    K: Any,
+    loco: bool,
+    exact: bool,
+    null: str,
+    posterior: Any,
+    kinship_method: str,
+    chunk_size: int,
+    snp_idx: np.ndarray,
+    bf_prior_sd: float,
+    client: Any,
+    out_path: Path | None,
+    parts: Path | None,
+    progress: bool,
+) -> pd.DataFrame:
+    """The chunk loop of :func:`scan` (local or on dask workers), writing parts and the table."""
     tables: list[pd.DataFrame] = []
     positions: list[np.ndarray] = []  # SNP positions of each table, to restore file order
     chunk_id = 0
@@ -584,5 +723,5 @@ def scan(
     result = result.iloc[order].reset_index(drop=True)
     if out_path is not None:
         _write_table(result, out_path)
-        shutil.rmtree(parts, ignore_errors=True)
+        _remove_parts(parts)
     return result
