@@ -143,14 +143,14 @@ def test_scan__foreign_parts_folder_is_never_deleted(tmp_path):
     (parts / "precious.txt").write_text("mine")
     for overwrite in (False, True):
         with pytest.raises(bl.InputError, match="was not made by a bayeslmm scan.*move it away"):
-            bl.scan(data.G, data.y, out=out, overwrite=overwrite, progress=False)
+            bl.scan(data.G, data.y, loco=False, out=out, overwrite=overwrite, progress=False)
     assert (parts / "precious.txt").read_text() == "mine"
 
 
 def test_scan__interrupted_chunks_kept_unless_resume_or_overwrite(tmp_path, monkeypatch):
     data = bl.simulate(40, 30, 0.3, seed=2)
     out = tmp_path / "res.tsv"
-    reference = bl.scan(data.G, data.y, chunk_size=7, progress=False)
+    reference = bl.scan(data.G, data.y, loco=False, chunk_size=7, progress=False)
     original, calls = gwas._chunk_table, []
 
     def interrupted(*args, **kwargs):
@@ -161,7 +161,7 @@ def test_scan__interrupted_chunks_kept_unless_resume_or_overwrite(tmp_path, monk
 
     monkeypatch.setattr(gwas, "_chunk_table", interrupted)
     with pytest.raises(KeyboardInterrupt) as info:
-        bl.scan(data.G, data.y, out=out, chunk_size=7, progress=False)
+        bl.scan(data.G, data.y, loco=False, out=out, chunk_size=7, progress=False)
     assert any("resume=True" in note for note in info.value.__notes__)
     parts = tmp_path / "res.tsv.parts"
     manifest = json.loads((parts / "manifest.json").read_text())
@@ -169,20 +169,20 @@ def test_scan__interrupted_chunks_kept_unless_resume_or_overwrite(tmp_path, monk
     assert len(list(parts.glob("0*.tsv"))) == 2
     monkeypatch.setattr(gwas, "_chunk_table", original)
     with pytest.raises(bl.InputError, match="holds 2 completed chunks.*resume=True.*--force"):
-        bl.scan(data.G, data.y, out=out, chunk_size=7, progress=False)
+        bl.scan(data.G, data.y, loco=False, out=out, chunk_size=7, progress=False)
     changed = data.G.copy()
     changed[0, 0] = 2 - changed[0, 0]
     with pytest.raises(bl.InputError, match=r"inputs changed.*\['genotype values'\]"):
-        bl.scan(changed, data.y, out=out, chunk_size=7, resume=True, progress=False)
+        bl.scan(changed, data.y, loco=False, out=out, chunk_size=7, resume=True, progress=False)
     with pytest.raises(bl.InputError, match="other settings"):
-        bl.scan(data.G, data.y, out=out, chunk_size=8, resume=True, progress=False)
-    table = bl.scan(data.G, data.y, out=out, chunk_size=7, resume=True, progress=False)
+        bl.scan(data.G, data.y, loco=False, out=out, chunk_size=8, resume=True, progress=False)
+    table = bl.scan(data.G, data.y, loco=False, out=out, chunk_size=7, resume=True, progress=False)
     pd.testing.assert_frame_equal(table, pd.read_csv(out, sep="\t", dtype={"chrom": str}))
     np.testing.assert_allclose(table["p_wald"], reference["p_wald"], rtol=1e-12)
     assert not parts.exists()
     with pytest.raises(bl.InputError, match="res.tsv exists and would be overwritten"):
-        bl.scan(data.G, data.y, out=out, chunk_size=7, progress=False)
-    bl.scan(data.G, data.y, out=out, chunk_size=7, overwrite=True, progress=False)
+        bl.scan(data.G, data.y, loco=False, out=out, chunk_size=7, progress=False)
+    bl.scan(data.G, data.y, loco=False, out=out, chunk_size=7, overwrite=True, progress=False)
 
 
 def test_cli_scan__changed_genotype_file_refuses_resume(cohort, tmp_path, monkeypatch, capsys):

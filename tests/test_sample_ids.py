@@ -48,8 +48,8 @@ def test_reml__pcs_of_plain_genotypes_equal_hand_aligned(cohort):
 
 def test_scan__pcs_of_plain_genotypes_equal_hand_aligned(cohort):
     G, y, _ = cohort
-    table = bl.scan(G, y, X=bl.pcs(G, 3), progress=False)
-    ref = bl.scan(G, y, X=bl.pcs(G, 3).to_numpy(), progress=False)
+    table = bl.scan(G, y, X=bl.pcs(G, 3), loco=False, progress=False)
+    ref = bl.scan(G, y, X=bl.pcs(G, 3).to_numpy(), loco=False, progress=False)
     assert (table["n"] == N).all()
     np.testing.assert_allclose(table["beta"], ref["beta"], atol=1e-10, equal_nan=True)
     np.testing.assert_allclose(table["p_wald"], ref["p_wald"], atol=1e-10, equal_nan=True)
