@@ -27,7 +27,11 @@ def _umask() -> int:
 
 
 def check_outputs(
-    paths: Iterable[str | Path], *, overwrite: bool = False, option: str = "overwrite=True"
+    paths: Iterable[str | Path],
+    *,
+    overwrite: bool = False,
+    option: str = "overwrite=True",
+    create_folders: bool = False,
 ) -> list[Path]:
     """Check that every output can be written, before any work is done.
 
@@ -39,6 +43,10 @@ def check_outputs(
         Whether existing files may be replaced.
     option
         How the user allows replacing, named in the message (``"--force"`` for the CLI).
+    create_folders
+        Create a missing folder (as ``mkdir -p``) when its nearest existing ancestor is a
+        writable folder: a new folder loses nothing, and ``--out results/run1`` in a fresh
+        checkout should just work.
 
     Returns
     -------
@@ -65,6 +73,10 @@ def check_outputs(
                 f"it (e.g. {path / 'results'}) or another path."
             )
         parent = path.parent
+        if create_folders and not parent.exists():
+            ancestor = next(a for a in parent.parents if a.exists()) if parent.parents else None
+            if ancestor is not None and ancestor.is_dir() and os.access(ancestor, os.W_OK):
+                parent.mkdir(parents=True, exist_ok=True)
         if not parent.is_dir():
             what = "is a file, not a folder" if parent.exists() else "does not exist"
             raise InputError(

@@ -30,7 +30,12 @@ def _outputs(prefix: str | None, suffixes: tuple[str, ...], force: bool) -> list
             f"--out {str(prefix)!r} is not a usable prefix; give a file prefix such as "
             "results/run1 (the suffixes are appended)."
         )
-    return check_outputs([f"{prefix}{sfx}" for sfx in suffixes], overwrite=force, option="--force")
+    return check_outputs(
+        [f"{prefix}{sfx}" for sfx in suffixes],
+        overwrite=force,
+        option="--force",
+        create_folders=True,
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -96,15 +96,16 @@ def test_simulate__prefix_keeps_its_dots_and_is_not_overwritten(cohort, capsys):
 @pytest.mark.parametrize(
     ("command", "message"),
     [
-        (["reml", "--out", "{tmp}/missing/r"], "does not exist; create the folder"),
+        (["reml", "--out", "{tmp}/afile/r"], "afile is a file, not a folder"),
         (["reml", "--out", "{tmp}/adir/"], "is not a usable prefix"),
         (["reml", "--out", ""], "is not a usable prefix"),
-        (["h2", "--out", "{tmp}/missing/h"], "does not exist; create the folder"),
-        (["grm", "--out", "{tmp}/missing/g"], "does not exist; create the folder"),
+        (["h2", "--out", "{tmp}/afile/h"], "afile is a file, not a folder"),
+        (["grm", "--out", "{tmp}/afile/g"], "afile is a file, not a folder"),
     ],
 )
 def test_cli__bad_output_refused_before_the_work(cohort, tmp_path, capsys, command, message):
     (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("keep")  # a missing folder is created; a file is not one
     command = [c.format(tmp=tmp_path) for c in command]
     code = main([command[0], "--bfile", cohort, *command[1:]])
     assert code == 2
@@ -122,11 +123,13 @@ def test_cli_reml__existing_output_needs_force(cohort, tmp_path, capsys):
     assert main([*args, "--force"]) == 0
 
 
-def test_cli_scan__plot_folder_missing_refused_before_the_scan(cohort, tmp_path, capsys):
+def test_cli_scan__plot_folder_unusable_refused_before_the_scan(cohort, tmp_path, capsys):
     out = tmp_path / "s.tsv"
+    (tmp_path / "nope").write_text("keep")
     assert _scan(cohort, out, "--plot", str(tmp_path / "nope" / "p")) == 2
-    assert "does not exist; create the folder" in capsys.readouterr().err
+    assert "nope is a file, not a folder" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "s.tsv.parts").exists()
+    assert (tmp_path / "nope").read_text() == "keep"
 
 
 def test_cli_scan__output_is_a_directory(cohort, tmp_path, capsys):
@@ -209,3 +212,19 @@ def test_cli_scan__changed_genotype_file_refuses_resume(cohort, tmp_path, monkey
     assert "inputs changed since the interrupted scan" in err and "cohort.1.bed" in err
     assert _scan(cohort, out, "--no-loco", "--force") == 0
     assert not (tmp_path / "s.tsv.parts").exists()
+
+
+def test_check_outputs__creates_missing_folders_only_when_asked(tmp_path):
+    target = tmp_path / "new" / "deeper" / "x.tsv"
+    assert check_outputs([target], create_folders=True) == [target]
+    assert target.parent.is_dir() and not target.exists()
+    (tmp_path / "plain").write_text("keep")
+    with pytest.raises(bl.InputError, match="plain is a file, not a folder"):
+        check_outputs([tmp_path / "plain" / "x.tsv"], create_folders=True)
+    assert (tmp_path / "plain").read_text() == "keep"
+
+
+def test_cli_simulate__creates_the_output_folder(tmp_path):
+    prefix = tmp_path / "data" / "sim"  # as in the README, in a fresh checkout
+    assert main(["simulate", "--out", str(prefix), *SIM]) == 0
+    assert (tmp_path / "data" / "sim.bed").is_file()
