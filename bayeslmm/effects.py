@@ -184,67 +184,171 @@ def loo_pointwise(
 
     Notes
     -----
-    The terms of :func:`loo_pointwise_exact` depend on a draw only through ρ = σg²/σe²,
-    linearly through β, and through the scale 1/σe²: with
-    :math:`H(\rho) = I + U_1\operatorname{diag}(\phi)U_1^\top`,
-    :math:`\phi_i = 1/(\rho s_i + 1) - 1`,
+    The terms of :func:`loo_pointwise_exact`, interpolated in log(σg²/σe²) as described in
+    :func:`u_and_loo` (which computes them with the u draws from the same tables).
+    """
+    return u_and_loo(spectral, y, X, beta, sigma_g2, sigma_e2, None, with_u=False)[1]
+
+
+def u_and_loo(
+    spectral: Spectral,
+    y: np.ndarray,
+    X: np.ndarray,
+    beta: np.ndarray,
+    sigma_g2: np.ndarray,
+    sigma_e2: np.ndarray,
+    rng: np.random.Generator | None,
+    *,
+    with_u: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    r"""Draws of u | y, β, σg², σe² and the sample-space LOO terms, from one set of tables.
+
+    Parameters
+    ----------
+    spectral : Spectral
+    y : ndarray
+        Phenotype [shape: (n_samples,)].
+    X : ndarray
+        Covariates [shape: (n_samples, d)].
+    beta : ndarray
+        [shape: (draws, d)].
+    sigma_g2, sigma_e2 : ndarray
+        [shape: (draws,)].
+    rng : numpy Generator or None
+        For the u draws; None gives their conditional means, by the exact formula
+        (:func:`draw_u`).
+    with_u : bool
+        False: the LOO terms only (the first value returned is None).
+
+    Returns
+    -------
+    u : ndarray or None
+        As :func:`draw_u` [shape: (draws, n_samples)].
+    loglik : ndarray
+        As :func:`loo_pointwise_exact` [shape: (draws, n_samples)].
+
+    Notes
+    -----
+    Both depend on a draw only through ρ = σg²/σe², linearly through β and through the scale
+    σe². With :math:`p_i(\rho) = \rho s_i/(\rho s_i + 1)` and
+    :math:`A(\rho) = U_1\operatorname{diag}(p)U_1^\top`, the conditional mean of u is
+    :math:`A(\rho)(y - X\beta)`, and with :math:`H = I - A` (:math:`V^{-1} = H/\sigma_e^2`)
 
     .. math::
 
         \operatorname{diag}(C) = \operatorname{diag}(H)/\sigma_e^2, \qquad
-        g = (Hy - HX\beta)/\sigma_e^2.
+        g = H(y - X\beta)/\sigma_e^2 = (y - X\beta - E[u])/\sigma_e^2.
 
-    diag(H) − 1, Hy − y and HX − X, and their first two derivatives in t = log ρ (each φᵢ is
-    a logistic function of t + log sᵢ), are tabulated on a grid of step
-    :data:`LOO_GRID_STEP` spanning the draws' t (clamped where every φᵢ is within e⁻⁴⁰ of
-    its limit) with three matrix products, O(G·N·r·(d+2)), and interpolated per draw by quintic
-    Hermite interpolation, O(N·d) per draw. The interpolation error is below 1e-10 on the
-    log density (tests/test_effects.py checks against the exact formula). Where the grid would
-    cost more than the exact formula (few draws, or draws spanning many orders of magnitude
-    of ρ), the exact formula is used.
+    diag(A), Ay and AX, and their first two derivatives in t = log ρ (each pᵢ is a logistic
+    function of t + log sᵢ), are tabulated on a grid of step :data:`LOO_GRID_STEP` spanning
+    the draws' t (clamped where every pᵢ is within e⁻⁴⁰ of its limit) with two matrix products,
+    O(G·N·r·(d+2)), and interpolated per draw by quintic Hermite interpolation: draws are
+    grouped by grid cell, and the six table rows of a cell are applied to its draws with one
+    matrix product, O(N·d) per draw. The interpolation error is below 1e-10 on the log density
+    and on E[u] (tests/test_effects.py checks both against the exact formulas). Where the grid
+    would cost more than the exact formulas (few draws, or draws spanning many orders of
+    magnitude of ρ), and for E[u] when ``rng`` is None, the exact formulas are used.
+
+    The random part of u, :math:`U_1(\sqrt{c}\circ z)`,
+    :math:`c_i = \sigma_g^2 s_i\sigma_e^2/(\sigma_g^2 s_i + \sigma_e^2)`, z ~ N(0, I), costs one
+    N×r product per draw that no tabulation removes; it is computed in float32 (single
+    precision GEMM, half the time of double) and added to the float64 mean. Its relative
+    rounding, ~1e-7, is far below the Monte Carlo error of a posterior draw (~1e-2 of its sd
+    with 4,000 draws), so the draws are statistically those of the exact conditional (the
+    mean and covariance of many draws are tested against the dense formula); z is the same
+    stream of standard normals as in :func:`draw_u`, so a seed gives the same draws each run.
     """
+    n_draws, d = beta.shape
     t = _log_ratio(spectral, sigma_g2, sigma_e2)
-    lo, hi = float(t.min()), float(t.max())
+    lo, hi = (float(t.min()), float(t.max())) if n_draws else (0.0, 0.0)
     n_nodes = int(np.ceil((hi - lo) / LOO_GRID_STEP)) + 2
-    d = X.shape[1]
-    if 3 * n_nodes * (d + 2) > beta.shape[0]:  # columns of the tables vs per-draw products
-        return loo_pointwise_exact(spectral, y, X, beta, sigma_g2, sigma_e2)
+    exact_u = with_u and rng is None
+    if 3 * n_nodes * (d + 2) > n_draws:  # columns of the tables vs per-draw products
+        u = None
+        if with_u:
+            U = spectral.U
+            u = draw_u(spectral, U.T @ y, U.T @ X, beta, sigma_g2, sigma_e2, rng)
+        return u, loo_pointwise_exact(spectral, y, X, beta, sigma_g2, sigma_e2)
     nodes = lo + LOO_GRID_STEP * np.arange(n_nodes)
-    diag_h, hy, hx = _loo_tables(spectral, y, X, nodes)
-    table = np.concatenate([hy[:, None, :], hx], 1).reshape(-1, spectral.n)
-    out = np.empty((beta.shape[0], spectral.n))
-    for sl in _batches(beta.shape[0], 3 * spectral.n):
-        cols, basis = _hermite_weights(t[sl], lo, n_nodes)
-        se2 = sigma_e2[sl, None]
-        c = _sparse_rows(cols, basis, 3 * n_nodes) @ diag_h
-        c += 1.0
-        c /= se2
-        # Hy − HXβ: the β-weighted rows of the HX tables in the same sparse product
-        factor = np.concatenate([np.ones((basis.shape[0], 1)), -beta[sl]], 1)
-        coef = basis[:, :, None] * factor[:, None, :]
-        wide = (cols[:, :, None] * (d + 1) + np.arange(d + 1)[None, None, :]).reshape(len(cols), -1)
-        rhs = _sparse_rows(wide, coef.reshape(len(cols), -1), 3 * n_nodes * (d + 1)) @ table
-        rhs += y[None, :]
-        rhs -= beta[sl] @ X.T
-        rhs /= se2  # g
-        np.multiply(rhs, rhs, out=rhs)
-        rhs /= c  # g²/c
-        np.log(c, out=c)
-        c -= rhs
-        c *= 0.5
-        out[sl] = c - 0.5 * LOG_2PI  # (in place: these arrays are draws × N)
-    return out
+    diag_a, table = _tables(spectral, y, X, nodes)
+    cell, basis = _hermite_weights(t, lo, n_nodes)
+    u = np.empty((n_draws, spectral.n)) if with_u else None
+    loglik = np.empty((n_draws, spectral.n))
+    offset = -0.5 * LOG_2PI - 0.5 * np.log(sigma_e2)
+    factor = np.concatenate([np.ones((n_draws, 1)), -beta], 1)  # A(y − Xβ) = A[y, X]·factor
+    # −H(y − Xβ) = A(y − Xβ) − (y − Xβ), scaled by 1/√(2σe²): its square is ½ g²/c · diag(H)
+    factor_e = np.concatenate([factor, -factor], 1) / np.sqrt(2 * sigma_e2)[:, None]
+    data = np.concatenate([y[None, :], X.T], 0)  # [shape: (d+1, N)]
+    order = np.argsort(cell, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(cell[order]) != 0, True])
+    block = max(1, 2**20 // spectral.n)  # draws per product: ~8 MB arrays
+    for first, stop in zip(starts[:-1], starts[1:], strict=True):
+        k = int(cell[order[first]])
+        rows_a = diag_a[3 * k : 3 * k + 6]
+        rows_u = table[3 * k * (d + 1) : (3 * k + 6) * (d + 1)]
+        rows_e = np.concatenate([rows_u, data], 0)
+        for a in range(first, stop, block):
+            rows = order[a : min(a + block, stop)]
+            w = basis[rows]
+            if with_u and not exact_u:
+                u[rows] = (w[:, :, None] * factor[rows, None, :]).reshape(len(rows), -1) @ rows_u
+            scale = factor_e[rows]
+            stencil = (w[:, :, None] * scale[:, None, : d + 1]).reshape(len(rows), -1)
+            coef = np.concatenate([stencil, scale[:, d + 1 :]], 1)
+            e = coef @ rows_e  # −H(y − Xβ)/√(2σe²)
+            h = w @ rows_a
+            np.subtract(1.0, h, out=h)  # diag(H) = σe² diag(C)
+            np.square(e, out=e)
+            e /= h  # ½ g²/c
+            np.log(h, out=h)
+            h *= 0.5
+            h -= e
+            h += offset[rows, None]
+            loglik[rows] = h
+    if exact_u:
+        U = spectral.U
+        u = draw_u(spectral, U.T @ y, U.T @ X, beta, sigma_g2, sigma_e2, None)
+    elif with_u:
+        _add_u_noise(u, spectral, sigma_g2, sigma_e2, rng)
+    return u, loglik
 
 
-#: Grid step in log ρ of :func:`loo_pointwise` (quintic Hermite error ~ step⁶/46080 per unit
-#: of the tabulated quantities).
+def _add_u_noise(
+    out: np.ndarray,
+    spectral: Spectral,
+    sigma_g2: np.ndarray,
+    sigma_e2: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """Add the random part U1(√c ∘ z) of u to ``out`` in place [shape: (draws, n_samples)].
+
+    The product in float32 (see :func:`u_and_loo`); z drawn batch by batch in draw order, as
+    in :func:`draw_u`.
+    """
+    s = spectral.s
+    U32 = spectral.U.astype(np.float32)
+    buffer = np.empty(0, dtype=np.float32)
+    for sl in _batches(out.shape[0], spectral.n + spectral.rank):
+        g = sigma_g2[sl, None] * s[None, :]
+        sd = np.sqrt(g * sigma_e2[sl, None] / (g + sigma_e2[sl, None]))
+        sd *= rng.standard_normal(sd.shape)
+        n = sd.shape[0]
+        if buffer.size < n * spectral.n:
+            buffer = np.empty(n * spectral.n, dtype=np.float32)
+        part = buffer[: n * spectral.n].reshape(n, spectral.n)
+        np.matmul(sd.astype(np.float32), U32.T, out=part)
+        out[sl] += part
+
+
+#: Grid step in log ρ of :func:`u_and_loo` (quintic Hermite error ~ step⁶/46080 per unit of
+#: the tabulated quantities).
 LOO_GRID_STEP = 0.05
-#: Beyond this distance (in log ρ) from every −log sᵢ, each φᵢ is at its limit to e⁻⁴⁰.
+#: Beyond this distance (in log ρ) from every −log sᵢ, each pᵢ is at its limit to e⁻⁴⁰.
 _SATURATION = 40.0
 
 
 def _log_ratio(spectral: Spectral, sigma_g2: np.ndarray, sigma_e2: np.ndarray) -> np.ndarray:
-    """The log ratio t = log(σg²/σe²) per draw, clamped where φ no longer changes.
+    """The log ratio t = log(σg²/σe²) per draw, clamped where p no longer changes.
 
     [shape: (draws,)]
     """
@@ -256,31 +360,32 @@ def _log_ratio(spectral: Spectral, sigma_g2: np.ndarray, sigma_e2: np.ndarray) -
     return np.clip(t, -np.log(positive.max()) - _SATURATION, -np.log(positive.min()) + _SATURATION)
 
 
-def _loo_tables(
+def _tables(
     spectral: Spectral, y: np.ndarray, X: np.ndarray, nodes: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """diag(H) − 1, Hy − y, HX − X and their t-derivatives (orders 0, 1, 2) at ``nodes``.
+) -> tuple[np.ndarray, np.ndarray]:
+    """diag(A), and Ay and AX, with their t-derivatives (orders 0, 1, 2) at ``nodes``.
 
-    Returns arrays of shapes (G·3, N), (G·3, N) and (G·3, d, N), rows ordered (node, order),
-    derivatives scaled by the step (order m by step^m), as :func:`_hermite_weights` expects.
+    Returns arrays of shapes (G·3, N) and (G·3·(d+1), N), rows ordered (node, order) and
+    (node, order, column of [y, X]), derivatives scaled by the step (order m by step^m), as
+    :func:`_hermite_weights` expects.
     """
     U, s = spectral.U, spectral.s
-    p = 1.0 / (1.0 + np.exp(-(nodes[:, None] + np.log(np.where(s > 0, s, np.inf))[None, :])))
-    q = 1.0 - p  # φ = −p; dφ/dt = −p(1−p); d²φ/dt² = −p(1−p)(1−2p)
+    with np.errstate(divide="ignore"):  # sᵢ = 0: pᵢ = 0
+        p = 1.0 / (1.0 + np.exp(-(nodes[:, None] + np.log(s)[None, :])))
+    q = 1.0 - p  # dp/dt = p(1−p); d²p/dt² = p(1−p)(1−2p)
     h = LOO_GRID_STEP
-    phi = np.stack([-p, -p * q * h, -p * q * (q - p) * h**2], axis=1).reshape(-1, s.size)
-    y1, X1 = U.T @ y, U.T @ X
-    diag_h = phi @ (U**2).T
-    rhs = phi[:, :, None] * np.concatenate([y1[:, None], X1], 1)[None, :, :]
-    both = (rhs.transpose(0, 2, 1).reshape(-1, s.size) @ U.T).reshape(phi.shape[0], -1, U.shape[0])
-    return diag_h, both[:, 0, :], both[:, 1:, :]
+    coef = np.stack([p, p * q * h, p * q * (q - p) * h**2], axis=1).reshape(-1, s.size)
+    diag_a = coef @ (U**2).T
+    both = np.concatenate([(U.T @ y)[None, :], (U.T @ X).T], 0)  # [shape: (d+1, rank)]
+    table = (coef[:, None, :] * both[None, :, :]).reshape(-1, s.size) @ U.T
+    return diag_a, table
 
 
 def _hermite_weights(t: np.ndarray, lo: float, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Table rows (node, order) and weights that interpolate at ``t`` [shapes: (draws, 6)].
+    """Grid cell k and weights of table rows 3k … 3k+5 that interpolate at ``t``.
 
-    Quintic Hermite on [t_k, t_k+1] with u = (t − t_k)/step: values, first and second
-    derivatives (scaled by step and step²) at both ends.
+    [shapes: (draws,), (draws, 6)]. Quintic Hermite on [t_k, t_k+1] with u = (t − t_k)/step:
+    values, first and second derivatives (scaled by step and step²) at both ends.
     """
     x = (t - lo) / LOO_GRID_STEP
     k = np.clip(np.floor(x).astype(int), 0, n_nodes - 2)
@@ -297,16 +402,7 @@ def _hermite_weights(t: np.ndarray, lo: float, n_nodes: int) -> tuple[np.ndarray
         ],
         axis=1,
     )
-    return 3 * k[:, None] + np.arange(6)[None, :], basis
-
-
-def _sparse_rows(cols: np.ndarray, values: np.ndarray, width: int) -> Any:
-    """CSR matrix with row i holding ``values[i]`` at columns ``cols[i]``."""
-    from scipy import sparse
-
-    n_rows, per_row = cols.shape
-    indptr = np.arange(0, n_rows * per_row + 1, per_row)
-    return sparse.csr_matrix((values.ravel(), cols.ravel(), indptr), shape=(n_rows, width))
+    return k, basis
 
 
 def loo_pointwise_exact(

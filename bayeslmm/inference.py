@@ -23,7 +23,7 @@ import xarray as xr
 from xarray import DataTree
 
 from bayeslmm._version import __version__
-from bayeslmm.effects import draw_u, draw_v, flat_draws, loo_pointwise, store_effects
+from bayeslmm.effects import draw_v, flat_draws, loo_pointwise, store_effects, u_and_loo
 from bayeslmm.errors import InputError, SamplingWarning
 from bayeslmm.lmm import ModelInfo
 from bayeslmm.priors import describe
@@ -88,6 +88,7 @@ def _add_groups(
     sigma_g2, sigma_e2 = flat_draws(post, "sigma_g2"), flat_draws(post, "sigma_e2")
     rot, spectral, data = info.rotated, info.spectral, info.data
     width = max(data.n, len(info.snps))
+    loglik = None
     if store_effects(
         random_effects,
         n_chain * n_draw * width,
@@ -97,15 +98,16 @@ def _add_groups(
         if info.form == "snp_lmm" and not info.marginalize:
             loadings = spectral.U.T @ info.W
             u = (flat_draws(post, "v") @ loadings.T) @ spectral.U.T
-        else:
-            u = draw_u(spectral, rot.y1, rot.X1, beta, sigma_g2, sigma_e2, rng)
+        else:  # u and the LOO terms from one set of tables in log(σg²/σe²)
+            u, loglik = u_and_loo(spectral, data.y, data.X, beta, sigma_g2, sigma_e2, rng)
         new["u"] = as_var(u, "sample", list(data.samples))
         if info.form == "snp_lmm" and info.marginalize:
             loadings = spectral.U.T @ info.W
             v = draw_v(spectral, loadings, rot.y1, rot.X1, beta, sigma_g2, sigma_e2, rng)
             new["v"] = as_var(v, "snp", info.snps)
     posterior = post.assign(new) if new else post
-    loglik = loo_pointwise(spectral, data.y, data.X, beta, sigma_g2, sigma_e2)
+    if loglik is None:
+        loglik = loo_pointwise(spectral, data.y, data.X, beta, sigma_g2, sigma_e2)
     return _assemble(sample_stats, info, posterior, loglik, as_var)
 
 

@@ -128,8 +128,97 @@ def test_loo_pointwise__few_draws_take_the_exact_formula(rng, monkeypatch):
 
     y, X, W = _setup(rng, m=30)
     spec = bl.spectral_from_genotypes(W)
-    monkeypatch.setattr(effects, "_loo_tables", None)  # would fail if the grid were used
+    monkeypatch.setattr(effects, "_tables", None)  # would fail if the grid were used
     beta, sg2, se2 = np.array([[0.9, 0.4]]), np.array([0.7]), np.array([0.5])
     out = loo_pointwise(spec, y, X, beta, sg2, se2)
     exact = effects.loo_pointwise_exact(spec, y, X, beta, sg2, se2)
     np.testing.assert_array_equal(out, exact)
+
+
+def _spread_draws(rng, n_draws, d=2):
+    """Draws spread as a posterior: h² sd 0.03 around 0.5, σp² and β jittered."""
+    h2 = np.clip(rng.normal(0.5, 0.03, n_draws), 0.01, 0.99)
+    sp2 = 1.3 * np.exp(rng.normal(0, 0.03, n_draws))
+    beta = np.array([0.9, 0.4])[:d] + rng.normal(0, 0.05, (n_draws, d))
+    return beta, h2 * sp2, (1 - h2) * sp2
+
+
+@pytest.mark.parametrize("m", [12, 90])
+def test_u_and_loo__interpolated_mean_equals_exact(rng, m, monkeypatch):
+    # the grid path (enough draws); the mean part is u minus the random part drawn from the
+    # same seed, and equals the exact conditional mean of draw_u to 1e-8
+    from bayeslmm import effects
+    from bayeslmm.effects import _add_u_noise, u_and_loo
+
+    calls = []
+    tables = effects._tables
+    monkeypatch.setattr(effects, "_tables", lambda *a: calls.append(1) or tables(*a))
+    y, X, W = _setup(rng, n=60, m=m)
+    spec = bl.spectral_from_genotypes(W)
+    rot = rotate_data(spec, y, X)
+    beta, sg2, se2 = _spread_draws(rng, 3000)
+    u, loglik = u_and_loo(spec, y, X, beta, sg2, se2, np.random.default_rng(3))
+    noise = np.zeros_like(u)
+    _add_u_noise(noise, spec, sg2, se2, np.random.default_rng(3))
+    exact = draw_u(spec, rot.y1, rot.X1, beta, sg2, se2, None)
+    assert calls and np.abs(exact).max() > 0.1
+    np.testing.assert_allclose(u - noise, exact, rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(loglik, loo_pointwise(spec, y, X, beta, sg2, se2))
+    # rng=None (the MAP's BLUP): the exact formula, not the tables
+    mean, _ = u_and_loo(spec, y, X, beta, sg2, se2, None)
+    np.testing.assert_allclose(mean, exact, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("m", [12, 90])
+def test_u_and_loo__float32_random_part_has_the_dense_mean_and_covariance(rng, m):
+    # at fixed parameters (the grid path: 40,000 draws on a one-cell grid) the draws have the
+    # conditional mean and covariance of models/kinship_lmm/reference.py; the seed is fixed,
+    # so the check cannot flake
+    from bayeslmm.effects import u_and_loo
+
+    y, X, W = _setup(rng, m=m)
+    spec = bl.spectral_from_genotypes(W)
+    K = spec.matrix()
+    beta, sg2, se2 = np.array([0.9, 0.4]), 0.7, 0.5
+    mean, cov = kref.conditional_u(y, X, K, beta, sg2, se2)
+    n_draws = 40_000
+    args = (np.tile(beta, (n_draws, 1)), np.full(n_draws, sg2), np.full(n_draws, se2))
+    draws, _ = u_and_loo(spec, y, X, *args, np.random.default_rng(1))
+    assert draws.dtype == np.float64
+    np.testing.assert_allclose(
+        draws.mean(0), mean, atol=5 * np.sqrt(cov.diagonal().max() / n_draws)
+    )
+    np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.03 * np.abs(cov).max())
+    # the same standard normals as draw_u: equal to float32 rounding of the random part
+    rot = rotate_data(spec, y, X)
+    reference = draw_u(spec, rot.y1, rot.X1, *args, np.random.default_rng(1))
+    np.testing.assert_allclose(draws, reference, rtol=0, atol=1e-5 * np.abs(reference).max())
+
+
+def test_u_and_loo__same_seed_same_draws(rng):
+    from bayeslmm.effects import u_and_loo
+
+    y, X, W = _setup(rng, n=60)
+    spec = bl.spectral_from_genotypes(W)
+    beta, sg2, se2 = _spread_draws(rng, 2000)
+    first = u_and_loo(spec, y, X, beta, sg2, se2, np.random.default_rng(11))
+    second = u_and_loo(spec, y, X, beta, sg2, se2, np.random.default_rng(11))
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    third = u_and_loo(spec, y, X, beta, sg2, se2, np.random.default_rng(12))
+    assert not np.allclose(first[0], third[0])
+
+
+def test_u_and_loo__few_draws_take_the_exact_formulas(rng, monkeypatch):
+    from bayeslmm import effects
+
+    y, X, W = _setup(rng, m=30)
+    spec = bl.spectral_from_genotypes(W)
+    rot = rotate_data(spec, y, X)
+    monkeypatch.setattr(effects, "_tables", None)  # would fail if the grid were used
+    beta, sg2, se2 = np.array([[0.9, 0.4]]), np.array([0.7]), np.array([0.5])
+    u, loglik = effects.u_and_loo(spec, y, X, beta, sg2, se2, np.random.default_rng(4))
+    np.testing.assert_allclose(
+        u, draw_u(spec, rot.y1, rot.X1, beta, sg2, se2, np.random.default_rng(4)), atol=1e-12
+    )
+    np.testing.assert_array_equal(loglik, effects.loo_pointwise_exact(spec, y, X, beta, sg2, se2))
