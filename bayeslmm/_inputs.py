@@ -1,14 +1,16 @@
-"""Turn user inputs (y, X and K or W) into aligned data and a spectral decomposition."""
+"""Turn user inputs (y, X and K, several Ks, or W) into aligned data and spectral decompositions."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bayeslmm._data import Prepared, prepare
+from bayeslmm._data import Prepared, _ids, dropped_message, prepare
 from bayeslmm.errors import DataWarning, InputError
 from bayeslmm.spectral import (
     Spectral,
@@ -116,3 +118,151 @@ def genotype_inputs(
         values = standardize(values)
     spectral = spectral_from_genotypes(values, normalize=normalize)
     return prepared, values / np.sqrt(spectral.scale), snps, spectral
+
+
+def _names(Ks: Any) -> tuple[list[str], list[Any]]:
+    if isinstance(Ks, Mapping):
+        names, mats = [str(k) for k in Ks], list(Ks.values())
+        if len(set(names)) != len(names):
+            raise InputError(f"the kinship names {names} are not unique as strings; rename them.")
+    elif isinstance(Ks, Sequence) and not isinstance(Ks, str):
+        mats = list(Ks)
+        names = [f"K{j + 1}" for j in range(len(mats))]
+    else:
+        raise InputError(
+            f"several kinships are given as a list or a dict of matrices, got {type(Ks).__name__}."
+        )
+    if not mats:
+        raise InputError("the list of kinships is empty; pass at least one K.")
+    return names, mats
+
+
+class _Samples:
+    """Stand-in genetic matrix for :func:`prepare`: the sample IDs shared by every K."""
+
+    def __init__(self, samples: pd.Index) -> None:
+        self.samples = samples
+        self.matrix = np.empty((len(samples), 0))
+
+
+def _restrict(prepared: Prepared, ids: list[pd.Index], names: list[str]) -> Prepared:
+    """Keep the samples of ``prepared`` that every kinship has, with a DataWarning."""
+    kept = pd.Index(prepared.samples)
+    keep = np.ones(len(kept), dtype=bool)
+    dropped = dict(prepared.dropped)
+    dropped_samples = dict(prepared.dropped_samples)
+    for name, index in zip(names, ids, strict=True):
+        absent = keep & ~kept.isin(index)
+        if absent.any():
+            dropped[f"not in {name}"] = int(absent.sum())
+            dropped_samples[f"not in {name}"] = tuple(kept[absent])
+            keep &= ~absent
+    if keep.all():
+        return prepared
+    n = int(keep.sum())
+    message = dropped_message(n, dropped, dropped_samples, context=" present in every kinship")
+    warnings.warn(message, DataWarning, stacklevel=4)
+    X = prepared.X[keep]
+    if n <= X.shape[1] + 1 or np.ptp(prepared.y[keep]) == 0:
+        raise InputError(
+            f"only {n} samples are shared by y, X and every kinship {names}, with a varying "
+            "phenotype; check that the kinships use the same sample IDs."
+        )
+    return dataclasses.replace(
+        prepared,
+        y=prepared.y[keep],
+        X=X,
+        samples=prepared.samples[keep],
+        rows=prepared.rows[keep],
+        dropped=dropped,
+        dropped_samples=dropped_samples,
+    )
+
+
+def components_inputs(
+    y: Any, Ks: Any, X: Any = None, *, normalize: bool = True
+) -> tuple[Prepared, list[Spectral], list[str]]:
+    """Align y, X and several kinships; decompose each K restricted to the samples analysed.
+
+    Parameters
+    ----------
+    y, X
+        As in :func:`bayeslmm.kinship_model`.
+    Ks
+        A list of kinships (named ``K1``, ``K2``, ...) or a dict name → kinship. Each is an
+        array [shape: (n_samples, n_samples)], a DataFrame indexed both ways by sample ID, a
+        Kinship, or a :class:`Spectral` (positional).
+    normalize
+        Divide each K by its mean diagonal (the factor is each Spectral's ``scale``).
+
+    Returns
+    -------
+    prepared : Prepared
+        Aligned y and X; ``rows`` index the first K's samples.
+    spectra : list of Spectral
+        One decomposition per K, rows in the order of ``prepared.samples``.
+    names : list of str
+        Component names.
+
+    Notes
+    -----
+    Kinships carrying IDs (DataFrame, Kinship) are aligned by ID; the first of them is the
+    reference (y and X given as plain arrays are aligned by position with it, as in the one-K
+    model), and a plain-array K is aligned by position with it too (and must have its size).
+    With no IDs on any K, every K must have the same size and is aligned by position with y.
+    Samples absent from any K are dropped with a DataWarning.
+    """
+    names, raw = _names(Ks)
+    mats: list[np.ndarray] = []
+    ids: list[pd.Index | None] = []
+    for name, K in zip(names, raw, strict=True):
+        if isinstance(K, Spectral):
+            mats.append(K.matrix())
+        elif isinstance(K, np.ndarray) or not (isinstance(K, pd.DataFrame) or hasattr(K, "matrix")):
+            mats.append(check_kinship(K, name))
+        else:
+            mats.append(_kinship_array(K))
+        is_positional = isinstance(K, Spectral | np.ndarray) or not (
+            isinstance(K, pd.DataFrame) or hasattr(K, "samples")
+        )
+        ids.append(None if is_positional else _ids(K, name))
+    with_ids = [j for j, index in enumerate(ids) if index is not None]
+    if not with_ids:
+        sizes = {name: m.shape[0] for name, m in zip(names, mats, strict=True)}
+        if len(set(sizes.values())) > 1:
+            raise InputError(
+                f"the kinships have different sizes {sizes}; plain arrays are aligned by position "
+                "and must all be N×N for the same samples (pass DataFrames indexed by sample ID "
+                "to align them by ID)."
+            )
+        prepared = prepare(y, X, mats[0], genetic_name=names[0])
+        rows = [prepared.rows] * len(mats)
+    else:
+        ref = with_ids[0]
+        reference = ids[ref]
+        for j, index in enumerate(ids):
+            if index is None:
+                if mats[j].shape[0] != len(reference):
+                    raise InputError(
+                        f"{names[j]} has {mats[j].shape[0]} rows but {names[ref]} has "
+                        f"{len(reference)} samples; a plain-array kinship is aligned by position "
+                        f"with {names[ref]} and must have its size (or pass it as a DataFrame "
+                        "indexed by sample ID)."
+                    )
+                ids[j] = reference
+        prepared = prepare(y, X, _Samples(reference), genetic_name=names[ref])
+        prepared = _restrict(prepared, ids, names)
+        rows = [index.get_indexer(prepared.samples) for index in ids]
+    spectra = []
+    for j, (mat, r) in enumerate(zip(mats, rows, strict=True)):
+        K = raw[j]
+        if (
+            hasattr(K, "spectral")
+            and not isinstance(K, Spectral | np.ndarray)
+            and normalize
+            and np.array_equal(r, np.arange(mat.shape[0]))
+        ):
+            spectra.append(K.spectral())
+        else:
+            spectra.append(spectral_from_kinship(mat[np.ix_(r, r)], normalize=normalize))
+    return prepared, spectra, names

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from bayeslmm._inputs import kinship_inputs
+from bayeslmm._inputs import components_inputs, kinship_inputs
 from bayeslmm.errors import ConvergenceError, InputError, KinshipWarning
 from bayeslmm.spectral import Rotated, rotate_data, standardize
 
@@ -219,7 +219,6 @@ def _components_identifiable(Ks: list[np.ndarray]) -> bool:
 def _reml_components(y: Any, Ks: Any, X: Any, method: str, *, normalize: bool) -> RemlFit:
     """(RE)ML with several kinships: dense profiled likelihood over the shares."""
     from bayeslmm._multi_reml import BOUNDARY, DenseProblem, fit
-    from bayeslmm.components import components_inputs
 
     prepared, spectra, names = components_inputs(y, Ks, X, normalize=normalize)
     std = standardize(prepared.y, prepared.X)  # invariant to units and offsets
