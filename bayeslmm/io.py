@@ -34,6 +34,7 @@ import pandas as pd
 
 from bayeslmm._atomic import atomic_path
 from bayeslmm._data import positional_ids
+from bayeslmm._genetic import Kinship
 from bayeslmm.errors import DataWarning, InputError
 
 log = logging.getLogger("bayeslmm")
@@ -690,8 +691,6 @@ def read_grm(prefix: str | Path):
         ``matrix`` (float64 from GCTA's float32), ``samples`` (IID), ``n_snps`` (the largest
         entry of ``.grm.N.bin``, or 0 if that file is absent).
     """
-    from bayeslmm.kinship import Kinship
-
     paths = _grm_paths(prefix)
     for key in ("bin", "id"):
         if not paths[key].is_file():
