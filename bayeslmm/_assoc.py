@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-LOG_2PI = float(np.log(2 * np.pi))
+from bayeslmm.constants import LOG_2PI
+
 #: GEMMA's search range of λ = σg²/σe² for its K; bayeslmm multiplies it by the K scale.
 LAMBDA_RANGE = (1e-5, 1e5)
 #: Points of the log|H| table (see NullData.logdet_h).

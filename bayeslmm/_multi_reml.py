@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg, optimize, special
 
+from bayeslmm.constants import LOG_2PI
 from bayeslmm.errors import ConvergenceError
 
-LOG_2PI = float(np.log(2 * np.pi))
 # (scipy.special, not scipy.stats, which takes ~0.7 s to import: the same numbers, bit for bit,
 # as stats.chi2.ppf(0.95, 1) / 2 and stats.norm.ppf(0.975); tests/test_imports.py)
 CHI2_HALF = float(special.gammaincinv(0.5, 0.95))

@@ -19,10 +19,11 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import linalg
 
+from bayeslmm._family import ModelInfo
 from bayeslmm._inputs import components_inputs
+from bayeslmm.constants import LOG_2PI
 from bayeslmm.effects import draw_u, flat_draws, store_effects
 from bayeslmm.errors import InputError
-from bayeslmm.lmm import LOG_2PI, ModelInfo
 from bayeslmm.priors import (
     Prior,
     PriorLike,

@@ -16,12 +16,12 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from bayeslmm._data import prepare
+from bayeslmm._family import ModelInfo
+from bayeslmm.constants import LOG_2PI
 from bayeslmm.errors import InputError
-from bayeslmm.lmm import ModelInfo
 from bayeslmm.priors import Prior, PriorLike, add_prior, default_priors, describe, draw_prior
 from bayeslmm.spectral import Spectral, rotate_data
 
-LOG_2PI = float(np.log(2 * np.pi))
 PARAMETERS = ("beta", "sigma_e")
 
 

@@ -22,10 +22,10 @@ import pymc as pm
 import xarray as xr
 from xarray import DataTree
 
+from bayeslmm._family import ModelInfo
 from bayeslmm._version import __version__
 from bayeslmm.effects import draw_v, flat_draws, loo_pointwise, store_effects, u_and_loo
 from bayeslmm.errors import InputError, SamplingWarning
-from bayeslmm.lmm import ModelInfo
 from bayeslmm.priors import describe
 
 SAMPLERS = ("nutpie", "pymc")

@@ -17,10 +17,10 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import special
 
+from bayeslmm._family import ModelInfo, model_coords
 from bayeslmm._inputs import kinship_inputs
 from bayeslmm.effects import flat_draws, store_effects
 from bayeslmm.errors import InputError
-from bayeslmm.lmm import ModelInfo, _coords
 from bayeslmm.priors import Prior, PriorLike, _check_support, add_prior
 from bayeslmm.spectral import rotate_data
 
@@ -231,7 +231,7 @@ def probit_model(
     check_binary(y)
     data, spectral = kinship_inputs(y, K, X, normalize=normalize)
     parametrization, priors = probit_priors(priors, parametrization, data.y, data.X)
-    with pm.Model(coords=_coords(data, spectral)) as model:
+    with pm.Model(coords=model_coords(data, spectral)) as model:
         y_obs = pm.Data("y_binary", data.y, dims="sample")
         X_data = pm.Data("X", data.X, dims=("sample", "covariate"))
         U = pm.Data("eigenvectors", spectral.U, dims=("sample", "eigen"))

@@ -17,10 +17,10 @@ import pandas as pd
 from scipy import optimize, special
 
 from bayeslmm._inputs import components_inputs, kinship_inputs
+from bayeslmm.constants import LOG_2PI
 from bayeslmm.errors import ConvergenceError, InputError, KinshipWarning
 from bayeslmm.spectral import Rotated, rotate_data, standardize
 
-LOG_2PI = float(np.log(2 * np.pi))
 # (scipy.special, not scipy.stats, which takes ~0.7 s to import: the same numbers, bit for bit,
 # as stats.chi2.ppf(0.95, 1) / 2 and stats.norm.ppf(0.975); tests/test_imports.py)
 #: Half the 95 % quantile of chi-square(1): the drop in log-likelihood that bounds the interval.

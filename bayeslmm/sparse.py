@@ -23,9 +23,9 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayeslmm._data import Prepared
+from bayeslmm._family import null_space_term, variance_components
 from bayeslmm.effects import flat_draws, store_effects
 from bayeslmm.errors import InputError
-from bayeslmm.lmm import _null_space_term, _variance_components
 from bayeslmm.priors import (
     Prior,
     PriorLike,
@@ -474,7 +474,7 @@ def explicit_snp_model(
             tau0 = pm.Data("tau0", global_scale(options["n_nonzero"], n_snps, n))
             v, pip = horseshoe_effects(sigma_e2, priors, tau0, n * snp_var)
         else:
-            _, sigma_g2, sigma_e2 = _variance_components(parametrization, priors)
+            _, sigma_g2, sigma_e2 = variance_components(parametrization, priors)
             if prior == "normal":
                 v = normal_effects(sigma_g2, n_snps)
             else:
@@ -486,7 +486,7 @@ def explicit_snp_model(
             observed=y_rot,
             dims="eigen",
         )
-        _null_space_term(rot, beta, sigma_e2)
+        null_space_term(rot, beta, sigma_e2)
         var_g = effect_summaries(B, v, sigma_e2, ones_rot, n, pip=pip, snp_var=snp_var)
         if prior == "horseshoe":  # no σg² parameter: the realized genetic variance and PVE
             pm.Deterministic("sigma_g2", var_g)

@@ -11,7 +11,7 @@ import xarray as xr
 from scipy import stats
 
 import bayeslmm as bl
-from bayeslmm.lmm import _null_space_term, _variance_components
+from bayeslmm._family import null_space_term, variance_components
 from bayeslmm.priors import add_prior, resolve_priors
 from bayeslmm.simulate import simulate
 from bayeslmm.spectral import rotate_data
@@ -60,14 +60,14 @@ def _previous_explicit_build(y, G, X):
         X_rot = pm.Data("X_rot", rot.X1, dims=("eigen", "covariate"))
         B = pm.Data("snp_loadings", info.spectral.U.T @ info.W, dims=("eigen", "snp"))
         beta = add_prior("beta", priors["beta"], dims="covariate")
-        _, sigma_g2, sigma_e2 = _variance_components(parametrization, priors)
+        _, sigma_g2, sigma_e2 = variance_components(parametrization, priors)
         sigma_v2 = pm.Deterministic("sigma_v2", sigma_g2 / n_snps)
         z = pm.Normal("z", 0.0, 1.0, dims="snp")
         v = pm.Deterministic("v", pt.sqrt(sigma_v2) * z, dims="snp")
         pm.Normal(
             "y", mu=X_rot @ beta + B @ v, sigma=pt.sqrt(sigma_e2), observed=y_rot, dims="eigen"
         )
-        _null_space_term(rot, beta, sigma_e2)
+        null_space_term(rot, beta, sigma_e2)
     return model
 
 
