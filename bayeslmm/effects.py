@@ -251,8 +251,9 @@ def u_and_loo(
 
     The random part of u, :math:`U_1(\sqrt{c}\circ z)`,
     :math:`c_i = \sigma_g^2 s_i\sigma_e^2/(\sigma_g^2 s_i + \sigma_e^2)`, z ~ N(0, I), costs one
-    N×r product per draw that no tabulation removes; it is computed in float32 (single
-    precision GEMM, half the time of double) and added to the float64 mean. Its relative
+    N×r product per draw that no tabulation removes; where N·r ≥ :data:`FLOAT32_MIN_SIZE` it is
+    computed in float32 (single precision GEMM, half the time of double) and added to the
+    float64 mean. Its relative
     rounding, ~1e-7, is far below the Monte Carlo error of a posterior draw (~1e-2 of its sd
     with 4,000 draws), so the draws are statistically those of the exact conditional (the
     mean and covariance of many draws are tested against the dense formula); z is the same
@@ -322,24 +323,29 @@ def _add_u_noise(
 ) -> None:
     """Add the random part U1(√c ∘ z) of u to ``out`` in place [shape: (draws, n_samples)].
 
-    The product in float32 (see :func:`u_and_loo`); z drawn batch by batch in draw order, as
-    in :func:`draw_u`.
+    The product in float32 where N·r ≥ :data:`FLOAT32_MIN_SIZE` (see :func:`u_and_loo`), in
+    float64 below; z drawn batch by batch in draw order, as in :func:`draw_u`.
     """
     s = spectral.s
-    U32 = spectral.U.astype(np.float32)
-    buffer = np.empty(0, dtype=np.float32)
+    dtype = np.float32 if spectral.n * spectral.rank >= FLOAT32_MIN_SIZE else np.float64
+    U_cast = spectral.U.astype(dtype)
+    buffer = np.empty(0, dtype=dtype)
     for sl in _batches(out.shape[0], spectral.n + spectral.rank):
         g = sigma_g2[sl, None] * s[None, :]
         sd = np.sqrt(g * sigma_e2[sl, None] / (g + sigma_e2[sl, None]))
         sd *= rng.standard_normal(sd.shape)
         n = sd.shape[0]
         if buffer.size < n * spectral.n:
-            buffer = np.empty(n * spectral.n, dtype=np.float32)
+            buffer = np.empty(n * spectral.n, dtype=dtype)
         part = buffer[: n * spectral.n].reshape(n, spectral.n)
-        np.matmul(sd.astype(np.float32), U32.T, out=part)
+        np.matmul(sd.astype(dtype, copy=False), U_cast.T, out=part)
         out[sl] += part
 
 
+#: The random part of u is computed in float32 where N·r is at least this (below, the product
+#: is cheap, and float64 keeps draws equal to ~1e-9 across BLAS thread counts; float32 rounds
+#: the ~1e-16 thread-dependent differences of U to ~1e-7 of the random part).
+FLOAT32_MIN_SIZE = 1_000_000
 #: Grid step in log ρ of :func:`u_and_loo` (quintic Hermite error ~ step⁶/46080 per unit of
 #: the tabulated quantities).
 LOO_GRID_STEP = 0.05

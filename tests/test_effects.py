@@ -170,11 +170,14 @@ def test_u_and_loo__interpolated_mean_equals_exact(rng, m, monkeypatch):
 
 
 @pytest.mark.parametrize("m", [12, 90])
-def test_u_and_loo__float32_random_part_has_the_dense_mean_and_covariance(rng, m):
+def test_u_and_loo__float32_random_part_has_the_dense_mean_and_covariance(rng, m, monkeypatch):
     # at fixed parameters (the grid path: 40,000 draws on a one-cell grid) the draws have the
     # conditional mean and covariance of models/kinship_lmm/reference.py; the seed is fixed,
-    # so the check cannot flake
+    # so the check cannot flake; float32 forced at this small N
+    from bayeslmm import effects
     from bayeslmm.effects import u_and_loo
+
+    monkeypatch.setattr(effects, "FLOAT32_MIN_SIZE", 0)
 
     y, X, W = _setup(rng, m=m)
     spec = bl.spectral_from_genotypes(W)
@@ -193,6 +196,7 @@ def test_u_and_loo__float32_random_part_has_the_dense_mean_and_covariance(rng, m
     rot = rotate_data(spec, y, X)
     reference = draw_u(spec, rot.y1, rot.X1, *args, np.random.default_rng(1))
     np.testing.assert_allclose(draws, reference, rtol=0, atol=1e-5 * np.abs(reference).max())
+    assert not np.array_equal(draws, reference)  # (float32 was used)
 
 
 def test_u_and_loo__same_seed_same_draws(rng):
