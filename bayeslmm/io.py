@@ -36,6 +36,7 @@ from bayeslmm._atomic import atomic_path
 from bayeslmm._data import positional_ids
 from bayeslmm._genetic import Kinship
 from bayeslmm.errors import DataWarning, InputError
+from bayeslmm.spectral import check_kinship
 
 log = logging.getLogger("bayeslmm")
 
@@ -437,7 +438,9 @@ def read_bimbam(
     path = Path(path)
     if not path.is_file():
         raise InputError(f"BIMBAM file {path} not found.")
-    data = _read_bytes(path)
+    data = _read_bytes(path).removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
+    if not data.strip():
+        raise InputError(f"BIMBAM file {path} is empty; expected one line per SNP.")
     fast = _bimbam_fast(data)
     try:
         heads = [[f.decode() for f in head] for head in fast[0]] if fast else None
@@ -449,6 +452,15 @@ def read_bimbam(
         G = fast[1]
     G[G == -9] = np.nan  # -9.0 is the missing code -9 too
     names, a1, a2 = (list(col) for col in zip(*heads, strict=True))
+    outside = (G < -1e-6) | (G > 2 + 1e-6)  # NaN compares False
+    if outside.any():
+        i, k = np.argwhere(outside)[0]
+        raise InputError(
+            f"{path}: SNP {names[i]} (SNP {i + 1} of the file) has genotype {k + 1} = {G[i, k]:g}, "
+            f"outside 0..2 ({int(outside.sum())} such values); BIMBAM mean genotypes are "
+            f"expected counts of allele1 between 0 and 2 (missing: {MISSING_TEXT}). Fix the file "
+            "or rescale dosages given on another scale."
+        )
     n = G.shape[1]
     ids = positional_ids(n) if samples is None else np.asarray(samples, str)
     if ids.size != n:
@@ -591,21 +603,51 @@ def read_table(
     path = Path(path)
     if not path.is_file():
         raise InputError(f"table {path} not found.")
-    with _open_text(path) as handle:
-        first = handle.readline()
+    try:
+        with _open_text(path) as handle:
+            first = handle.readline().removeprefix("\ufeff")
+    except (UnicodeDecodeError, EOFError, OSError) as exc:
+        raise InputError(
+            f"{path} is not a text table ({exc}); give a UTF-8 (or gzipped UTF-8) text file."
+        ) from None
+    if not first.strip():
+        if not _read_bytes(path).strip():
+            raise InputError(
+                f"{path} is empty; give a table with one row per sample (FID IID values..., "
+                "or a header line and a sample-ID column)."
+            )
+        raise InputError(
+            f"{path} starts with an empty line; remove it (the first line is the header or "
+            "the first sample)."
+        )
     sep = "," if first.count(",") else ("\t" if "\t" in first else r"\s+")
     tokens = [t.strip() for t in (first.split(",") if sep == "," else first.split())]
     if header is None:
         header = sep == "," or _has_header(tokens, id_column, missing)
-    table = pd.read_csv(
-        path,
-        sep=sep,
-        header=0 if header else None,
-        dtype=str,
-        keep_default_na=False,
-        engine="python" if sep == r"\s+" else "c",
-        compression=_compression(path),
-    )
+    try:
+        table = pd.read_csv(
+            path,
+            sep=sep,
+            header=0 if header else None,
+            dtype=str,
+            keep_default_na=False,
+            engine="python" if sep == r"\s+" else "c",
+            compression=_compression(path),
+            encoding="utf-8-sig",
+        )
+    except pd.errors.ParserError as exc:
+        detail = str(exc).split(". Error could possibly")[0].removeprefix("Error tokenizing data. ")
+        raise InputError(
+            f"{path}: rows have different numbers of fields ({detail}); every line needs the "
+            "same columns (check for a stray separator, or spaces inside a value of a "
+            "whitespace-separated file)."
+        ) from None
+    except (UnicodeDecodeError, EOFError, OSError) as exc:
+        raise InputError(
+            f"{path} is not a text table ({exc}); give a UTF-8 (or gzipped UTF-8) text file."
+        ) from None
+    if table.empty:
+        raise InputError(f"{path} has a header line but no rows; give one row per sample.")
     if not header:
         if table.shape[1] < 3:
             raise InputError(f"{path}: a table without header needs FID, IID and a value column.")
@@ -757,6 +799,7 @@ def write_grm(
     matrix = np.asarray(getattr(K, "matrix", K), dtype=float)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise InputError(f"K must be square to write a GRM, got shape {matrix.shape}.")
+    matrix = check_kinship(matrix)  # finite and symmetric: GCTA stores one triangle
     n = matrix.shape[0]
     if samples is None:
         samples = getattr(K, "samples", None)

@@ -53,6 +53,16 @@ def as_genotypes(G: Any, samples: Any = None) -> Genotypes:
         raise InputError(f"genotypes must be numeric allele counts: {err}") from None
     if values.ndim != 2:
         raise InputError(f"genotypes must be a 2-D matrix (samples × SNPs), got {values.shape}.")
+    outside = ~np.isnan(values) & ((values < -1e-6) | (values > 2 + 1e-6))
+    if outside.any():
+        i, j = np.argwhere(outside)[0]
+        raise InputError(
+            f"genotypes must be allele counts or dosages in 0..2 (NaN = missing); "
+            f"{int(outside.sum())} "
+            f"values are not, the first {values[i, j]:g} at sample {i + 1}, SNP {j + 1}. Set "
+            "missing calls (-9, 3) to NaN; pass standardized genotypes to bl.snp_model, "
+            "not here."
+        )
     n, m = values.shape
     ids = np.asarray(samples if samples is not None else positional_ids(n), str)
     if len(ids) != n:

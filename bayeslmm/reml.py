@@ -456,6 +456,11 @@ def reml(
         if method not in ("reml", "ml"):
             raise InputError(f"method must be 'reml' or 'ml', got {method!r}.")
         return _reml_components(y, K, X, method, normalize=normalize)
+    if isinstance(grid_size, bool) or not isinstance(grid_size, int | np.integer) or grid_size < 3:
+        raise InputError(
+            f"grid_size must be an integer of at least 3 (points on h² ∈ [0, 1] before the "
+            f"bounded search), got {grid_size!r}; the default 101 suits almost every data set."
+        )
     prepared, spectral = kinship_inputs(y, K, X, normalize=normalize)
     std = standardize(prepared.y, prepared.X)  # invariant to units and offsets, see Notes
     rot = rotate_data(spectral, std.y, std.X)
