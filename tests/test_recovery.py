@@ -167,4 +167,5 @@ def test_sample__same_seed_same_draws_whatever_the_threads(tmp_path):
     default, again, single = run("2", "default", "a"), run("2", "default", "b"), run("1", "1", "c")
     for key in default.files:
         np.testing.assert_array_equal(default[key], again[key], err_msg=key)
-        np.testing.assert_allclose(single[key], default[key], rtol=1e-6, atol=1e-9, err_msg=key)
+        # u is O(1): an absolute 1e-7 covers its elements near 0 (measured: 2.4e-9)
+        np.testing.assert_allclose(single[key], default[key], rtol=1e-6, atol=1e-7, err_msg=key)
