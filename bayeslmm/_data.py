@@ -336,13 +336,14 @@ def prepare(
     if reference is None:
         n_ref = n_genetic if n_genetic is not None else y_values.shape[0]
         ref_ids = pd.Index(positional_ids(n_ref))
+        ref_name = genetic_name if n_genetic is not None else "y"
     else:
-        ref_ids = ids[reference]
+        ref_ids, ref_name = ids[reference], reference
     positional = [k for k, v in lengths.items() if v is not None and ids.get(k) is None]
     for k in positional:
         if lengths[k] != len(ref_ids):
             raise InputError(
-                f"{k} has {lengths[k]} rows but {reference or 'y'} has {len(ref_ids)} samples; "
+                f"{k} has {lengths[k]} rows but {ref_name} has {len(ref_ids)} samples; "
                 "plain arrays are aligned by position and must have the same length (pass pandas "
                 "objects indexed by sample ID to align by ID)."
             )

@@ -601,6 +601,8 @@ def read_table(
     ``header=`` overrides the rule.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"table {path} is a folder, not a file; give the table's file name.")
     if not path.is_file():
         raise InputError(f"table {path} not found.")
     try:
@@ -648,6 +650,14 @@ def read_table(
         ) from None
     if table.empty:
         raise InputError(f"{path} has a header line but no rows; give one row per sample.")
+    short = np.flatnonzero(table.isna().any(axis=1).to_numpy())  # fields absent, not empty
+    if short.size:
+        row = int(short[0])
+        raise InputError(
+            f"{path}, line {row + 1 + int(header)} has {int(table.iloc[row].notna().sum())} "
+            f"fields but the table has {table.shape[1]} columns ({short.size} such lines); write "
+            f"a missing value as {MISSING_TEXT} instead of leaving the field out."
+        )
     if not header:
         if table.shape[1] < 3:
             raise InputError(f"{path}: a table without header needs FID, IID and a value column.")
