@@ -978,6 +978,24 @@ CASES: list[Case] = [
         Raises(InputError, r"K has no row for 10 analysed samples.*build K on the same"),
     ),
     Case(
+        "kinship-non-autosomal-only",
+        "kinship of a fileset whose SNPs are all on X",
+        "error: autosomes only by default; autosomes_only=False",
+        lambda t, e: bl.kinship(bl.read_plink(chroms(t, e, ["X"]))),
+        Raises(InputError, r"all 200 SNPs are on X, .*pass autosomes_only=False"),
+    ),
+    Case(
+        "scan-chr-prefix-mixed",
+        ".bim mixing 'chr1' and '1' (one chromosome), scan with LOCO",
+        "one chromosome: DataWarning that LOCO cannot apply",
+        lambda t, e: bl.scan(
+            bl.read_plink(chroms(t, e, ["chr1", "1"])),
+            bl.read_table(f"{t}/sim.pheno.tsv")["y"],
+            progress=False,
+        ),
+        Warns(DataWarning, r"LOCO cannot apply: all on chromosome 1"),
+    ),
+    Case(
         "scan-chunk-size-0",
         "scan(chunk_size=0)",
         "error: chunk_size must be positive",
@@ -1124,6 +1142,13 @@ CASES: list[Case] = [
         "error naming the line",
         lambda t, e: bl.read_table(write(t, "p.csv", "IID,y\na,1\nb,2,3\n")),
         Raises(InputError, r"different numbers of fields.*line 3"),
+    ),
+    Case(
+        "table-csv-short-row",
+        "a CSV row with its last field left out ('b,3' under 'IID,y,age')",
+        "read as an empty field: the value is missing",
+        lambda t, e: bl.read_table(write(t, "p.csv", "IID,y,age\na,1,2\nb,3\nc,4,5\n")),
+        Correct(table_values({"y": [1, 3, 4], "age": [2, np.nan, 5]}, ["a", "b", "c"])),
     ),
     Case(
         "table-unknown-column",
@@ -1344,6 +1369,20 @@ CASES: list[Case] = [
         Raises(InputError, r"h2_observed must be a number, .* got str"),
     ),
     Case(
+        "liability-sample-prevalence-0",
+        "liability_h2(sample_prevalence=0)",
+        "error: the proportion of cases in (0, 1)",
+        lambda t, e: bl.liability_h2(0.2, 0.01, 0.0),
+        Raises(InputError, r"sample_prevalence \(the proportion of cases\) must lie in \(0, 1\)"),
+    ),
+    Case(
+        "liability-h2-above-1",
+        "liability_h2(h2_observed=1.5)",
+        "error: h2_observed in [0, 1]",
+        lambda t, e: bl.liability_h2(1.5, 0.01, 0.5),
+        Raises(InputError, r"h2_observed must lie in \[0, 1\]"),
+    ),
+    Case(
         "liability-value",
         "liability_h2(0.2, K=0.01, P=0.5)",
         "Lee et al. (2011) formula",
@@ -1536,6 +1575,13 @@ CASES: list[Case] = [
         ),
     ),
 ]
+
+
+def chroms(tmp: Path, env: Env, codes: list[str]) -> Path:
+    """A copy of the cohort whose .bim chromosomes cycle through ``codes``."""
+    prefix = env.copy_files(tmp)
+    bim_chroms(codes)(prefix)
+    return prefix
 
 
 def drop_chrom2(tmp: Path, env: Env) -> Path:
