@@ -261,7 +261,7 @@ def test_scan__kinship_object_decomposed_once_across_scans(monkeypatch):
         calls.append(1)
         return original(*args, **kwargs)
 
-    module = importlib.import_module("bayeslmm.kinship")  # bl.kinship is the function
+    module = importlib.import_module("bayeslmm._genetic")  # where Kinship.spectral finds it
     monkeypatch.setattr(module, "spectral_from_kinship", counted)
     first = bl.scan(geno, data.y, K=K, progress=False)
     second = bl.scan(geno, data.y + 1.0, K=K, progress=False)
