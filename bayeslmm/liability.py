@@ -8,14 +8,13 @@ the population prevalence may be uncertain, and a prior on it propagates to the 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
-import pytensor.tensor as pt
 import xarray as xr
 
 from bayeslmm.errors import InputError
-from bayeslmm.priors import Prior, draw_prior
 
 #: Draws of the liability h² when h² is a single number and the prevalence a distribution.
 DEFAULT_DRAWS = 4000
@@ -60,20 +59,35 @@ def _check_unit(values: np.ndarray, what: str, *, closed: bool) -> None:
         )
 
 
+def _is_pymc_object(value: Any) -> bool:
+    """Whether ``value`` is a :class:`~bayeslmm.Prior` or a PyTensor variable (a ``.dist()``).
+
+    Checked without importing PyMC: neither can exist before its module is loaded, so a number,
+    an array or a scipy distribution never loads PyMC here.
+    """
+    priors = sys.modules.get("bayeslmm.priors")
+    tensor = sys.modules.get("pytensor.tensor")
+    return (priors is not None and isinstance(value, priors.Prior)) or (
+        tensor is not None and isinstance(value, tensor.TensorVariable)
+    )
+
+
 def _prevalence_draws(
     prevalence: Any, shape: tuple[int, ...], random_seed: int | None, n_draws: int
 ) -> np.ndarray:
     """Population prevalence as a number or draws broadcastable to ``shape``."""
     size = shape if shape else (n_draws,)
     n = int(np.prod(size))
-    if isinstance(prevalence, Prior):
-        if prevalence.distribution in ("Flat", "Jeffreys"):
-            raise InputError(
-                f"a {prevalence.distribution} prior cannot be drawn from; give the prevalence "
-                "a proper prior on (0, 1), e.g. Prior('Beta', alpha=30, beta=970)."
-            )
-        prevalence = prevalence.dist()
-    if isinstance(prevalence, pt.TensorVariable):
+    if _is_pymc_object(prevalence):
+        from bayeslmm.priors import Prior, draw_prior
+
+        if isinstance(prevalence, Prior):
+            if prevalence.distribution in ("Flat", "Jeffreys"):
+                raise InputError(
+                    f"a {prevalence.distribution} prior cannot be drawn from; give the prevalence "
+                    "a proper prior on (0, 1), e.g. Prior('Beta', alpha=30, beta=970)."
+                )
+            prevalence = prevalence.dist()
         return draw_prior(prevalence, n, random_seed).reshape(size)
     if hasattr(prevalence, "rvs"):  # a frozen scipy.stats distribution
         rng = np.random.default_rng(random_seed)
