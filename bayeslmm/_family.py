@@ -16,6 +16,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm._data import Prepared
 from bayeslmm.constants import LOG_2PI
 from bayeslmm.priors import PriorLike, add_prior, describe

@@ -19,6 +19,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import linalg
 
+import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm._family import ModelInfo
 from bayeslmm._inputs import components_inputs
 from bayeslmm.constants import LOG_2PI

@@ -15,6 +15,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm._data import prepare
 from bayeslmm._family import ModelInfo
 from bayeslmm.constants import LOG_2PI

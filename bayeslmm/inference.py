@@ -22,6 +22,7 @@ import pymc as pm
 import xarray as xr
 from xarray import DataTree
 
+import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm._family import ModelInfo
 from bayeslmm._version import __version__
 from bayeslmm.effects import draw_v, flat_draws, loo_pointwise, store_effects, u_and_loo

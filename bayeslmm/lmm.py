@@ -15,6 +15,7 @@ from typing import Any
 import pymc as pm
 import pytensor.tensor as pt
 
+import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm._data import Prepared
 from bayeslmm._family import ModelInfo, model_coords, null_space_term, variance_components
 from bayeslmm._inputs import genotype_inputs, kinship_inputs

@@ -17,6 +17,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import special
 
+import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm._family import ModelInfo, model_coords
 from bayeslmm._inputs import kinship_inputs
 from bayeslmm.effects import flat_draws, store_effects

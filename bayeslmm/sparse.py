@@ -22,6 +22,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm._data import Prepared
 from bayeslmm._family import null_space_term, variance_components
 from bayeslmm.effects import flat_draws, store_effects

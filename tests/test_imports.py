@@ -1,4 +1,6 @@
-"""What ``import bayeslmm`` loads, and the PyTensor BLAS lookup it makes quiet but defers."""
+"""What ``import bayeslmm`` loads, and the PyTensor BLAS lookup that its PyMC side makes quiet
+but defers (``bayeslmm._backend``, run by the first PyMC-side module imported; what the numpy core
+and a bare ``import bayeslmm`` leave unloaded is in test_layering.py)."""
 
 import subprocess
 import sys
@@ -26,6 +28,7 @@ def _run(code: str) -> str:
 def test_import__no_scipy_stats_and_no_blas_lookup():
     out = _run(
         "import sys, bayeslmm, pytensor\n"
+        "bayeslmm.kinship_model, bayeslmm.sample  # the PyMC side\n"
         "param = pytensor.config._config_var_dict['blas__ldflags']\n"
         "print('scipy.stats' in sys.modules, 'arviz_stats' in sys.modules, hasattr(param, 'val'))"
     )
@@ -34,9 +37,10 @@ def test_import__no_scipy_stats_and_no_blas_lookup():
 
 def test_import__blas_lookup_at_first_c_compile_is_quiet():
     # PyTensor 3.3 still warns at the first C-backend compilation of a dot product (inside a
-    # graph rewrite, under the caller's filters); after import bayeslmm it must not
+    # graph rewrite, under the caller's filters); once bayeslmm's PyMC side is loaded it must not
     out = _run(
         "import bayeslmm, numpy as np, pytensor, pytensor.tensor as pt\n"
+        "bayeslmm.kinship_model  # loads the PyMC side, which sets PyTensor up\n"
         "from pytensor.compile.mode import Mode\n"
         "x, v, w = pt.matrix('x'), pt.vector('v'), pt.vector('w')\n"
         "f = pytensor.function([x, v, w], 2 * (x @ v) + w, mode=Mode(linker='cvm'))\n"
@@ -44,6 +48,19 @@ def test_import__blas_lookup_at_first_c_compile_is_quiet():
         "print(isinstance(pytensor.config.blas__ldflags, str))"
     )
     assert out.split("\n")[:2] == ["[7.0, 7.0, 7.0]", "True"]
+
+
+@pytest.mark.parametrize("module", ["bayeslmm.lmm", "bayeslmm.priors", "bayeslmm.inference"])
+def test_import__pymc_submodule_alone_makes_blas_lookup_quiet(module):
+    # a PyMC-side module imported directly (not through bayeslmm's lazy names) sets PyTensor up too
+    out = _run(
+        f"import {module}, numpy as np, pytensor, pytensor.tensor as pt\n"
+        "from pytensor.compile.mode import Mode\n"
+        "x, v = pt.matrix('x'), pt.vector('v')\n"
+        "f = pytensor.function([x, v], x @ v, mode=Mode(linker='cvm'))\n"
+        "print(f(np.ones((2, 2)), np.ones(2)).tolist())"
+    )
+    assert out.split("\n")[0] == "[2.0, 2.0]"
 
 
 @pytest.mark.parametrize("module", ["bayeslmm.reml", "bayeslmm._multi_reml"])

@@ -1,0 +1,242 @@
+"""Layering (issue 10, point 6): the numpy core loads no PyMC, ``import bayeslmm`` loads the PyMC
+side lazily, and the package has no import cycles.
+
+What a module loads is checked in a fresh interpreter each time (``sys.modules`` of the test
+process has everything loaded already); the import graph is read statically from the sources.
+"""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "bayeslmm"
+
+#: Heavy dependencies the numpy core must not load.
+HEAVY = ("pymc", "pytensor", "arviz", "arviz_base", "arviz_stats", "nutpie", "numba")
+
+#: The numpy core: data, readers, spectral algebra, kinships, REML, scans, simulation, plots,
+#: the conditional draws of u and v, liability transforms, errors and the CLI's module level.
+CORE = (
+    "bayeslmm",
+    "bayeslmm._assoc",
+    "bayeslmm._atomic",
+    "bayeslmm._data",
+    "bayeslmm._genetic",
+    "bayeslmm._inputs",
+    "bayeslmm._multi_reml",
+    "bayeslmm._version",
+    "bayeslmm.cli",
+    "bayeslmm.constants",
+    "bayeslmm.effects",
+    "bayeslmm.errors",
+    "bayeslmm.gwas",
+    "bayeslmm.io",
+    "bayeslmm.kinship",
+    "bayeslmm.liability",
+    "bayeslmm.pca",
+    "bayeslmm.plots",
+    "bayeslmm.reml",
+    "bayeslmm.simulate",
+    "bayeslmm.spectral",
+)
+
+
+def _run(code: str) -> str:
+    """Run ``code`` in a fresh interpreter with warnings as errors; its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _loaded_heavy() -> str:
+    """Code that prints the heavy modules loaded so far, one line, space-separated."""
+    return f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+
+
+def _imports(path: Path, *, module_level: bool) -> set[str]:
+    """bayeslmm modules imported by ``path`` (``bayeslmm`` itself for the package).
+
+    ``module_level``: only imports run when the module is imported (at top level, or under a
+    top-level ``if``/``try``, not under ``if TYPE_CHECKING``); otherwise every import, those
+    inside functions included.
+    """
+    found: set[str] = set()
+
+    def name_of(module: str) -> str | None:
+        parts = module.split(".")
+        if parts[0] != "bayeslmm":
+            return None
+        return "bayeslmm" if len(parts) == 1 else f"bayeslmm.{parts[1]}"
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                found.update(n for a in node.names if (n := name_of(a.name)))
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # (relative imports: none today, counted if added)
+                    found.add(f"bayeslmm.{(node.module or '').split('.')[0]}".rstrip("."))
+                elif node.module and node.module == "bayeslmm":
+                    for alias in node.names:
+                        sub = PACKAGE / f"{alias.name}.py"
+                        found.add(f"bayeslmm.{alias.name}" if sub.exists() else "bayeslmm")
+                elif node.module and (n := name_of(node.module)):
+                    found.add(n)
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            elif isinstance(node, ast.If | ast.Try | ast.With):
+                visit(node.body)
+                visit(getattr(node, "orelse", []))
+                visit(getattr(node, "finalbody", []))
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body)
+            elif not module_level and isinstance(
+                node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+            ):
+                visit(node.body)
+            elif not module_level:
+                for child in ast.walk(node):
+                    if isinstance(child, ast.stmt) and child is not node:
+                        visit([child])
+
+    visit(ast.parse(path.read_text()).body)
+    return found
+
+
+def _graph(*, module_level: bool) -> dict[str, set[str]]:
+    graph = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        name = "bayeslmm" if path.stem == "__init__" else f"bayeslmm.{path.stem}"
+        graph[name] = _imports(path, module_level=module_level) - {name}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (a list of modules, the first repeated at the end), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def _third_party(path: Path) -> set[str]:
+    """Top-level names of the non-bayeslmm packages ``path`` imports at module level."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names - {"bayeslmm"}
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_module__imports_without_pymc(module):
+    out = _run(f"import sys, importlib\nimportlib.import_module({module!r})\n" + _loaded_heavy())
+    assert out.strip() == "", f"importing {module} loaded {out.strip()}"
+
+
+def test_import_bayeslmm__numpy_path_loads_no_pymc_then_kinship_model_does():
+    out = _run(
+        "import sys\n"
+        "import bayeslmm as bl\n"
+        "d = bl.simulate(120, 300, 0.5, n_covariates=1, seed=3)\n"
+        "fit = bl.reml(d.y, d.K, d.X)\n"
+        "assert 0.0 <= fit.h2 <= 1.0 and fit.h2_se > 0\n"
+        "K = bl.kinship(d.G, 'standardized_empirical')\n"
+        "table = bl.scan(d.G[:, :40], d.y, K=K)\n"
+        "assert len(table) == 40\n"
+        "assert 0.0 < float(bl.liability_h2(0.2, 0.01, 0.5)) < 1.0\n"
+        + _loaded_heavy()
+        + "model = bl.kinship_model(d.y, d.K, d.X)\n"
+        "print(sorted(v.name for v in model.free_RVs))\n"
+        "print('pymc' in sys.modules, 'pytensor' in sys.modules)\n"
+    )
+    heavy, free, loaded = out.split("\n")[:3]
+    assert heavy == "", f"the numpy path loaded {heavy}"
+    assert free == "['beta', 'h2', 'sigma_p']"
+    assert loaded == "True True"
+
+
+def test_import_bayeslmm__every_public_name_resolves():
+    out = _run(
+        "import bayeslmm as bl, importlib\n"
+        "missing = [n for n in bl.__all__ if not hasattr(bl, n)]\n"
+        "undir = sorted(set(bl.__all__) - set(dir(bl)))\n"
+        "lazy_unlisted = sorted(set(bl._LAZY) - set(bl.__all__))\n"
+        "wrong = [n for n, m in bl._LAZY.items()\n"
+        "         if getattr(bl, n) is not getattr(importlib.import_module(m), n)]\n"
+        "modules = [n for n in bl.__all__ if type(getattr(bl, n)).__name__ == 'module']\n"
+        "print(missing, undir, lazy_unlisted, wrong, modules)\n"
+        "from bayeslmm import *  # noqa: F403\n"
+        "from bayeslmm import sample, Prior, kinship_model\n"
+        "print(callable(sample), Prior('HalfNormal', sigma=1.0).distribution)\n"
+    )
+    assert out.split("\n")[:2] == ["[] [] [] [] []", "True HalfNormal"]
+
+
+def test_import_bayeslmm__unknown_name_is_attribute_error():
+    import bayeslmm as bl
+
+    with pytest.raises(AttributeError, match="has no attribute 'not_a_name'"):
+        _ = bl.not_a_name
+
+
+@pytest.mark.parametrize("module_level", [True, False], ids=["module_level", "all_imports"])
+def test_import_graph__no_cycle(module_level):
+    # module level: what ``import`` runs. All imports (function-local ones too): the lazy ones
+    # (gwas -> inference for null="map", lmm -> components/probit/loci/sparse, inference ->
+    # _nutpie, cli -> bayeslmm) point one way only as well.
+    graph = _graph(module_level=module_level)
+    assert "bayeslmm.lmm" in graph["bayeslmm.gwas"] or module_level  # (the reader sees them)
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+
+
+def test_import_graph__core_reaches_no_pymc_module():
+    graph = _graph(module_level=True)
+    core = {m for m in CORE if m != "bayeslmm"}
+    heavy = {
+        name
+        for name in graph
+        if name != "bayeslmm" and _third_party(PACKAGE / f"{name.split('.')[1]}.py") & set(HEAVY)
+    }
+    for module in sorted(core):
+        seen, todo = set(), [module]
+        while todo:
+            for dep in graph[todo.pop()] - seen:
+                seen.add(dep)
+                todo.append(dep)
+        assert not seen & heavy, f"{module} imports {sorted(seen & heavy)} at module level"
+
+
+def test_pymc_side_modules__set_pytensor_up_first():
+    # the BLAS-warning set-up (bayeslmm._backend) must run before any model is built: every
+    # module that imports PyMC or PyTensor at module level imports it
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.stem in ("_backend", "__init__") or not _third_party(path) & {"pymc", "pytensor"}:
+            continue
+        assert "bayeslmm._backend" in _imports(path, module_level=True), path.name
