@@ -4,6 +4,8 @@ Posterior SNP-heritability from PyMC models in the eigenbasis of the kinship mat
 profiled REML path, and the tools to compare models.
 """
 
+import sys as _sys
+import types as _types
 from typing import TYPE_CHECKING
 
 from bayeslmm._version import __version__
@@ -66,6 +68,24 @@ def __getattr__(name: str) -> object:
 def __dir__() -> list[str]:
     """The module's names, the lazy public ones included."""
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(_types.ModuleType):
+    """bayeslmm's module type: a lazy public function keeps its name when its module loads.
+
+    ``bl.compare`` (a function) and ``bayeslmm.compare`` (its module) share a name, and the
+    import system binds a submodule on its package when it first loads it (``from
+    bayeslmm.compare import loo``), which would make ``bl.compare`` the module. That binding is
+    skipped for the names of :data:`_LAZY`; the module stays in ``sys.modules``.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _LAZY and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

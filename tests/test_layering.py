@@ -199,6 +199,18 @@ def test_import_bayeslmm__every_public_name_resolves():
     assert out.split("\n")[:2] == ["[] [] [] [] []", "True HalfNormal"]
 
 
+def test_import_bayeslmm__compare_stays_the_function_after_its_module_loads():
+    # bl.compare shares its name with the module bayeslmm.compare, which the import system binds
+    # on the package when it first loads it
+    out = _run(
+        "from bayeslmm.compare import loo\n"
+        "import bayeslmm as bl\n"
+        "import bayeslmm.compare\n"
+        "print(type(bl.compare).__name__, bl.compare.__name__, bl.loo is loo)\n"
+    )
+    assert out.split("\n")[0] == "function compare True"
+
+
 def test_import_bayeslmm__unknown_name_is_attribute_error():
     import bayeslmm as bl
 
