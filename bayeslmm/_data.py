@@ -86,7 +86,27 @@ class Prepared:
         return self.y.shape[0]
 
 
-def _ids(obj: Any, what: str) -> pd.Index | None:
+def sample_ids(obj: Any, what: str) -> pd.Index | None:
+    """The sample IDs an input carries, as strings, or None for an input that carries none.
+
+    Parameters
+    ----------
+    obj
+        A pandas Series or DataFrame (IDs from its index), an object with a ``.samples``
+        attribute (Genotypes, Kinship), or anything else (a plain array: no IDs).
+    what
+        The input's name (``"y"``, ``"X"``, ``"K"``), for the error message.
+
+    Returns
+    -------
+    pandas.Index or None
+        The IDs as strings [shape: (n_samples,)], or None.
+
+    Raises
+    ------
+    InputError
+        If an ID appears more than once.
+    """
     if isinstance(obj, pd.Series | pd.DataFrame):
         index = obj.index.astype(str)
     elif hasattr(obj, "samples") and not isinstance(obj, np.ndarray):
@@ -325,9 +345,9 @@ def prepare(
             raise InputError(f"{genetic_name} must be a 2-D matrix, got shape {shape}.")
         n_genetic = shape[0]
     ids = {
-        genetic_name: _ids(genetic, genetic_name) if genetic is not None else None,
-        "y": _ids(y, "y"),
-        "X": _ids(X, "X") if X is not None else None,
+        genetic_name: sample_ids(genetic, genetic_name) if genetic is not None else None,
+        "y": sample_ids(y, "y"),
+        "X": sample_ids(X, "X") if X is not None else None,
     }
     lengths = {"y": y_values.shape[0], genetic_name: n_genetic}
     if X is not None:

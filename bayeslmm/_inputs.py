@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayeslmm._data import Prepared, _ids, dropped_message, prepare
+from bayeslmm._data import Prepared, dropped_message, prepare, sample_ids
 from bayeslmm.errors import DataWarning, InputError
 from bayeslmm.spectral import (
     Spectral,
@@ -20,7 +20,27 @@ from bayeslmm.spectral import (
 )
 
 
-def _kinship_array(K: Any) -> np.ndarray:
+def kinship_array(K: Any) -> np.ndarray:
+    """The kinship matrix of an array, DataFrame or Kinship ``K``, checked, as a float array.
+
+    Parameters
+    ----------
+    K
+        An array, a DataFrame indexed both ways by the same sample IDs (in the same order), or
+        an object with a ``.matrix`` attribute (a Kinship). A :class:`Spectral` is not accepted
+        here (it has no matrix to read; :func:`kinship_inputs` handles it first).
+
+    Returns
+    -------
+    ndarray
+        [shape: (n_samples, n_samples)], as returned by
+        :func:`~bayeslmm.spectral.check_kinship` (square, finite, symmetric).
+
+    Raises
+    ------
+    InputError
+        A DataFrame whose row and column labels differ, or a matrix that fails the check.
+    """
     if isinstance(K, pd.DataFrame):
         if not K.index.astype(str).equals(K.columns.astype(str)):
             raise InputError(
@@ -48,7 +68,7 @@ def kinship_inputs(
             return prepared, K
         block = K.matrix()[np.ix_(prepared.rows, prepared.rows)]
         return prepared, spectral_from_kinship(block, normalize=normalize)
-    matrix = _kinship_array(K)
+    matrix = kinship_array(K)
     prepared = prepare(y, X, K if not isinstance(K, np.ndarray) else matrix, genetic_name="K")
     rows = prepared.rows
     if hasattr(K, "spectral") and np.array_equal(rows, np.arange(matrix.shape[0])) and normalize:
@@ -221,11 +241,11 @@ def components_inputs(
         elif isinstance(K, np.ndarray) or not (isinstance(K, pd.DataFrame) or hasattr(K, "matrix")):
             mats.append(check_kinship(K, name))
         else:
-            mats.append(_kinship_array(K))
+            mats.append(kinship_array(K))
         is_positional = isinstance(K, Spectral | np.ndarray) or not (
             isinstance(K, pd.DataFrame) or hasattr(K, "samples")
         )
-        ids.append(None if is_positional else _ids(K, name))
+        ids.append(None if is_positional else sample_ids(K, name))
     with_ids = [j for j, index in enumerate(ids) if index is not None]
     if not with_ids:
         sizes = {name: m.shape[0] for name, m in zip(names, mats, strict=True)}

@@ -28,8 +28,8 @@ from bayeslmm.errors import InputError
 from bayeslmm.priors import (
     Prior,
     PriorLike,
-    _check_support,
     add_prior,
+    check_support,
     default_priors,
     draw_prior,
 )
@@ -146,9 +146,9 @@ def resolve_component_priors(
         if name == "shares":
             _check_shares(prior, k)
         elif name == "sigma_g2_component":
-            _check_support("sigma_g2", prior, (k,))
+            check_support("sigma_g2", prior, (k,))
         else:
-            _check_support(name, prior, (X.shape[1],) if name == "beta" else ())
+            check_support(name, prior, (X.shape[1],) if name == "beta" else ())
     return parametrization, merged
 
 

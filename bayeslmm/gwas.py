@@ -33,7 +33,7 @@ from bayeslmm._assoc import (
 )
 from bayeslmm._atomic import atomic_path, check_outputs
 from bayeslmm._data import Prepared, prepare
-from bayeslmm._inputs import _kinship_array
+from bayeslmm._inputs import kinship_array
 from bayeslmm.errors import DataWarning, InputError
 from bayeslmm.io import Genotypes, normalize_chromosomes
 from bayeslmm.kinship import Kinship, as_genotypes, in_kinship, kinship, loco_kinships
@@ -339,7 +339,7 @@ def _groups(
 
 def _aligned(K: Any, genotypes: Genotypes, data: Prepared) -> Any:
     """K over the analysed samples in their order: K itself when it already is, else a copy."""
-    matrix = _kinship_array(K)
+    matrix = kinship_array(K)
     if isinstance(K, pd.DataFrame):
         ids = pd.Index(K.index.astype(str))
     elif hasattr(K, "samples"):
@@ -401,7 +401,7 @@ def _input_fingerprint(g: Genotypes, K: Any) -> dict:
     if K is not None:
         kinships = K if isinstance(K, Mapping) else {"K": K}
         for name, k in kinships.items():
-            found[f"kinship {name}"] = _array_hash(_kinship_array(k))
+            found[f"kinship {name}"] = _array_hash(kinship_array(k))
     return found
 
 
@@ -586,9 +586,9 @@ def scan(
         raise InputError(f"chunk_size must be positive, got {chunk_size}.")
     g = as_genotypes(genotypes)
     data = prepare(y, X, g, genetic_name="genotypes", square=False)
-    from bayeslmm.io import _as_index
+    from bayeslmm.io import as_index
 
-    snp_idx = _as_index(snps, g.n_snps, "SNPs")
+    snp_idx = as_index(snps, g.n_snps, "SNPs")
     if resume and out is None:
         raise InputError("resume=True continues a scan written to a file; give out= as well.")
     out_path = check_outputs([out], overwrite=overwrite)[0] if out is not None else None

@@ -56,8 +56,29 @@ DEFAULT_CHUNK = 2048
 Index = slice | Sequence[int] | np.ndarray | None
 
 
-def _as_index(index: Index, n: int, what: str) -> np.ndarray:
-    """Turn None, a slice, booleans or integers into an integer array, with bounds checks."""
+def as_index(index: Index, n: int, what: str) -> np.ndarray:
+    """Turn a selection of SNPs or samples into an array of non-negative positions.
+
+    Parameters
+    ----------
+    index
+        None (all), a slice, a boolean mask [shape: (n,)] or integer positions (negative ones
+        count from the end).
+    n
+        Number of items (SNPs or samples) selected from.
+    what
+        What is selected (``"SNPs"``, ``"samples"``), for the error messages.
+
+    Returns
+    -------
+    ndarray of intp
+        The selected positions, each in ``[0, n)``, in the order given.
+
+    Raises
+    ------
+    InputError
+        A mask of the wrong length, non-integer positions, or a position out of range.
+    """
     if index is None:
         return np.arange(n)
     if isinstance(index, slice):
@@ -205,8 +226,8 @@ class Genotypes:
         ndarray
             [shape: (n_selected_samples, n_selected_snps)].
         """
-        snp_idx = _as_index(snps, self.n_snps, "SNPs")
-        sample_idx = _as_index(samples, self.n_samples, "samples")
+        snp_idx = as_index(snps, self.n_snps, "SNPs")
+        sample_idx = as_index(samples, self.n_samples, "samples")
         if snp_idx.size == 0 or sample_idx.size == 0:
             return np.empty((sample_idx.size, snp_idx.size))
         return self._reader(sample_idx, snp_idx)
@@ -215,7 +236,7 @@ class Genotypes:
         self, chunk_size: int = DEFAULT_CHUNK, snps: Index = None, samples: Index = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Iterate over SNP blocks: yields (SNP positions, genotypes [samples × block])."""
-        snp_idx = _as_index(snps, self.n_snps, "SNPs")
+        snp_idx = as_index(snps, self.n_snps, "SNPs")
         if chunk_size < 1:
             raise InputError(f"chunk_size must be positive, got {chunk_size}.")
         for start in range(0, snp_idx.size, chunk_size):

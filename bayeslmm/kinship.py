@@ -23,7 +23,7 @@ from bayeslmm.io import (
     DEFAULT_CHUNK,
     Genotypes,
     Index,
-    _as_index,
+    as_index,
     is_autosome,
     normalize_chromosomes,
 )
@@ -359,8 +359,8 @@ def _validate(
         raise InputError(f"maf must lie in [0, 0.5), got {maf}.")
     if not 0 <= max_missing <= 1:
         raise InputError(f"max_missing must lie in [0, 1], got {max_missing}.")
-    snp_idx = _as_index(snps, genotypes.n_snps, "SNPs")
-    sample_idx = _as_index(samples, genotypes.n_samples, "samples")
+    snp_idx = as_index(snps, genotypes.n_snps, "SNPs")
+    sample_idx = as_index(samples, genotypes.n_samples, "samples")
     if weights is not None:
         weights = np.asarray(weights, dtype=float)
         if method != "ldak":

@@ -152,8 +152,27 @@ def draw_prior(rv: pt.TensorVariable, draws: int = 200, random_seed: int = 0) ->
     )
 
 
-def _check_support(name: str, prior: PriorLike, shape: tuple[int, ...]) -> None:
-    """Draw from the prior and check the draws lie in the parameter's support."""
+def check_support(name: str, prior: PriorLike, shape: tuple[int, ...]) -> None:
+    """Check that a prior is a proper distribution on its parameter's support.
+
+    Draws from the prior (a few hundred values) and checks every draw lies inside
+    ``SUPPORT[name]``; the special priors (``SPECIAL``) are checked by their rules instead.
+
+    Parameters
+    ----------
+    name
+        The parameter (a key of ``SUPPORT``: ``"h2"``, ``"sigma_p"``, ``"beta"``, ...).
+    prior
+        A :class:`Prior` or a PyMC ``.dist()`` variable.
+    shape
+        The parameter's shape (``(n_covariates,)`` for ``beta``, ``()`` for a scalar).
+
+    Raises
+    ------
+    InputError
+        If the prior cannot be built, or puts mass outside the support, or is a special prior
+        that the parameter cannot take (Jeffreys on a signed parameter, anything improper on h2).
+    """
     lower, upper = SUPPORT[name]
     if isinstance(prior, Prior) and prior.distribution in SPECIAL:
         if prior.distribution == "Jeffreys" and lower < 0:
@@ -272,7 +291,7 @@ def resolve_priors(
                 f"the prior for '{name}' must be a bayeslmm.Prior or a PyMC distribution made "
                 f"with .dist(...), got {type(prior).__name__}."
             )
-        _check_support(name, prior, (X.shape[1],) if name == "beta" else ())
+        check_support(name, prior, (X.shape[1],) if name == "beta" else ())
     return parametrization, merged
 
 

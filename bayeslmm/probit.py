@@ -22,7 +22,7 @@ from bayeslmm._family import ModelInfo, model_coords
 from bayeslmm._inputs import kinship_inputs
 from bayeslmm.effects import flat_draws, store_effects
 from bayeslmm.errors import InputError
-from bayeslmm.priors import Prior, PriorLike, _check_support, add_prior
+from bayeslmm.priors import Prior, PriorLike, add_prior, check_support
 from bayeslmm.spectral import rotate_data
 
 #: Free parameters of each parametrization of the probit model, besides ``beta``.
@@ -166,7 +166,7 @@ def probit_priors(
                 f"the prior for '{name}' must be a bayeslmm.Prior or a PyMC distribution made "
                 f"with .dist(...), got {type(prior).__name__}."
             )
-        _check_support(name, prior, (X.shape[1],) if name == "beta" else ())
+        check_support(name, prior, (X.shape[1],) if name == "beta" else ())
     return parametrization, merged
 
 

@@ -30,8 +30,8 @@ from bayeslmm.errors import InputError
 from bayeslmm.priors import (
     Prior,
     PriorLike,
-    _check_support,
     add_prior,
+    check_support,
     default_priors,
     draw_prior,
     resolve_priors,
@@ -194,7 +194,7 @@ def _horseshoe_priors(
                 f"the prior for '{name}' must be a bayeslmm.Prior or a PyMC distribution made "
                 f"with .dist(...), got {type(value).__name__}."
             )
-        _check_support(name, value, (X.shape[1],) if name == "beta" else ())
+        check_support(name, value, (X.shape[1],) if name == "beta" else ())
     nu, scale = options["slab_df"], options["slab_scale"]
     merged["lambda"] = Prior("HalfCauchy", beta=1.0)
     merged["tau_unit"] = Prior("HalfCauchy", beta=1.0)

@@ -252,3 +252,47 @@ def test_pymc_side_modules__set_pytensor_up_first():
         if path.stem in ("_backend", "__init__") or not _third_party(path) & {"pymc", "pytensor"}:
             continue
         assert "bayeslmm._backend" in _imports(path, module_level=True), path.name
+
+
+def _private_uses(path: Path) -> list[str]:
+    """Leading-underscore names that ``path`` takes from another bayeslmm module.
+
+    Both ``from bayeslmm.mod import _name`` (anywhere in the file, function-local imports too)
+    and ``mod._name`` on a bayeslmm module bound by ``import bayeslmm.mod [as mod]`` or
+    ``from bayeslmm import mod``. A module whose own name has a leading underscore
+    (``bayeslmm._data``) is fine; dunders (``__version__``) are too.
+    """
+    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    here = "bayeslmm" if path.stem == "__init__" else f"bayeslmm.{path.stem}"
+    tree = ast.parse(path.read_text())
+    bound: dict[str, str] = {}  # local name -> bayeslmm module
+    found = []
+
+    def private(name: str) -> bool:
+        return name.startswith("_") and not name.startswith("__")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "bayeslmm":
+            for alias in node.names:
+                if node.module == "bayeslmm" and alias.name in modules:
+                    bound[alias.asname or alias.name] = f"bayeslmm.{alias.name}"
+                elif private(alias.name) and node.module != here:
+                    found.append(f"line {node.lineno}: from {node.module} import {alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("bayeslmm."):
+                    bound[alias.asname or alias.name] = alias.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and private(node.attr):
+            owner = bound.get(ast.unparse(node.value))
+            if owner is not None and owner != here:
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_private_names__not_imported_across_modules():
+    # a helper another module needs gets a public name (and a docstring) in its own module
+    found = {
+        path.name: uses for path in sorted(PACKAGE.glob("*.py")) if (uses := _private_uses(path))
+    }
+    assert found == {}
