@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # Regenerates the frozen peer-tool outputs in tests/data/eur/ from the 1000 Genomes EUR example.
-#   usage: bash validation/eur_gemma.sh [WORKDIR]     (needs apt: installs gemma, plink2, bolt-lmm)
+#   usage: bash validation/eur_gemma.sh [WORKDIR]
+# Runs from any clone, from any directory. Needs the shared data scripts beside the clone
+# (../shared/data/fetch_eur_example.sh, as in the workspace and CI; or SHARED=/path/to/shared) and
+# root or sudo for apt-get: that script installs gemma, plink2, bolt-lmm and bolt-lmm-example (the
+# source of the EUR data) and builds the data in WORKDIR; nothing needs to be built beforehand.
 # WORKDIR (default: a fresh temp dir) receives the EUR example and all full tool outputs; only
 # small slices are frozen into tests/data/eur/ (see its README.md). Tests never run this: they
 # read the frozen files. Re-run it to refresh them, then commit.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$(mktemp -d)}
-bash "$here/../shared/data/fetch_eur_example.sh" "$work" >/dev/null
+fetch="${SHARED:-$here/../shared}/data/fetch_eur_example.sh"
+if [ ! -f "$fetch" ]; then
+  echo "eur_gemma.sh: $fetch not found; the EUR data are built by the shared data scripts, kept" \
+    "beside the clone (../shared); set SHARED=/path/to/shared to use another copy" >&2
+  exit 1
+fi
+bash "$fetch" "$work" >/dev/null
 out="$here/tests/data/eur"
 mkdir -p "$out/gemma" "$out/plink2"
 cd "$work"
@@ -19,9 +29,10 @@ for s in eurA eurB; do
   for k in sXX cXX; do
     # shellcheck disable=SC2086
     gemma -bfile "$s" -k "output/$s.$k.txt" $cov -lmm 4 -maf 0 -o "${s}_${k}_lmm4" >/dev/null
-    # keep the frozen log when only its date and timing lines differ (no churn on re-runs)
+    # keep the frozen log when only its date, timing and machine lines (OpenBLAS's CPU kernel
+    # and thread count) differ: no churn on re-runs or on another CPU
     log="output/${s}_${k}_lmm4.log.txt"; old="$out/gemma/${s}_${k}_lmm4.log.txt"
-    strip() { grep -v -e '^## Date' -e 'time' "$1"; }
+    strip() { grep -v -e '^## Date' -e 'time' -e '^## OpenBlas' -e '^##   arch' -e '^##   threads' "$1"; }
     [ -f "$old" ] && cmp -s <(strip "$log") <(strip "$old") || cp "$log" "$out/gemma/"
     # per-SNP table: plain text, gzipped (deterministic: -n) only when over 300 KB
     a="output/${s}_${k}_lmm4.assoc.txt"
