@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from bayeslmm.constants import LOG_2PI
 from bayeslmm.errors import SamplingWarning
 from bayeslmm.spectral import Spectral
 
-LOG_2PI = float(np.log(2 * np.pi))
 #: Above this many numbers (draws × samples or SNPs) random effects are not stored.
 MAX_EFFECT_VALUES = 100_000_000
 
