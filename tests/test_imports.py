@@ -2,31 +2,14 @@
 but defers (``bayeslmm._backend``, run by the first PyMC-side module imported; what the numpy core
 and a bare ``import bayeslmm`` leave unloaded is in test_layering.py)."""
 
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _run(code: str) -> str:
-    """Run ``code`` in a fresh interpreter with warnings as errors; its stdout."""
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr  # (a failed rewrite prints one)
-    return done.stdout
+from tests.fresh import run_fresh
 
 
 def test_import__no_scipy_stats_and_no_blas_lookup():
-    out = _run(
+    out = run_fresh(
         "import sys, bayeslmm, pytensor\n"
         "bayeslmm.kinship_model, bayeslmm.sample  # the PyMC side\n"
         "param = pytensor.config._config_var_dict['blas__ldflags']\n"
@@ -38,7 +21,7 @@ def test_import__no_scipy_stats_and_no_blas_lookup():
 def test_import__blas_lookup_at_first_c_compile_is_quiet():
     # PyTensor 3.3 still warns at the first C-backend compilation of a dot product (inside a
     # graph rewrite, under the caller's filters); once bayeslmm's PyMC side is loaded it must not
-    out = _run(
+    out = run_fresh(
         "import bayeslmm, numpy as np, pytensor, pytensor.tensor as pt\n"
         "bayeslmm.kinship_model  # loads the PyMC side, which sets PyTensor up\n"
         "from pytensor.compile.mode import Mode\n"
@@ -53,7 +36,7 @@ def test_import__blas_lookup_at_first_c_compile_is_quiet():
 @pytest.mark.parametrize("module", ["bayeslmm.lmm", "bayeslmm.priors", "bayeslmm.inference"])
 def test_import__pymc_submodule_alone_makes_blas_lookup_quiet(module):
     # a PyMC-side module imported directly (not through bayeslmm's lazy names) sets PyTensor up too
-    out = _run(
+    out = run_fresh(
         f"import {module}, numpy as np, pytensor, pytensor.tensor as pt\n"
         "from pytensor.compile.mode import Mode\n"
         "x, v = pt.matrix('x'), pt.vector('v')\n"

@@ -6,11 +6,11 @@ process has everything loaded already); the import graph is read statically from
 """
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fresh import run_fresh
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "bayeslmm"
@@ -43,19 +43,6 @@ CORE = (
     "bayeslmm.simulate",
     "bayeslmm.spectral",
 )
-
-
-def _run(code: str) -> str:
-    """Run ``code`` in a fresh interpreter with warnings as errors; its stdout."""
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def _loaded_heavy() -> str:
@@ -156,12 +143,13 @@ def _third_party(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("module", CORE)
 def test_core_module__imports_without_pymc(module):
-    out = _run(f"import sys, importlib\nimportlib.import_module({module!r})\n" + _loaded_heavy())
+    code = f"import sys, importlib\nimportlib.import_module({module!r})\n"
+    out = run_fresh(code + _loaded_heavy())
     assert out.strip() == "", f"importing {module} loaded {out.strip()}"
 
 
 def test_import_bayeslmm__numpy_path_loads_no_pymc_then_kinship_model_does():
-    out = _run(
+    out = run_fresh(
         "import sys\n"
         "import bayeslmm as bl\n"
         "d = bl.simulate(120, 300, 0.5, n_covariates=1, seed=3)\n"
@@ -183,7 +171,7 @@ def test_import_bayeslmm__numpy_path_loads_no_pymc_then_kinship_model_does():
 
 
 def test_import_bayeslmm__every_public_name_resolves():
-    out = _run(
+    out = run_fresh(
         "import bayeslmm as bl, importlib\n"
         "missing = [n for n in bl.__all__ if not hasattr(bl, n)]\n"
         "undir = sorted(set(bl.__all__) - set(dir(bl)))\n"
@@ -202,7 +190,7 @@ def test_import_bayeslmm__every_public_name_resolves():
 def test_import_bayeslmm__compare_stays_the_function_after_its_module_loads():
     # bl.compare shares its name with the module bayeslmm.compare, which the import system binds
     # on the package when it first loads it
-    out = _run(
+    out = run_fresh(
         "from bayeslmm.compare import loo\n"
         "import bayeslmm as bl\n"
         "import bayeslmm.compare\n"
