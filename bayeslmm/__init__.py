@@ -4,11 +4,10 @@ Posterior SNP-heritability from PyMC models in the eigenbasis of the kinship mat
 profiled REML path, and the tools to compare models.
 """
 
-import sys as _sys
-import types as _types
 from typing import TYPE_CHECKING
 
 from bayeslmm._version import __version__
+from bayeslmm.data.simulation import simulate  # (DESIGN §4: bl.simulate)
 from bayeslmm.errors import (
     BayeslmmError,
     BayeslmmWarning,
@@ -18,40 +17,39 @@ from bayeslmm.errors import (
     KinshipWarning,
     SamplingWarning,
 )
-from bayeslmm.gwas import scan
+from bayeslmm.estimation.reml import RemlFit, reml
+from bayeslmm.gwas.scanner import scan
 from bayeslmm.io import Genotypes, read_bimbam, read_grm, read_plink, read_table, write_grm
-from bayeslmm.kinship import Kinship, kinship, kinship_from_pcs, loco_kinships
-from bayeslmm.pca import pcs
-from bayeslmm.reml import RemlFit, reml
-from bayeslmm.simulate import simulate  # (DESIGN §4: bl.simulate)
-from bayeslmm.spectral import Spectral, spectral_from_genotypes, spectral_from_kinship
+from bayeslmm.linalg.spectral import Spectral, spectral_from_genotypes, spectral_from_kinship
+from bayeslmm.relatedness.grm import Kinship, kinship, kinship_from_pcs, loco_kinships
+from bayeslmm.relatedness.pca import pcs
 
 #: Public names resolved at first use (PEP 562), so that ``import bayeslmm`` and the numpy core
 #: (readers, kinships, REML, scans) load neither PyMC nor PyTensor nor ArviZ: the model builders,
 #: the samplers, priors and model comparison (arviz_stats -> scipy.stats, ~1 s), and
 #: liability_h2 (xarray). The first PyMC-side module imported sets PyTensor up
-#: (:mod:`bayeslmm._backend`).
+#: (:mod:`bayeslmm.families.backend`).
 _LAZY = {
-    "Prior": "bayeslmm.priors",
-    "compare": "bayeslmm.compare",
-    "heritability": "bayeslmm.inference",
-    "kinship_model": "bayeslmm.lmm",
-    "liability_h2": "bayeslmm.liability",
-    "linear_model": "bayeslmm.fixed",
-    "loo": "bayeslmm.compare",
-    "map_estimate": "bayeslmm.inference",
-    "sample": "bayeslmm.inference",
-    "snp_model": "bayeslmm.lmm",
-    "summary": "bayeslmm.inference",
+    "Prior": "bayeslmm.families.priors",
+    "compare": "bayeslmm.inference.comparison",
+    "heritability": "bayeslmm.inference.sampling",
+    "kinship_model": "bayeslmm.families.gaussian",
+    "liability_h2": "bayeslmm.families.liability",
+    "linear_model": "bayeslmm.families.linear",
+    "loo": "bayeslmm.inference.comparison",
+    "map_estimate": "bayeslmm.inference.sampling",
+    "sample": "bayeslmm.inference.sampling",
+    "snp_model": "bayeslmm.families.gaussian",
+    "summary": "bayeslmm.inference.sampling",
 }
 
 if TYPE_CHECKING:  # (for type checkers and editors; at run time the names load lazily)
-    from bayeslmm.compare import compare, loo
-    from bayeslmm.fixed import linear_model
-    from bayeslmm.inference import heritability, map_estimate, sample, summary
-    from bayeslmm.liability import liability_h2
-    from bayeslmm.lmm import kinship_model, snp_model
-    from bayeslmm.priors import Prior
+    from bayeslmm.families.gaussian import kinship_model, snp_model
+    from bayeslmm.families.liability import liability_h2
+    from bayeslmm.families.linear import linear_model
+    from bayeslmm.families.priors import Prior
+    from bayeslmm.inference.comparison import compare, loo
+    from bayeslmm.inference.sampling import heritability, map_estimate, sample, summary
 
 
 def __getattr__(name: str) -> object:
@@ -68,24 +66,6 @@ def __getattr__(name: str) -> object:
 def __dir__() -> list[str]:
     """The module's names, the lazy public ones included."""
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(_types.ModuleType):
-    """bayeslmm's module type: a lazy public function keeps its name when its module loads.
-
-    ``bl.compare`` (a function) and ``bayeslmm.compare`` (its module) share a name, and the
-    import system binds a submodule on its package when it first loads it (``from
-    bayeslmm.compare import loo``), which would make ``bl.compare`` the module. That binding is
-    skipped for the names of :data:`_LAZY`; the module stays in ``sys.modules``.
-    """
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name in _LAZY and isinstance(value, _types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

@@ -10,7 +10,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from xarray import DataTree
 
-    from bayeslmm.reml import RemlFit
+    from bayeslmm.estimation.reml import RemlFit
 
 
 def plot_h2_posterior(

@@ -43,7 +43,7 @@ SEED = 1
 def prepare(workdir: Path) -> None:
     """Simulate and decompose the kinship cases once; both subprocesses load the same arrays."""
     import bayeslmm as bl
-    from bayeslmm.simulate import simulate
+    from bayeslmm.data.simulation import simulate
 
     for n in KINSHIP_SIZES:
         data = simulate(n, 2 * n, 0.5, n_covariates=N_COVARIATES, seed=SEED)
@@ -91,8 +91,8 @@ def child(workdir: Path, out: Path) -> None:
     import pytensor
 
     import bayeslmm as bl
-    from bayeslmm.simulate import simulate
-    from bayeslmm.spectral import Spectral
+    from bayeslmm.data.simulation import simulate
+    from bayeslmm.linalg.spectral import Spectral
 
     results = {
         "ldflags": pytensor.config.blas__ldflags,

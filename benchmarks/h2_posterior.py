@@ -24,11 +24,11 @@ then time separately
 - eigh      ``bl.spectral_from_kinship(K)``
 - build     ``bl.kinship_model(y, spectral, X)``
 - compile   what ``bl.sample`` does before sampling: PyTensor's numba functions for nutpie
-            (``bayeslmm._nutpie``; from the disk cache once any process compiled this
+            (``bayeslmm.inference.compiled``; from the disk cache once any process compiled this
             structure), with bayeslmm's in-process cache emptied first
 - sample    ``nutpie.sample(..., draws=1000, tune=1000, chains=4)``, threads as ``bl.sample``
 - post      what ``bl.sample`` does after NUTS: closed-form draws of u and the sample-space
-            log-likelihood (``bayeslmm.inference._add_groups``) and the convergence check
+            log-likelihood (``bayeslmm.inference.sampling._add_groups``) and the convergence check
 
 "K→post" = build + compile + sample + post. ESS/s is bulk ESS of h² per second of sampling.
 
@@ -69,14 +69,14 @@ import nutpie  # noqa: E402
 import pymc as pm  # noqa: E402
 
 import bayeslmm as bl  # noqa: E402
-from bayeslmm import inference  # noqa: E402
-from bayeslmm.inference import (  # noqa: E402
+from bayeslmm.data.simulation import simulate  # noqa: E402
+from bayeslmm.inference import sampling as inference  # noqa: E402
+from bayeslmm.inference.sampling import (  # noqa: E402
     _add_groups,
     _check_convergence,
     _clean_posterior,
     _numeric_stats,
 )
-from bayeslmm.simulate import simulate  # noqa: E402
 from models.kinship_lmm.reference import dense_kinship_model  # noqa: E402
 
 H2 = 0.5
@@ -315,7 +315,7 @@ def post_processing(n: int, n_draws: int = 4000, seed: int = SEED) -> dict:
     (``_add_u_noise``: the float32 GEMM U·(√c ∘ z)). The u mean's share is the total less the
     other two (the tables are shared). Also the largest differences from the exact formulas.
     """
-    from bayeslmm import effects
+    from bayeslmm.inference import effects
 
     data = simulate(n, 2 * n, H2, n_covariates=2, seed=seed)
     spectral = bl.spectral_from_kinship(data.K)
@@ -578,7 +578,7 @@ def main() -> None:
             targets["old"] = {
                 "python": args.old_python,
                 "import": import_times(args.old_python, old),
-                "demo": demo_times([args.old_python, "-m", "bayeslmm.cli", "demo"], old),
+                "demo": demo_times([args.old_python, "-m", "bayeslmm.cli.main", "demo"], old),
             }
             print("old stack done", flush=True)
         results["targets"] = targets

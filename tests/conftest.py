@@ -40,6 +40,6 @@ def rng():
 @pytest.fixture
 def small(rng):
     """N = 40, d = 2, full-rank K from 120 SNPs."""
-    from bayeslmm.simulate import simulate
+    from bayeslmm.data.simulation import simulate
 
     return simulate(40, 120, 0.5, n_covariates=1, seed=7)

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 from bed_reader import open_bed
 
-from bayeslmm.cli import main
+from bayeslmm.cli.main import main
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import bayeslmm as bl
-from bayeslmm.cli import main
+from bayeslmm.cli.main import main
 from tests.gemma_reference import EUR_DIR, read_gemma_log
 
 COVARS = str(EUR_DIR / "EUR_subset.pheno2.covars")

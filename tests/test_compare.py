@@ -13,10 +13,10 @@ import xarray as xr
 from scipy import special
 
 import bayeslmm as bl
-from bayeslmm.compare import COMPARE_COLUMNS, compare, loo
-from bayeslmm.effects import loo_pointwise
-from bayeslmm.priors import default_priors
-from bayeslmm.simulate import simulate
+from bayeslmm.data.simulation import simulate
+from bayeslmm.families.priors import default_priors
+from bayeslmm.inference.comparison import COMPARE_COLUMNS, compare, loo
+from bayeslmm.inference.effects import loo_pointwise
 from models.kinship_lmm import reference as kref
 from tests.nuts import sample_counted
 

@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 
 import bayeslmm as bl
-from bayeslmm.components import draw_components, layout, loo_components, postprocess
 from bayeslmm.errors import DataWarning, InputError
+from bayeslmm.families.components import draw_components, layout, loo_components, postprocess
 from models.multi_lmm import reference as ref
 from tests.nuts import sample_counted
 

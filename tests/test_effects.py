@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import bayeslmm as bl
-from bayeslmm.effects import draw_u, draw_v, loo_pointwise
-from bayeslmm.spectral import rotate_data
+from bayeslmm.inference.effects import draw_u, draw_v, loo_pointwise
+from bayeslmm.linalg.spectral import rotate_data
 from models.kinship_lmm import reference as kref
 from models.snp_lmm import reference as sref
 
@@ -94,7 +94,7 @@ def test_loo_pointwise__equals_dense_conditioning(rng, m):
 
 
 def test_store_effects__bound_and_warning():
-    from bayeslmm.effects import MAX_EFFECT_VALUES, store_effects
+    from bayeslmm.inference.effects import MAX_EFFECT_VALUES, store_effects
 
     assert store_effects(True, MAX_EFFECT_VALUES, "x", stacklevel=1)
     assert not store_effects(False, 10, "x", stacklevel=1)
@@ -107,7 +107,7 @@ def test_loo_pointwise__interpolated_equals_exact_over_orders_of_magnitude(rng, 
     # full-rank (m > n) and low-rank (m < n) K; ρ = σg²/σe² at 0 and from 1e-12 to 1e6
     # (h² up to 1 − 1e-6; beyond, diag(C) of a full-rank K cancels to a few digits in the
     # exact formula itself), and enough draws that the grid path is taken
-    from bayeslmm.effects import loo_pointwise_exact
+    from bayeslmm.inference.effects import loo_pointwise_exact
 
     W = rng.binomial(2, 0.3, size=(n, m)).astype(float)
     spec = bl.spectral_from_genotypes(W)
@@ -124,7 +124,7 @@ def test_loo_pointwise__interpolated_equals_exact_over_orders_of_magnitude(rng, 
 
 
 def test_loo_pointwise__few_draws_take_the_exact_formula(rng, monkeypatch):
-    from bayeslmm import effects
+    from bayeslmm.inference import effects
 
     y, X, W = _setup(rng, m=30)
     spec = bl.spectral_from_genotypes(W)
@@ -147,8 +147,8 @@ def _spread_draws(rng, n_draws, d=2):
 def test_u_and_loo__interpolated_mean_equals_exact(rng, m, monkeypatch):
     # the grid path (enough draws); the mean part is u minus the random part drawn from the
     # same seed, and equals the exact conditional mean of draw_u to 1e-8
-    from bayeslmm import effects
-    from bayeslmm.effects import _add_u_noise, u_and_loo
+    from bayeslmm.inference import effects
+    from bayeslmm.inference.effects import _add_u_noise, u_and_loo
 
     calls = []
     tables = effects._tables
@@ -174,8 +174,8 @@ def test_u_and_loo__float32_random_part_has_the_dense_mean_and_covariance(rng, m
     # at fixed parameters (the grid path: 40,000 draws on a one-cell grid) the draws have the
     # conditional mean and covariance of models/kinship_lmm/reference.py; the seed is fixed,
     # so the check cannot flake; float32 forced at this small N
-    from bayeslmm import effects
-    from bayeslmm.effects import u_and_loo
+    from bayeslmm.inference import effects
+    from bayeslmm.inference.effects import u_and_loo
 
     monkeypatch.setattr(effects, "FLOAT32_MIN_SIZE", 0)
 
@@ -200,7 +200,7 @@ def test_u_and_loo__float32_random_part_has_the_dense_mean_and_covariance(rng, m
 
 
 def test_u_and_loo__same_seed_same_draws(rng):
-    from bayeslmm.effects import u_and_loo
+    from bayeslmm.inference.effects import u_and_loo
 
     y, X, W = _setup(rng, n=60)
     spec = bl.spectral_from_genotypes(W)
@@ -214,7 +214,7 @@ def test_u_and_loo__same_seed_same_draws(rng):
 
 
 def test_u_and_loo__few_draws_take_the_exact_formulas(rng, monkeypatch):
-    from bayeslmm import effects
+    from bayeslmm.inference import effects
 
     y, X, W = _setup(rng, m=30)
     spec = bl.spectral_from_genotypes(W)

@@ -9,7 +9,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 import bayeslmm as bl
-from bayeslmm.simulate import simulate
+from bayeslmm.data.simulation import simulate
 from tests.gemma_reference import EUR_DIR, gemma_assoc_path, read_gemma_assoc
 
 
@@ -137,7 +137,7 @@ def test_scan__calibrated_under_structure_while_ols_is_inflated():
 
 
 def _as_genotypes(data):
-    from bayeslmm.kinship import as_genotypes
+    from bayeslmm.relatedness.grm import as_genotypes
 
     g = as_genotypes(data.G, samples=data.samples)
     g.snps["chrom"] = data.snps["chrom"].to_numpy()
@@ -182,7 +182,7 @@ def test_scan__posterior_null_averages_bayes_factors():
 
 
 def test_log10_bf__wakefield_closed_form():
-    from bayeslmm.gwas import _log10_bf
+    from bayeslmm.gwas.scanner import _log10_bf
 
     beta, se, w = np.array([0.3]), np.array([0.1]), np.array([0.2])
     z = beta / se
@@ -202,7 +202,7 @@ def test_lambda_gc__median_chi2():
 
 
 def test_cli_scan__writes_table_and_plots(tmp_path, capsys):
-    from bayeslmm.cli import main
+    from bayeslmm.cli.main import main
 
     covars = str(EUR_DIR / "EUR_subset.pheno2.covars")
     out = tmp_path / "scan.tsv"
@@ -255,13 +255,15 @@ def test_scan__kinship_object_decomposed_once_across_scans(monkeypatch):
     K = bl.kinship(geno, "centered")
     reference = bl.scan(geno, data.y, K=K.matrix, progress=False)  # plain array: decomposed here
     calls = []
-    original = bl.spectral.spectral_from_kinship
+    original = bl.spectral_from_kinship
 
     def counted(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    module = importlib.import_module("bayeslmm._genetic")  # where Kinship.spectral finds it
+    module = importlib.import_module(
+        "bayeslmm.relatedness.relationship"
+    )  # where Kinship.spectral finds it
     monkeypatch.setattr(module, "spectral_from_kinship", counted)
     first = bl.scan(geno, data.y, K=K, progress=False)
     second = bl.scan(geno, data.y + 1.0, K=K, progress=False)

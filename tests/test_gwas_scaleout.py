@@ -13,7 +13,7 @@ import pytest
 from bed_reader import to_bed
 
 import bayeslmm as bl
-from bayeslmm.simulate import simulate
+from bayeslmm.data.simulation import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ SCRIPT = """
 import sys, time
 import pandas as pd
 import bayeslmm as bl
-import bayeslmm.gwas as gwas
+import bayeslmm.gwas.scanner as gwas
 delay = float(sys.argv[4])
 if delay:  # slow each chunk down so that the test can kill the run in the middle
     original = gwas._chunk_table

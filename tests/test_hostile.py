@@ -32,7 +32,7 @@ import xarray as xr
 from scipy import stats
 
 import bayeslmm as bl
-from bayeslmm.cli import main
+from bayeslmm.cli.main import main
 from bayeslmm.errors import BayeslmmWarning, DataWarning, InputError, KinshipWarning
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "hostile_inputs.md"
@@ -467,7 +467,7 @@ def check_dotted_prefix(names: list[str], env: Env) -> None:
 
 def resume_after_change(tmp: Path, env: Env) -> Any:
     """A CLI scan interrupted after one chunk, then the .bed changed (same size), then --resume."""
-    from bayeslmm import gwas
+    from bayeslmm.gwas import scanner as gwas
 
     prefix = env.copy_files(tmp)
     argv = [

@@ -1,7 +1,7 @@
 """What ``import bayeslmm`` loads, and the PyTensor BLAS lookup that its PyMC side makes quiet
-but defers (``bayeslmm._backend``, run by the first PyMC-side module imported; what the numpy core
+but defers (``bayeslmm.families.backend``, run by the first PyMC-side module imported; what
+the numpy core
 and a bare ``import bayeslmm`` leave unloaded is in test_layering.py)."""
-
 
 import pytest
 
@@ -33,7 +33,10 @@ def test_import__blas_lookup_at_first_c_compile_is_quiet():
     assert out.split("\n")[:2] == ["[7.0, 7.0, 7.0]", "True"]
 
 
-@pytest.mark.parametrize("module", ["bayeslmm.lmm", "bayeslmm.priors", "bayeslmm.inference"])
+@pytest.mark.parametrize(
+    "module",
+    ["bayeslmm.families.gaussian", "bayeslmm.families.priors", "bayeslmm.inference.sampling"],
+)
 def test_import__pymc_submodule_alone_makes_blas_lookup_quiet(module):
     # a PyMC-side module imported directly (not through bayeslmm's lazy names) sets PyTensor up too
     out = run_fresh(
@@ -46,7 +49,7 @@ def test_import__pymc_submodule_alone_makes_blas_lookup_quiet(module):
     assert out.split("\n")[0] == "[2.0, 2.0]"
 
 
-@pytest.mark.parametrize("module", ["bayeslmm.reml", "bayeslmm._multi_reml"])
+@pytest.mark.parametrize("module", ["bayeslmm.estimation.reml", "bayeslmm.estimation.multi"])
 def test_reml_constants__equal_scipy_stats(module):
     import importlib
 

@@ -11,7 +11,7 @@ import xarray as xr
 from scipy import optimize
 
 import bayeslmm as bl
-from bayeslmm.simulate import simulate
+from bayeslmm.data.simulation import simulate
 from models.kinship_lmm import reference as kref
 
 

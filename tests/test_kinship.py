@@ -136,7 +136,7 @@ def test_kinship__errors(rng):
 def test_kinship__memory_check_names_low_rank_alternative(monkeypatch, rng):
     import sys
 
-    kin = sys.modules["bayeslmm.kinship"]  # the module, not the function bl.kinship
+    kin = sys.modules["bayeslmm.relatedness.grm"]
     monkeypatch.setattr(kin, "available_memory", lambda: 1000)
     with pytest.raises(InputError, match=r"needs .* GB .*bl.snp_model"):
         bl.kinship(rng.binomial(2, 0.4, size=(50, 5)).astype(float))
@@ -153,7 +153,7 @@ def test_kinship__reml_uses_ids(eur):
 
 
 def _with_chromosomes(G, chrom):
-    from bayeslmm.kinship import as_genotypes
+    from bayeslmm.relatedness.grm import as_genotypes
 
     g = as_genotypes(G)
     g.snps["chrom"] = chrom

@@ -22,27 +22,56 @@ HEAVY = ("pymc", "pytensor", "arviz", "arviz_base", "arviz_stats", "nutpie", "nu
 #: the conditional draws of u and v, liability transforms, errors and the CLI's module level.
 CORE = (
     "bayeslmm",
-    "bayeslmm._assoc",
-    "bayeslmm._atomic",
-    "bayeslmm._data",
-    "bayeslmm._genetic",
-    "bayeslmm._inputs",
-    "bayeslmm._multi_reml",
     "bayeslmm._version",
     "bayeslmm.cli",
+    "bayeslmm.cli.main",
     "bayeslmm.constants",
-    "bayeslmm.effects",
+    "bayeslmm.data",
+    "bayeslmm.data.inputs",
+    "bayeslmm.data.samples",
+    "bayeslmm.data.simulation",
     "bayeslmm.errors",
+    "bayeslmm.estimation",
+    "bayeslmm.estimation.multi",
+    "bayeslmm.estimation.reml",
+    "bayeslmm.families",
+    "bayeslmm.families.liability",
     "bayeslmm.gwas",
+    "bayeslmm.gwas.association",
+    "bayeslmm.gwas.scanner",
+    "bayeslmm.inference",
+    "bayeslmm.inference.effects",
     "bayeslmm.io",
-    "bayeslmm.kinship",
-    "bayeslmm.liability",
-    "bayeslmm.pca",
+    "bayeslmm.io.outputs",
+    "bayeslmm.linalg",
+    "bayeslmm.linalg.spectral",
     "bayeslmm.plots",
-    "bayeslmm.reml",
-    "bayeslmm.simulate",
-    "bayeslmm.spectral",
+    "bayeslmm.relatedness",
+    "bayeslmm.relatedness.grm",
+    "bayeslmm.relatedness.pca",
+    "bayeslmm.relatedness.relationship",
 )
+
+
+def _module_name(path: Path) -> str:
+    """Dotted name of the module or package ``path`` under bayeslmm/."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+#: Every bayeslmm module and package, by dotted name.
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _resolve(module: str, name: str | None = None) -> str | None:
+    """The bayeslmm module that ``from module import name`` (or ``import module``) loads."""
+    if module.split(".")[0] != "bayeslmm":
+        return None
+    if name is not None and f"{module}.{name}" in MODULES:
+        return f"{module}.{name}"
+    while module not in MODULES and "." in module:
+        module = module.rsplit(".", 1)[0]
+    return module
 
 
 def _loaded_heavy() -> str:
@@ -59,25 +88,14 @@ def _imports(path: Path, *, module_level: bool) -> set[str]:
     """
     found: set[str] = set()
 
-    def name_of(module: str) -> str | None:
-        parts = module.split(".")
-        if parts[0] != "bayeslmm":
-            return None
-        return "bayeslmm" if len(parts) == 1 else f"bayeslmm.{parts[1]}"
-
     def visit(nodes: list[ast.stmt]) -> None:
         for node in nodes:
             if isinstance(node, ast.Import):
-                found.update(n for a in node.names if (n := name_of(a.name)))
+                found.update(n for a in node.names if (n := _resolve(a.name)))
             elif isinstance(node, ast.ImportFrom):
-                if node.level:  # (relative imports: none today, counted if added)
-                    found.add(f"bayeslmm.{(node.module or '').split('.')[0]}".rstrip("."))
-                elif node.module and node.module == "bayeslmm":
-                    for alias in node.names:
-                        sub = PACKAGE / f"{alias.name}.py"
-                        found.add(f"bayeslmm.{alias.name}" if sub.exists() else "bayeslmm")
-                elif node.module and (n := name_of(node.module)):
-                    found.add(n)
+                assert not node.level, f"relative import in {path}"  # (absolute ones only)
+                if node.module:
+                    found.update(n for a in node.names if (n := _resolve(node.module, a.name)))
             elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
                 continue
             elif isinstance(node, ast.If | ast.Try | ast.With):
@@ -100,11 +118,9 @@ def _imports(path: Path, *, module_level: bool) -> set[str]:
 
 
 def _graph(*, module_level: bool) -> dict[str, set[str]]:
-    graph = {}
-    for path in sorted(PACKAGE.glob("*.py")):
-        name = "bayeslmm" if path.stem == "__init__" else f"bayeslmm.{path.stem}"
-        graph[name] = _imports(path, module_level=module_level) - {name}
-    return graph
+    return {
+        name: _imports(path, module_level=module_level) - {name} for name, path in MODULES.items()
+    }
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -188,15 +204,35 @@ def test_import_bayeslmm__every_public_name_resolves():
 
 
 def test_import_bayeslmm__compare_stays_the_function_after_its_module_loads():
-    # bl.compare shares its name with the module bayeslmm.compare, which the import system binds
-    # on the package when it first loads it
     out = run_fresh(
-        "from bayeslmm.compare import loo\n"
+        "from bayeslmm.inference.comparison import loo\n"
         "import bayeslmm as bl\n"
-        "import bayeslmm.compare\n"
+        "import bayeslmm.inference.comparison\n"
         "print(type(bl.compare).__name__, bl.compare.__name__, bl.loo is loo)\n"
     )
     assert out.split("\n")[0] == "function compare True"
+
+
+def test_no_name_shadows_a_module():
+    # a public function or class of a package never has the name of one of its submodules
+    # (bl.kinship is the function; the kinship code lives in bayeslmm.relatedness.grm)
+    import importlib
+
+    clashes = []
+    for name in MODULES:
+        if not MODULES[name].name == "__init__.py":
+            continue
+        package = importlib.import_module(name)
+        for attr in getattr(package, "__all__", []) + list(getattr(package, "_LAZY", {})):
+            if f"{name}.{attr}" in MODULES:
+                clashes.append(f"{name}.{attr}")
+    assert clashes == []
+
+
+def test_layout__subpackages_have_one_concern_each():
+    # the architecture in the tree (issue 10, point 7): no flat module besides the few shared ones
+    flat = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert flat == ["__init__.py", "_version.py", "constants.py", "errors.py", "plots.py"]
 
 
 def test_import_bayeslmm__unknown_name_is_attribute_error():
@@ -212,18 +248,16 @@ def test_import_graph__no_cycle(module_level):
     # (gwas -> inference for null="map", lmm -> components/probit/loci/sparse, inference ->
     # _nutpie, cli -> bayeslmm) point one way only as well.
     graph = _graph(module_level=module_level)
-    assert "bayeslmm.lmm" in graph["bayeslmm.gwas"] or module_level  # (the reader sees them)
+    assert (
+        "bayeslmm.families.gaussian" in graph["bayeslmm.gwas.scanner"] or module_level
+    )  # (the reader sees them)
     assert _cycle(graph) is None, " -> ".join(_cycle(graph))
 
 
 def test_import_graph__core_reaches_no_pymc_module():
     graph = _graph(module_level=True)
     core = {m for m in CORE if m != "bayeslmm"}
-    heavy = {
-        name
-        for name in graph
-        if name != "bayeslmm" and _third_party(PACKAGE / f"{name.split('.')[1]}.py") & set(HEAVY)
-    }
+    heavy = {name for name in graph if _third_party(MODULES[name]) & set(HEAVY)}
     for module in sorted(core):
         seen, todo = set(), [module]
         while todo:
@@ -234,12 +268,12 @@ def test_import_graph__core_reaches_no_pymc_module():
 
 
 def test_pymc_side_modules__set_pytensor_up_first():
-    # the BLAS-warning set-up (bayeslmm._backend) must run before any model is built: every
+    # the BLAS-warning set-up (bayeslmm.families.backend) must run before any model is built: every
     # module that imports PyMC or PyTensor at module level imports it
-    for path in sorted(PACKAGE.glob("*.py")):
-        if path.stem in ("_backend", "__init__") or not _third_party(path) & {"pymc", "pytensor"}:
+    for name, path in MODULES.items():
+        if name == "bayeslmm.families.backend" or not _third_party(path) & {"pymc", "pytensor"}:
             continue
-        assert "bayeslmm._backend" in _imports(path, module_level=True), path.name
+        assert "bayeslmm.families.backend" in _imports(path, module_level=True), name
 
 
 def _private_uses(path: Path) -> list[str]:
@@ -248,10 +282,9 @@ def _private_uses(path: Path) -> list[str]:
     Both ``from bayeslmm.mod import _name`` (anywhere in the file, function-local imports too)
     and ``mod._name`` on a bayeslmm module bound by ``import bayeslmm.mod [as mod]`` or
     ``from bayeslmm import mod``. A module whose own name has a leading underscore
-    (``bayeslmm._data``) is fine; dunders (``__version__``) are too.
+    (``bayeslmm.data.samples``) is fine; dunders (``__version__``) are too.
     """
-    modules = {p.stem for p in PACKAGE.glob("*.py")}
-    here = "bayeslmm" if path.stem == "__init__" else f"bayeslmm.{path.stem}"
+    here = _module_name(path)
     tree = ast.parse(path.read_text())
     bound: dict[str, str] = {}  # local name -> bayeslmm module
     found = []
@@ -262,8 +295,8 @@ def _private_uses(path: Path) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "bayeslmm":
             for alias in node.names:
-                if node.module == "bayeslmm" and alias.name in modules:
-                    bound[alias.asname or alias.name] = f"bayeslmm.{alias.name}"
+                if f"{node.module}.{alias.name}" in MODULES:
+                    bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
                 elif private(alias.name) and node.module != here:
                     found.append(f"line {node.lineno}: from {node.module} import {alias.name}")
         elif isinstance(node, ast.Import):
@@ -280,7 +313,5 @@ def _private_uses(path: Path) -> list[str]:
 
 def test_private_names__not_imported_across_modules():
     # a helper another module needs gets a public name (and a docstring) in its own module
-    found = {
-        path.name: uses for path in sorted(PACKAGE.glob("*.py")) if (uses := _private_uses(path))
-    }
+    found = {name: uses for name, path in MODULES.items() if (uses := _private_uses(path))}
     assert found == {}

@@ -6,8 +6,8 @@ import xarray as xr
 from scipy import integrate, stats
 
 import bayeslmm as bl
-from bayeslmm.liability import liability_h2
-from bayeslmm.simulate import simulate
+from bayeslmm.data.simulation import simulate
+from bayeslmm.families.liability import liability_h2
 
 
 def _closed_form(h2, K, P=None):

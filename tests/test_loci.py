@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 import bayeslmm as bl
-from bayeslmm.kinship import as_genotypes
-from bayeslmm.simulate import simulate
+from bayeslmm.data.simulation import simulate
+from bayeslmm.relatedness.grm import as_genotypes
 from models.major_loci import reference as ref
 from tests.nuts import sample_counted
 

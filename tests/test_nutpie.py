@@ -7,9 +7,9 @@ import pymc as pm
 import pytest
 
 import bayeslmm as bl
-from bayeslmm._nutpie import compile_functions, nutpie_model
-from bayeslmm.inference import _initial_point_function
-from bayeslmm.simulate import simulate
+from bayeslmm.data.simulation import simulate
+from bayeslmm.inference.compiled import compile_functions, nutpie_model
+from bayeslmm.inference.sampling import _initial_point_function
 
 
 def _arguments(functions, model):
@@ -79,7 +79,7 @@ def test_compile_functions__reused_for_another_phenotype_equals_its_own_model(rn
 
 
 def test_sample__compilation_path_by_model_size(monkeypatch):
-    from bayeslmm import inference
+    from bayeslmm.inference import sampling as inference
 
     data = simulate(50, 30, 0.5, seed=6)
     small = bl.kinship_model(data.y, data.K)

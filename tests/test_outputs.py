@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import bayeslmm as bl
-import bayeslmm.gwas as gwas
-from bayeslmm._atomic import atomic_path, check_outputs
-from bayeslmm.cli import main
+import bayeslmm.gwas.scanner as gwas
+from bayeslmm.cli.main import main
+from bayeslmm.io.outputs import atomic_path, check_outputs
 
 SIM = ["--n-samples", "60", "--n-snps", "90", "--n-chromosomes", "2", "--seed", "4"]
 

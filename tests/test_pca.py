@@ -9,9 +9,9 @@ import pytest
 import statsmodels.api as sm
 
 import bayeslmm as bl
-from bayeslmm.fixed import linear_model
-from bayeslmm.pca import pcs
-from bayeslmm.simulate import simulate
+from bayeslmm.data.simulation import simulate
+from bayeslmm.families.linear import linear_model
+from bayeslmm.relatedness.pca import pcs
 from models.major_loci import reference as ref
 from tests.nuts import sample_counted
 

@@ -11,8 +11,8 @@ import xarray as xr
 from scipy import special, stats
 
 import bayeslmm as bl
-from bayeslmm.probit import log_ndtr
-from bayeslmm.simulate import simulate
+from bayeslmm.data.simulation import simulate
+from bayeslmm.families.probit import log_ndtr
 from models.probit_lmm import reference as pref
 from tests.nuts import sample_counted
 

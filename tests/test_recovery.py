@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import bayeslmm as bl
-from bayeslmm.simulate import simulate
+from bayeslmm.data.simulation import simulate
 from models.kinship_lmm import reference as kref
 from tests.nuts import sample_counted
 
@@ -82,7 +82,7 @@ def test_sample__recovers_simulated_h2():
 @pytest.mark.filterwarnings("ignore::bayeslmm.SamplingWarning")  # short chains; equality tested
 def test_sample__compiled_model_reused_gives_identical_draws():
     """A refit through nutpie's with_data equals a fresh compilation, draw for draw."""
-    from bayeslmm import inference
+    from bayeslmm.inference import sampling as inference
 
     first = simulate(200, 300, 0.5, n_covariates=1, seed=31)
     second = simulate(200, 300, 0.2, n_covariates=1, seed=32)
@@ -121,7 +121,7 @@ _REPRO_SCRIPT = """
 import sys, warnings
 import numpy as np
 import bayeslmm as bl
-from bayeslmm.simulate import simulate
+from bayeslmm.data.simulation import simulate
 
 warnings.simplefilter("ignore", bl.SamplingWarning)  # short chains; equality is what is tested
 data = simulate(300, 400, 0.5, n_covariates=1, seed=41)

@@ -5,8 +5,8 @@ import pytest
 from bed_reader import open_bed
 
 import bayeslmm as bl
-from bayeslmm.reml import profile
-from bayeslmm.spectral import rotate_data
+from bayeslmm.estimation.reml import profile
+from bayeslmm.linalg.spectral import rotate_data
 from models.kinship_lmm import reference as kref
 from models.snp_lmm import reference as sref
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import bayeslmm as bl
-from bayeslmm._data import positional_ids
-from bayeslmm.kinship import as_genotypes
+from bayeslmm.data.samples import positional_ids
+from bayeslmm.relatedness.grm import as_genotypes
 
 N = 24
 

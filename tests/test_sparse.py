@@ -11,10 +11,10 @@ import xarray as xr
 from scipy import stats
 
 import bayeslmm as bl
-from bayeslmm._family import null_space_term, variance_components
-from bayeslmm.priors import add_prior, resolve_priors
-from bayeslmm.simulate import simulate
-from bayeslmm.spectral import rotate_data
+from bayeslmm.data.simulation import simulate
+from bayeslmm.families.base import null_space_term, variance_components
+from bayeslmm.families.priors import add_prior, resolve_priors
+from bayeslmm.linalg.spectral import rotate_data
 from models.sparse_snp_lmm import reference as spref
 
 # PyMC builds a few normalizing constants differently in the two graphs (~1e-9 per term):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bayeslmm as bl
-from bayeslmm.spectral import rotate_data
+from bayeslmm.linalg.spectral import rotate_data
 
 
 def test_spectral_from_kinship__reconstructs_normalized_K(small):

@@ -66,8 +66,8 @@ class DenseProblem:
         \ell_{REML} = -\tfrac12[m\log(2\pi\,\mathrm{RSS}/m) + \log|H| + \log|X^\top H^{-1}X|
         - \log|X^\top X| + m],
 
-    the one-K convention of :func:`bayeslmm.reml.profile`. With :math:`\partial H/\partial h_k
-    = K_k - I`,
+    the one-K convention of :func:`bayeslmm.estimation.reml.profile`. With
+    :math:`\partial H/\partial h_k = K_k - I`,
 
     .. math::
 

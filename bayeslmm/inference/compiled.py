@@ -41,7 +41,7 @@ from numba.core import cgutils, types
 from numba.core.errors import NumbaPerformanceWarning
 from pytensor.graph.replace import clone_replace
 
-import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
+import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 
 try:  # PyTensor internals of the C path (see the module docstring); the Python path without
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src

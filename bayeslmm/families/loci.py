@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
+import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm.errors import InputError
 
 

@@ -15,13 +15,13 @@ from typing import Any
 import pymc as pm
 import pytensor.tensor as pt
 
-import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
-from bayeslmm._data import Prepared
-from bayeslmm._family import ModelInfo, model_coords, null_space_term, variance_components
-from bayeslmm._inputs import genotype_inputs, kinship_inputs
+import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
+from bayeslmm.data.inputs import genotype_inputs, kinship_inputs
+from bayeslmm.data.samples import Prepared
 from bayeslmm.errors import InputError
-from bayeslmm.priors import PriorLike, add_prior, resolve_priors
-from bayeslmm.spectral import Rotated, Spectral, rotate_data
+from bayeslmm.families.base import ModelInfo, model_coords, null_space_term, variance_components
+from bayeslmm.families.priors import PriorLike, add_prior, resolve_priors
+from bayeslmm.linalg.spectral import Rotated, Spectral, rotate_data
 
 
 def _rotated_model(
@@ -82,13 +82,13 @@ def kinship_model(
         Divide K by its mean diagonal (recorded as ``kinship_scale``).
     family : {"gaussian", "probit"}
         ``"probit"``: a binary (0/1) phenotype through a liability threshold model, see
-        :func:`bayeslmm.probit.probit_model`.
+        :func:`bayeslmm.families.probit.probit_model`.
     fixed_snps
         Major loci as fixed effects beside u: a DataFrame of allele counts (samples × named
         SNPs, indexed by sample ID) or a tuple ``(Genotypes, [snp names])``. Each SNP becomes a
         covariate named by it (missing calls mean-imputed), and the model gets ``sigma_loci2``,
         ``h2_loci``, ``h2_background`` and ``h2_total``; ``h2`` stays the polygenic
-        σg²/(σg² + σe²). See :mod:`bayeslmm.loci`.
+        σg²/(σg² + σe²). See :mod:`bayeslmm.families.loci`.
 
     Returns
     -------
@@ -115,19 +115,19 @@ def kinship_model(
             "components or a binary trait, add the SNP columns to X instead."
         )
     if isinstance(K, (list, tuple, dict)):  # several variance components
-        from bayeslmm.components import multi_kinship_model
+        from bayeslmm.families.components import multi_kinship_model
 
         return multi_kinship_model(
             y, K, X, priors, parametrization=parametrization, normalize=normalize, family=family
         )
     if family == "probit":
-        from bayeslmm.probit import probit_model
+        from bayeslmm.families.probit import probit_model
 
         return probit_model(y, K, X, priors, parametrization=parametrization, normalize=normalize)
     if family != "gaussian":
         raise InputError(f"family must be 'gaussian' or 'probit', got {family!r}.")
     if fixed_snps is not None:  # major loci: their allele counts join X as named covariates
-        from bayeslmm.loci import add_loci, finish_loci_model
+        from bayeslmm.families.loci import add_loci, finish_loci_model
 
         X, loci = add_loci(y, K, X, fixed_snps)
     data, spectral = kinship_inputs(y, K, X, normalize=normalize)
@@ -175,7 +175,7 @@ def snp_model(
     priors
         As in :func:`kinship_model`; ``prior="mixture"`` also takes ``pi`` and ``rho_excess``,
         ``prior="horseshoe"`` only ``beta`` and ``sigma_e2`` (see
-        :func:`bayeslmm.sparse.resolve_sparse_priors`).
+        :func:`bayeslmm.families.sparse.resolve_sparse_priors`).
     marginalize
         True (default): v integrated out through the thin SVD of W/√M, identical to
         :func:`kinship_model` with K = WW'/M. False: v an explicit M-vector under ``prior``.
@@ -187,7 +187,7 @@ def snp_model(
         Prior of the explicit v (``marginalize=False`` only): ``"normal"``, non-centred
         v = σv·z, z ~ N(0, I); ``"mixture"``, two normals per SNP, large with probability π
         (BOLT-LMM, BayesC-like; the indicator summed out); ``"horseshoe"``, the regularized
-        horseshoe of Piironen & Vehtari (2017). See :mod:`bayeslmm.sparse`.
+        horseshoe of Piironen & Vehtari (2017). See :mod:`bayeslmm.families.sparse`.
     prior_options
         Horseshoe only: ``n_nonzero`` (expected number of non-zero effects, default 10 or M/2
         when M < 20),
@@ -215,9 +215,9 @@ def snp_model(
     :math:`W v = \sqrt{M}\, U S V^\top v`, so the explicit form's likelihood is
     :math:`y_1 \sim N(X_1\beta + B v, \sigma_e^2 I)` with :math:`B = U^\top W` [r×M], plus the
     null-space term: O(r·M) per evaluation instead of O(N·M). The sparse priors' pointwise
-    log-likelihood (for LOO) is conditional on v (see :func:`bayeslmm.sparse.postprocess`).
+    log-likelihood (for LOO) is conditional on v (see :func:`bayeslmm.families.sparse.postprocess`).
     """
-    from bayeslmm import sparse
+    from bayeslmm.families import sparse
 
     if prior not in sparse.SPARSE_PRIORS:
         raise InputError(f"prior must be one of {sparse.SPARSE_PRIORS}, got {prior!r}.")

@@ -14,7 +14,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
+import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm.errors import InputError
 
 #: Free parameters of each parametrization, besides ``beta``.

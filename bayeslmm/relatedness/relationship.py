@@ -1,6 +1,6 @@
 """The Kinship type: a kinship matrix with its sample IDs, shared by the readers and builders.
 
-It sits below both :mod:`bayeslmm.io` (``read_grm`` returns one) and :mod:`bayeslmm.kinship`
+It sits below both :mod:`bayeslmm.io` (``read_grm`` returns one) and :mod:`bayeslmm.relatedness.grm`
 (which builds them from genotypes), so that neither imports the other for it.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bayeslmm.spectral import Spectral, spectral_from_kinship
+from bayeslmm.linalg.spectral import Spectral, spectral_from_kinship
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,9 +1,10 @@
 """What the PyMC model builders share: ModelInfo, the variance components, the null-space term.
 
-Every model family (:mod:`bayeslmm.lmm`, :mod:`bayeslmm.components`, :mod:`bayeslmm.probit`,
-:mod:`bayeslmm.sparse`, :mod:`bayeslmm.fixed`) and :mod:`bayeslmm.inference` import these from
+Every model family (:mod:`bayeslmm.families.gaussian`, :mod:`bayeslmm.families.components`,
+:mod:`bayeslmm.families.probit`, :mod:`bayeslmm.families.sparse`,
+:mod:`bayeslmm.families.linear`) and :mod:`bayeslmm.inference.sampling` import these from
 here, so that the builders that :func:`bayeslmm.kinship_model` dispatches to do not import
-:mod:`bayeslmm.lmm` back.
+:mod:`bayeslmm.families.gaussian` back.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
-from bayeslmm._data import Prepared
+import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm.constants import LOG_2PI
-from bayeslmm.priors import PriorLike, add_prior, describe
-from bayeslmm.spectral import Rotated, Spectral
+from bayeslmm.data.samples import Prepared
+from bayeslmm.families.priors import PriorLike, add_prior, describe
+from bayeslmm.linalg.spectral import Rotated, Spectral
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,7 +57,7 @@ class ModelInfo:
         ``(values [shape: (n_draws_total, k)], dim, coords)`` to add to the posterior, and
         ``loglik`` is the sample-space pointwise LOO log-likelihood
         [shape: (n_draws_total, n_samples)]. None: :func:`bayeslmm.sample` uses the closed forms
-        of the one-component model (u, v, :func:`~bayeslmm.effects.loo_pointwise`).
+        of the one-component model (u, v, :func:`~bayeslmm.inference.effects.loo_pointwise`).
     """
 
     form: str

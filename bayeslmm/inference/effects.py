@@ -14,7 +14,7 @@ import numpy as np
 
 from bayeslmm.constants import LOG_2PI
 from bayeslmm.errors import SamplingWarning
-from bayeslmm.spectral import Spectral
+from bayeslmm.linalg.spectral import Spectral
 
 #: Above this many numbers (draws × samples or SNPs) random effects are not stored.
 MAX_EFFECT_VALUES = 100_000_000

@@ -22,12 +22,11 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
-from bayeslmm._data import Prepared
-from bayeslmm._family import null_space_term, variance_components
-from bayeslmm.effects import flat_draws, store_effects
+import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
+from bayeslmm.data.samples import Prepared
 from bayeslmm.errors import InputError
-from bayeslmm.priors import (
+from bayeslmm.families.base import null_space_term, variance_components
+from bayeslmm.families.priors import (
     Prior,
     PriorLike,
     add_prior,
@@ -36,7 +35,8 @@ from bayeslmm.priors import (
     draw_prior,
     resolve_priors,
 )
-from bayeslmm.spectral import Rotated, Spectral, rotate_data
+from bayeslmm.inference.effects import flat_draws, store_effects
+from bayeslmm.linalg.spectral import Rotated, Spectral, rotate_data
 
 #: The priors of ``snp_model(..., prior=...)``.
 SPARSE_PRIORS = ("normal", "mixture", "horseshoe")

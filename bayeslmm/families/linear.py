@@ -15,13 +15,20 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
-from bayeslmm._data import prepare
-from bayeslmm._family import ModelInfo
+import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm.constants import LOG_2PI
+from bayeslmm.data.samples import prepare
 from bayeslmm.errors import InputError
-from bayeslmm.priors import Prior, PriorLike, add_prior, default_priors, describe, draw_prior
-from bayeslmm.spectral import Spectral, rotate_data
+from bayeslmm.families.base import ModelInfo
+from bayeslmm.families.priors import (
+    Prior,
+    PriorLike,
+    add_prior,
+    default_priors,
+    describe,
+    draw_prior,
+)
+from bayeslmm.linalg.spectral import Spectral, rotate_data
 
 PARAMETERS = ("beta", "sigma_e")
 

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayeslmm._data import Prepared, dropped_message, prepare, sample_ids
+from bayeslmm.data.samples import Prepared, dropped_message, prepare, sample_ids
 from bayeslmm.errors import DataWarning, InputError
-from bayeslmm.spectral import (
+from bayeslmm.linalg.spectral import (
     Spectral,
     check_kinship,
     spectral_from_genotypes,
@@ -34,7 +34,7 @@ def kinship_array(K: Any) -> np.ndarray:
     -------
     ndarray
         [shape: (n_samples, n_samples)], as returned by
-        :func:`~bayeslmm.spectral.check_kinship` (square, finite, symmetric).
+        :func:`~bayeslmm.linalg.spectral.check_kinship` (square, finite, symmetric).
 
     Raises
     ------

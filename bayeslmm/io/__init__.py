@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayeslmm._atomic import atomic_path
-from bayeslmm._data import positional_ids
-from bayeslmm._genetic import Kinship
+from bayeslmm.data.samples import positional_ids
 from bayeslmm.errors import DataWarning, InputError
-from bayeslmm.spectral import check_kinship
+from bayeslmm.io.outputs import atomic_path
+from bayeslmm.linalg.spectral import check_kinship
+from bayeslmm.relatedness.relationship import Kinship
 
 log = logging.getLogger("bayeslmm")
 

@@ -2,7 +2,7 @@
 
 The null model is fitted once per kinship (REML by default; one per chromosome with LOCO),
 then SNPs are read from disk in chunks, rotated into the eigenbasis of K with one matrix
-product per chunk, and tested in closed form (:mod:`bayeslmm._assoc`). ``exact=True``
+product per chunk, and tested in closed form (:mod:`bayeslmm.gwas.association`). ``exact=True``
 re-estimates λ = σg²/σe² for every SNP (GEMMA ``-lmm 4``), vectorized across the chunk.
 """
 
@@ -22,7 +22,11 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from bayeslmm._assoc import (
+from bayeslmm.data.inputs import kinship_array
+from bayeslmm.data.samples import Prepared, prepare
+from bayeslmm.errors import DataWarning, InputError
+from bayeslmm.estimation.reml import fit_rotated
+from bayeslmm.gwas.association import (
     LAMBDA_RANGE,
     NullData,
     SnpBlock,
@@ -31,14 +35,10 @@ from bayeslmm._assoc import (
     maximize_lambdas,
     projections,
 )
-from bayeslmm._atomic import atomic_path, check_outputs
-from bayeslmm._data import Prepared, prepare
-from bayeslmm._inputs import kinship_array
-from bayeslmm.errors import DataWarning, InputError
 from bayeslmm.io import Genotypes, normalize_chromosomes
-from bayeslmm.kinship import Kinship, as_genotypes, in_kinship, kinship, loco_kinships
-from bayeslmm.reml import fit_rotated
-from bayeslmm.spectral import Spectral, rotate_data, spectral_from_kinship, standardize
+from bayeslmm.io.outputs import atomic_path, check_outputs
+from bayeslmm.linalg.spectral import Spectral, rotate_data, spectral_from_kinship, standardize
+from bayeslmm.relatedness.grm import Kinship, as_genotypes, in_kinship, kinship, loco_kinships
 
 COLUMNS = [
     "chrom",
@@ -99,8 +99,8 @@ def _fit_null(
         h2 = fit_rotated(rot, data.covariates, "reml")[0]
         lam = np.array([min(h2 / (1 - h2), bounds[1]) if h2 < 1 else bounds[1]])
     elif null == "map":
-        from bayeslmm.inference import map_estimate
-        from bayeslmm.lmm import kinship_model
+        from bayeslmm.families.gaussian import kinship_model
+        from bayeslmm.inference.sampling import map_estimate
 
         model = kinship_model(data.y, spectral, data.X[:, 1:] if _has_intercept(data) else data.X)
         h2 = float(map_estimate(model)["posterior"]["h2"].values.ravel()[0])

@@ -65,7 +65,7 @@ def _is_pymc_object(value: Any) -> bool:
     Checked without importing PyMC: neither can exist before its module is loaded, so a number,
     an array or a scipy distribution never loads PyMC here.
     """
-    priors = sys.modules.get("bayeslmm.priors")
+    priors = sys.modules.get("bayeslmm.families.priors")
     tensor = sys.modules.get("pytensor.tensor")
     return (priors is not None and isinstance(value, priors.Prior)) or (
         tensor is not None and isinstance(value, tensor.TensorVariable)
@@ -79,7 +79,7 @@ def _prevalence_draws(
     size = shape if shape else (n_draws,)
     n = int(np.prod(size))
     if _is_pymc_object(prevalence):
-        from bayeslmm.priors import Prior, draw_prior
+        from bayeslmm.families.priors import Prior, draw_prior
 
         if isinstance(prevalence, Prior):
             if prevalence.distribution in ("Flat", "Jeffreys"):

@@ -2,11 +2,11 @@
 
 :func:`bayeslmm.sample` writes a ``log_likelihood`` group with one value per individual and
 draw, log p(y_i | y_−i, θ) of the non-factorized Gaussian (see
-:func:`bayeslmm.effects.loo_pointwise`). This module checks that fits can be compared
+:func:`bayeslmm.inference.effects.loo_pointwise`). This module checks that fits can be compared
 (sample-space log-likelihood, same samples, same phenotype values), runs PSIS-LOO through
 :mod:`arviz_stats`, and builds bayeslmm's own comparison table (:data:`COMPARE_COLUMNS`), so
-that what users read does not change with ArviZ's table. It and :mod:`bayeslmm.inference` are
-the only modules that call ArviZ.
+that what users read does not change with ArviZ's table. It and
+:mod:`bayeslmm.inference.sampling` are the only modules that call ArviZ.
 
 WAIC is not offered: ArviZ 1 dropped it, and PSIS-LOO estimates the same quantity with a
 per-sample diagnostic (Pareto k) that WAIC lacks (Vehtari, Gelman & Gabry 2017).

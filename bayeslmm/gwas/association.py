@@ -10,7 +10,7 @@ covariates X, with ⟨a, b⟩ = a'H⁻¹b and ⊥ the H⁻¹-projection off X (G
     score F = N · P_gy² / (P_yy · P_gg) ~ F(1, df)    (GEMMA's definitions),
     LRT  2Δℓ = 2(ℓ₁ − ℓ₀) with ML log-likelihoods ~ χ²₁.
 
-The module knows nothing of files or PyMC; :mod:`bayeslmm.gwas` drives it chunk by chunk.
+The module knows nothing of files or PyMC; :mod:`bayeslmm.gwas.scanner` drives it chunk by chunk.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class NullData:
 
     @property
     def d(self) -> int:
+        """Number of covariates."""
         return self.X1.shape[1]
 
     def logdet_h(self, lam: np.ndarray) -> np.ndarray:

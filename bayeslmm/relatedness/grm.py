@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import blas
 
-from bayeslmm._data import positional_ids
-from bayeslmm._genetic import Kinship
+from bayeslmm.data.samples import positional_ids
 from bayeslmm.errors import InputError
 from bayeslmm.io import (
     DEFAULT_CHUNK,
@@ -27,6 +26,7 @@ from bayeslmm.io import (
     is_autosome,
     normalize_chromosomes,
 )
+from bayeslmm.relatedness.relationship import Kinship
 
 log = logging.getLogger("bayeslmm")
 

@@ -1,7 +1,7 @@
 """Principal components of genotypes or of a kinship matrix, as covariates for the models.
 
 PCs are the top eigenvectors of K = W W'/M (W the standardized genotypes), computed by the
-same spectral machinery as the models (:mod:`bayeslmm.spectral`): a thin SVD of W when there
+same spectral machinery as the models (:mod:`bayeslmm.linalg.spectral`): a thin SVD of W when there
 are fewer SNPs than samples, else an eigendecomposition of K built by streaming SNP chunks.
 """
 
@@ -12,15 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayeslmm._data import positional_ids
+from bayeslmm.data.samples import positional_ids
 from bayeslmm.errors import InputError
-from bayeslmm.kinship import Kinship, kinship
-from bayeslmm.spectral import (
+from bayeslmm.linalg.spectral import (
     Spectral,
     check_kinship,
     spectral_from_genotypes,
     spectral_from_kinship,
 )
+from bayeslmm.relatedness.grm import Kinship, kinship
 
 
 def _is_genotypes(obj: Any) -> bool:

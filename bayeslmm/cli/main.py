@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayeslmm._atomic import atomic_path, check_outputs
 from bayeslmm.errors import BayeslmmError, BayeslmmWarning, InputError
+from bayeslmm.io.outputs import atomic_path, check_outputs
 
 SIMULATE_SUFFIXES = (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv", ".truth.json")
 DEMO_FILES = ("h2_posterior.png", "posterior.nc", "summary.tsv")
@@ -40,8 +40,8 @@ def _outputs(prefix: str | None, suffixes: tuple[str, ...], force: bool) -> list
 
 def _demo(args: argparse.Namespace) -> int:
     import bayeslmm as bl
+    from bayeslmm.data.simulation import simulate
     from bayeslmm.plots import plot_h2_posterior
-    from bayeslmm.simulate import simulate
 
     out = Path(args.out)
     if not str(args.out).strip() or (out.exists() and not out.is_dir()):
@@ -123,7 +123,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from bed_reader import to_bed
 
-    from bayeslmm.simulate import simulate
+    from bayeslmm.data.simulation import simulate
 
     checked = _outputs(args.out, SIMULATE_SUFFIXES, args.force)
     paths = dict(zip(SIMULATE_SUFFIXES, checked, strict=True))

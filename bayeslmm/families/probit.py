@@ -17,13 +17,13 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import special
 
-import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
-from bayeslmm._family import ModelInfo, model_coords
-from bayeslmm._inputs import kinship_inputs
-from bayeslmm.effects import flat_draws, store_effects
+import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
+from bayeslmm.data.inputs import kinship_inputs
 from bayeslmm.errors import InputError
-from bayeslmm.priors import Prior, PriorLike, add_prior, check_support
-from bayeslmm.spectral import rotate_data
+from bayeslmm.families.base import ModelInfo, model_coords
+from bayeslmm.families.priors import Prior, PriorLike, add_prior, check_support
+from bayeslmm.inference.effects import flat_draws, store_effects
+from bayeslmm.linalg.spectral import rotate_data
 
 #: Free parameters of each parametrization of the probit model, besides ``beta``.
 PROBIT_PARAMETERS = {"h2": ("h2",), "variance": ("sigma_g2",)}
@@ -80,7 +80,7 @@ def check_binary(y: Any) -> None:
     try:
         values = np.asarray(getattr(y, "values", y), dtype=float).ravel()
     except (TypeError, ValueError):
-        return  # not numeric: bayeslmm._data.prepare names the problem
+        return  # not numeric: bayeslmm.data.samples.prepare names the problem
     values = values[~np.isnan(values)]
     found = np.unique(values)
     other = found[(found != 0) & (found != 1)]

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from bayeslmm._inputs import components_inputs, kinship_inputs
 from bayeslmm.constants import LOG_2PI
+from bayeslmm.data.inputs import components_inputs, kinship_inputs
 from bayeslmm.errors import ConvergenceError, InputError, KinshipWarning
-from bayeslmm.spectral import Rotated, rotate_data, standardize
+from bayeslmm.linalg.spectral import Rotated, rotate_data, standardize
 
 # (scipy.special, not scipy.stats, which takes ~0.7 s to import: the same numbers, bit for bit,
 # as stats.chi2.ppf(0.95, 1) / 2 and stats.norm.ppf(0.975); tests/test_imports.py)
@@ -218,7 +218,7 @@ def _components_identifiable(Ks: list[np.ndarray]) -> bool:
 
 def _reml_components(y: Any, Ks: Any, X: Any, method: str, *, normalize: bool) -> RemlFit:
     """(RE)ML with several kinships: dense profiled likelihood over the shares."""
-    from bayeslmm._multi_reml import BOUNDARY, DenseProblem, fit
+    from bayeslmm.estimation.multi import BOUNDARY, DenseProblem, fit
 
     prepared, spectra, names = components_inputs(y, Ks, X, normalize=normalize)
     std = standardize(prepared.y, prepared.X)  # invariant to units and offsets
@@ -407,7 +407,7 @@ def reml(
         Phenotype [shape: (n_samples,)]; array, or Series indexed by sample ID.
     K
         Kinship [shape: (n_samples, n_samples)]: array, DataFrame indexed by ID, Kinship, or a
-        precomputed :class:`~bayeslmm.spectral.Spectral`. A list (components ``K1``, ``K2``,
+        precomputed :class:`~bayeslmm.linalg.spectral.Spectral`. A list (components ``K1``, ``K2``,
         ...) or a dict name → K fits several variance components (see Notes).
     X
         Covariates [shape: (n_samples, n_covariates)]; an intercept is added unless X spans
@@ -425,7 +425,8 @@ def reml(
     Notes
     -----
     y is first replaced by its least-squares residual on X in units of its residual standard
-    deviation, and X by orthogonal columns spanning it (:func:`bayeslmm.spectral.standardize`);
+    deviation, and X by orthogonal columns spanning it
+    (:func:`bayeslmm.linalg.spectral.standardize`);
     β, its SEs, the variances and the log-likelihood are transformed back exactly, so the fit
     does not depend on the units or offsets of y and of the covariates (a trait of 1e6 + noise
     used to lose every digit of the profile RSS to cancellation).
@@ -441,7 +442,7 @@ def reml(
     There is no common eigenbasis, so each evaluation is a dense Cholesky, O(N³) (as GCTA's
     AI-REML; about 30–60 evaluations per face, 4 faces for two kinships). The SEs come from the
     observed information by differences of the analytic gradient (see
-    :func:`bayeslmm._multi_reml.fit`); ``h2_ci`` is then the Wald interval of the total clipped
+    :func:`bayeslmm.estimation.multi.fit`); ``h2_ci`` is then the Wald interval of the total clipped
     to [0, 1], not a profile interval.
 
     Examples

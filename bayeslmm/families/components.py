@@ -19,13 +19,12 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy import linalg
 
-import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
-from bayeslmm._family import ModelInfo
-from bayeslmm._inputs import components_inputs
+import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm.constants import LOG_2PI
-from bayeslmm.effects import draw_u, flat_draws, store_effects
+from bayeslmm.data.inputs import components_inputs
 from bayeslmm.errors import InputError
-from bayeslmm.priors import (
+from bayeslmm.families.base import ModelInfo
+from bayeslmm.families.priors import (
     Prior,
     PriorLike,
     add_prior,
@@ -33,7 +32,8 @@ from bayeslmm.priors import (
     default_priors,
     draw_prior,
 )
-from bayeslmm.spectral import Rotated, Spectral
+from bayeslmm.inference.effects import draw_u, flat_draws, store_effects
+from bayeslmm.linalg.spectral import Rotated, Spectral
 
 #: Free parameters of each parametrization of the several-component model, besides ``beta``.
 PARAMETERS = {"h2": ("sigma_p", "shares"), "variance": ("sigma_g2_component", "sigma_e2")}
@@ -501,7 +501,8 @@ def draw_components(
     The latent components are deterministic given the draw:
     :math:`u_l = U_l\operatorname{diag}(\sqrt{\sigma_l^2 s_l}) z_l`. The marginalized one is then
     drawn from its Gaussian conditional given the others, as in the one-component model
-    (:func:`bayeslmm.effects.draw_u` on the residual :math:`y - X\beta - \sum_l u_l`), O(N·r)
+    (:func:`bayeslmm.inference.effects.draw_u` on the residual
+    :math:`y - X\beta - \sum_l u_l`), O(N·r)
     per draw. With ``rng`` None (a MAP point) it is the conditional mean.
     """
     n_draws, k, n = beta.shape[0], len(spectra), y.shape[0]

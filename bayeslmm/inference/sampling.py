@@ -1,6 +1,7 @@
 """Posterior inference: NUTS sampling, MAP, random effects and summaries of h².
 
-This module and :mod:`bayeslmm.compare` are the only ones that call PyMC's samplers or ArviZ.
+This module and :mod:`bayeslmm.inference.comparison` are the only ones that call PyMC's
+samplers or ArviZ.
 Results are ArviZ 1 objects: an :class:`xarray.DataTree` whose children are the groups
 (``posterior``, ``log_likelihood``, ``observed_data``, ``constant_data``, ``sample_stats``) and
 whose ``attrs`` hold the provenance. Diagnostics come from :mod:`arviz_stats`, imported on its
@@ -22,12 +23,12 @@ import pymc as pm
 import xarray as xr
 from xarray import DataTree
 
-import bayeslmm._backend  # noqa: F401  (PyTensor set-up, before any model is built)
-from bayeslmm._family import ModelInfo
+import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm._version import __version__
-from bayeslmm.effects import draw_v, flat_draws, loo_pointwise, store_effects, u_and_loo
 from bayeslmm.errors import InputError, SamplingWarning
-from bayeslmm.priors import describe
+from bayeslmm.families.base import ModelInfo
+from bayeslmm.families.priors import describe
+from bayeslmm.inference.effects import draw_v, flat_draws, loo_pointwise, store_effects, u_and_loo
 
 SAMPLERS = ("nutpie", "pymc")
 #: Quantiles whose ESS is the tail ESS.
@@ -239,7 +240,8 @@ def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> tuple[Any, int | None]
     - Small models (the kinship and SNP models, major loci): sampling takes seconds and nutpie's
       own compilation 10–20 s in every new process (its ``cfunc`` wrapper is never cached). The
       log-density comes from PyTensor's disk-cached numba functions instead (~1 s; see
-      :mod:`bayeslmm._nutpie`), wrapped in C functions cached on disk beside them, which nutpie
+      :mod:`bayeslmm.inference.compiled`), wrapped in C functions cached on disk beside them,
+      which nutpie
       calls from its threads without Python, chains in parallel (where an argument is not an
       array, through Python at ~50 µs per gradient, one thread).
     - Models with a latent vector (probit liabilities, explicit SNP effects, sparse priors,
@@ -252,7 +254,7 @@ def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> tuple[Any, int | None]
     """
     # The initial point (support point of each prior, jittered) is taken from this model, so
     # that a reused compilation gives the same draws as a fresh one for the same seed.
-    from bayeslmm._nutpie import compile_functions, nutpie_model, quiet_numba
+    from bayeslmm.inference.compiled import compile_functions, nutpie_model, quiet_numba
 
     initial_point = _initial_point_function(model)
     cached = initial_point(0).size <= MAX_CACHED_DIM
@@ -343,7 +345,7 @@ def sample(
     Notes
     -----
     The sampler sees only the rotated likelihood (O(r·d) per gradient); u and v are drawn
-    afterwards in closed form (see :mod:`bayeslmm.effects`).
+    afterwards in closed form (see :mod:`bayeslmm.inference.effects`).
     """
     info = _info(model)
     if sampler not in SAMPLERS:

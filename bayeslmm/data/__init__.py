@@ -1,0 +1,4 @@
+"""Sample identity and input coercion.
+
+Every entry point turns y, X, K, genotypes and PCs into one aligned object here (numpy only).
+"""

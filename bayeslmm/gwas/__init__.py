@@ -1,0 +1,4 @@
+"""Association scans.
+
+Per-SNP tests in the eigenbasis, LOCO, chunked and resumable output (numpy only).
+"""
