@@ -20,6 +20,7 @@ from bayeslmm.errors import (
 from bayeslmm.estimation.reml import RemlFit, reml
 from bayeslmm.gwas.scanner import scan
 from bayeslmm.io import Genotypes, read_bimbam, read_grm, read_plink, read_table, write_grm
+from bayeslmm.linalg.gram import Gram, gram
 from bayeslmm.linalg.spectral import Spectral, spectral_from_genotypes, spectral_from_kinship
 from bayeslmm.relatedness.grm import Kinship, kinship, kinship_from_pcs, loco_kinships
 from bayeslmm.relatedness.pca import pcs
@@ -73,6 +74,7 @@ __all__ = [
     "BayeslmmWarning",
     "ConvergenceError",
     "Genotypes",
+    "Gram",
     "Kinship",
     "DataWarning",
     "InputError",
@@ -83,6 +85,7 @@ __all__ = [
     "Spectral",
     "__version__",
     "compare",
+    "gram",
     "liability_h2",
     "loo",
     "heritability",

@@ -12,11 +12,18 @@ import pandas as pd
 
 from bayeslmm.data.samples import Prepared, dropped_message, prepare, sample_ids
 from bayeslmm.errors import DataWarning, InputError
+from bayeslmm.linalg.gram import Gram, GramSubset
 from bayeslmm.linalg.spectral import (
     Spectral,
     check_kinship,
     spectral_from_genotypes,
     spectral_from_kinship,
+)
+
+#: Why a :class:`~bayeslmm.linalg.gram.Gram` is refused where only K or W is accepted so far.
+GRAM_NOT_YET = (
+    "a Gram (bl.gram) is accepted by bl.reml only, so far; for this model pass the kinship "
+    "(bl.kinship(genotypes, method=gram.method)) or the genotypes instead."
 )
 
 
@@ -62,6 +69,8 @@ def kinship_inputs(
     ``.matrix``/``.samples``/``.spectral()`` (a Kinship), or a :class:`Spectral` (positional).
     A decomposition is reused when every sample is kept; otherwise the kept block is decomposed.
     """
+    if isinstance(K, Gram):
+        raise InputError(GRAM_NOT_YET)
     if isinstance(K, Spectral):
         prepared = prepare(y, X, np.empty((K.n, 0)), genetic_name="K")
         if np.array_equal(prepared.rows, np.arange(K.n)):
@@ -103,6 +112,8 @@ def genotype_inputs(
     y: Any, W: Any, X: Any = None, *, standardize_snps: bool = True, normalize: bool = True
 ) -> tuple[Prepared, np.ndarray, list[str], Spectral]:
     """Align y, X with the genotype matrix W; return the prepared data, the W used and SNP names."""
+    if isinstance(W, Gram):
+        raise InputError(GRAM_NOT_YET)
     if hasattr(W, "read") and hasattr(W, "snps") and hasattr(W, "samples"):  # Genotypes
         W = pd.DataFrame(W.read(), index=W.samples, columns=W.snps["snp"].astype(str))
     if isinstance(W, pd.DataFrame):
@@ -236,6 +247,8 @@ def components_inputs(
     mats: list[np.ndarray] = []
     ids: list[pd.Index | None] = []
     for name, K in zip(names, raw, strict=True):
+        if isinstance(K, Gram):
+            raise InputError(GRAM_NOT_YET)
         if isinstance(K, Spectral):
             mats.append(K.matrix())
         elif isinstance(K, np.ndarray) or not (isinstance(K, pd.DataFrame) or hasattr(K, "matrix")):
@@ -286,3 +299,30 @@ def components_inputs(
         else:
             spectra.append(spectral_from_kinship(mat[np.ix_(r, r)], normalize=normalize))
     return prepared, spectra, names
+
+
+def gram_inputs(
+    y: Any, gram: Gram, X: Any = None, *, normalize: bool = True
+) -> tuple[Prepared, GramSubset]:
+    """Align y, X with the samples of a Gram and decompose the Gram of the samples analysed.
+
+    Parameters
+    ----------
+    y, X
+        As in :func:`bayeslmm.reml`: pandas objects are aligned by sample ID with
+        ``gram.samples``; plain arrays by position (they must have ``gram.n_samples`` rows).
+    gram : Gram
+        From :func:`bayeslmm.gram`.
+    normalize
+        Divide K = WW'/M by its mean diagonal over the samples analysed.
+
+    Returns
+    -------
+    prepared : Prepared
+        Aligned y and X; ``rows`` index the Gram's samples.
+    subset : GramSubset
+        The Gram of the samples analysed (downdated when samples were dropped) and its
+        eigenbasis; ``subset.rotate_data(y, X)`` rotates data in the order of ``prepared``.
+    """
+    prepared = prepare(y, X, _Samples(pd.Index(gram.samples)), genetic_name="gram")
+    return prepared, gram.subset(prepared.rows, normalize=normalize)

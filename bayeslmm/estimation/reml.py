@@ -17,8 +17,9 @@ import pandas as pd
 from scipy import optimize, special
 
 from bayeslmm.constants import LOG_2PI
-from bayeslmm.data.inputs import components_inputs, kinship_inputs
+from bayeslmm.data.inputs import components_inputs, gram_inputs, kinship_inputs
 from bayeslmm.errors import ConvergenceError, InputError, KinshipWarning
+from bayeslmm.linalg.gram import Gram
 from bayeslmm.linalg.spectral import Rotated, rotate_data, standardize
 
 # (scipy.special, not scipy.stats, which takes ~0.7 s to import: the same numbers, bit for bit,
@@ -408,7 +409,9 @@ def reml(
     K
         Kinship [shape: (n_samples, n_samples)]: array, DataFrame indexed by ID, Kinship, or a
         precomputed :class:`~bayeslmm.linalg.spectral.Spectral`. A list (components ``K1``, ``K2``,
-        ...) or a dict name → K fits several variance components (see Notes).
+        ...) or a dict name → K fits several variance components (see Notes). A
+        :class:`~bayeslmm.linalg.gram.Gram` (:func:`bayeslmm.gram`) stands for K = WW'/M
+        without forming it (see Notes).
     X
         Covariates [shape: (n_samples, n_covariates)]; an intercept is added unless X spans
         the constant. None: intercept only.
@@ -436,6 +439,13 @@ def reml(
     or where that information is not positive, it is the width of the 95 % profile-likelihood
     interval divided by 2·1.96, and ``se_method`` says so.
 
+    With a Gram of M model SNPs, K = WW'/M is never formed: its M×M Gram restricted to the
+    samples analysed (a downdate when some are dropped) is decomposed in O(M³) and y and X are
+    rotated through W'[X, y], one streamed O(N·M) pass over the genotypes
+    (:class:`~bayeslmm.linalg.spectral.LowRank`); the profiled likelihood equals the one from
+    the N×N kinship ``bl.kinship(genotypes, method=gram.method)`` to round-off (the maximizer
+    ĥ² to the optimizer's step, ~√ε·h², as when only the order of the samples changes).
+
     With several kinships, V = σp² (Σ_k h_k K_k + (1 − Σ_k h_k) I): β and σp² are profiled out
     and the shares h_k are maximized by SLSQP on the simplex with the analytic gradient, on
     every face of the simplex too (a share of 0 is a legal answer, flagged by ``at_boundary``).
@@ -462,9 +472,14 @@ def reml(
             f"grid_size must be an integer of at least 3 (points on h² ∈ [0, 1] before the "
             f"bounded search), got {grid_size!r}; the default 101 suits almost every data set."
         )
-    prepared, spectral = kinship_inputs(y, K, X, normalize=normalize)
-    std = standardize(prepared.y, prepared.X)  # invariant to units and offsets, see Notes
-    rot = rotate_data(spectral, std.y, std.X)
+    if isinstance(K, Gram):  # K = WW'/M through its M×M Gram: no N×N, no U (issue 11)
+        prepared, subset = gram_inputs(y, K, X, normalize=normalize)
+        std = standardize(prepared.y, prepared.X)
+        spectral, rot = subset.basis, subset.rotate_data(std.y, std.X)
+    else:
+        prepared, spectral = kinship_inputs(y, K, X, normalize=normalize)
+        std = standardize(prepared.y, prepared.X)  # invariant to units and offsets, see Notes
+        rot = rotate_data(spectral, std.y, std.X)
     h, se, ci, se_method, at = fit_rotated(rot, prepared.covariates, method, grid_size)
     sigma_p2 = float(at.sigma_p2[0]) * std.scale**2
     cov_beta = std.beta_cov(float(at.sigma_p2[0]) * np.linalg.inv(at.xtwx[0]))

@@ -363,3 +363,169 @@ def spectral_from_genotypes(
     keep, _ = _keep(values, rtol)
     order = np.flatnonzero(keep)[::-1]
     return Spectral(U=vectors[:, order], s=values[order], scale=scale)
+
+
+@dataclass(frozen=True, eq=False)
+class LowRank:
+    r"""The eigenbasis of K = W W'/(M·scale) known through the Gram W'W; U is never formed.
+
+    Attributes
+    ----------
+    V : ndarray
+        Orthonormal eigenvectors of W'W with non-negligible eigenvalues
+        [shape: (n_snps, rank)].
+    s : ndarray
+        The matching eigenvalues of the normalized K, descending [shape: (rank,)].
+    scale : float
+        Factor K = W W'/M was divided by (its mean diagonal when normalized, else 1).
+    n : int
+        Number of samples (rows of W).
+
+    Notes
+    -----
+    With :math:`W^\top W/(Mc) = V \operatorname{diag}(s) V^\top` (c = ``scale``), the
+    non-zero eigenvalues of :math:`K = W W^\top/(Mc)` are the same s and its eigenvectors
+    are :math:`U = W V \operatorname{diag}(s)^{-1/2}/\sqrt{Mc}`, so for any
+    :math:`a \in \mathbb{R}^N`
+
+    .. math::
+
+        U^\top a = \operatorname{diag}(s)^{-1/2} V^\top (W^\top a) / \sqrt{Mc},
+
+    which needs only the M-vector W'a: the rotation costs O(N·M) per vector, read in blocks,
+    and the N×N matrix K and the N×r matrix U are never formed.
+    """
+
+    V: np.ndarray
+    s: np.ndarray
+    scale: float
+    n: int
+
+    @property
+    def rank(self) -> int:
+        """Number of eigenvalues kept (r)."""
+        return self.s.shape[0]
+
+    @property
+    def n_snps(self) -> int:
+        """Number of SNPs (M, the order of W'W)."""
+        return self.V.shape[0]
+
+    def coordinates(self, WtA: np.ndarray) -> np.ndarray:
+        """``U.T @ A`` from ``W.T @ A`` [shape: (n_snps,) or (n_snps, k)] (see Notes above)."""
+        coef = 1.0 / np.sqrt(self.s * self.n_snps * self.scale)
+        A1 = self.V.T @ WtA
+        return A1 * (coef[:, None] if A1.ndim == 2 else coef)
+
+
+def spectral_from_gram(
+    WtW: np.ndarray, n_samples: int, *, normalize: bool = True, rtol: float = DEFAULT_RTOL
+) -> LowRank:
+    r"""Decompose K = W W'/M through the Gram W'W of the standardized genotypes.
+
+    Parameters
+    ----------
+    WtW : ndarray
+        ``W.T @ W`` of the N samples analysed [shape: (n_snps, n_snps)], symmetric.
+    n_samples : int
+        N, the number of rows of W.
+    normalize : bool
+        Divide K by its mean diagonal, trace(W'W)/(N·M), as :func:`spectral_from_kinship`
+        divides an N×N K.
+    rtol : float
+        Eigenvalues at or below ``rtol * max(eigenvalue)`` are treated as zero (the range kept
+        is that of :func:`spectral_from_kinship` on the same K).
+
+    Returns
+    -------
+    LowRank
+
+    Raises
+    ------
+    InputError
+        If WtW is not a finite symmetric square matrix or is all zeros.
+
+    Notes
+    -----
+    Cost O(M³) (LAPACK ``syevd``) whatever N is; memory about four M×M matrices. W'W is
+    positive semi-definite by construction, so negative eigenvalues are round-off and are
+    dropped with the other negligible ones, without a warning.
+    """
+    WtW = np.asarray(WtW, dtype=float)
+    if WtW.ndim != 2 or WtW.shape[0] != WtW.shape[1] or not np.isfinite(WtW).all():
+        raise InputError(f"W'W must be a finite square M×M matrix, got shape {WtW.shape}.")
+    m = WtW.shape[0]
+    if not n_samples > 0 or m == 0:
+        raise InputError(f"W'W of {n_samples} samples × {m} SNPs is empty.")
+    if np.abs(WtW - WtW.T).max() > 1e-8 * max(np.abs(WtW).max(), 1e-300):
+        raise InputError("W'W is not symmetric; it is not the Gram matrix of a genotype matrix.")
+    scale = float(np.trace(WtW) / (n_samples * m)) if normalize else 1.0
+    if not scale > 0:
+        raise InputError("W'W has a zero trace; no SNP varies across the samples analysed.")
+    values, vectors = np.linalg.eigh(WtW / (m * scale))
+    keep, _ = _keep(values, rtol)
+    order = np.flatnonzero(keep)[::-1]
+    return LowRank(V=vectors[:, order], s=values[order], scale=scale, n=int(n_samples))
+
+
+def rotate_lowrank(basis: LowRank, y: np.ndarray, X: np.ndarray, WtA: np.ndarray) -> Rotated:
+    r"""Rotate y and X in the eigenbasis of a :class:`LowRank` K: what :func:`rotate_data` gives.
+
+    Parameters
+    ----------
+    basis : LowRank
+        The eigenbasis of K = W W'/(M·scale) for the N samples of y.
+    y : ndarray
+        Phenotype, standardized (:func:`standardize`) [shape: (n_samples,)].
+    X : ndarray
+        Covariates, standardized [shape: (n_samples, n_covariates)].
+    WtA : ndarray
+        ``W.T @ [X, y]`` over the same samples in the same order [shape: (n_snps, d + 1)].
+
+    Returns
+    -------
+    Rotated
+        As :func:`rotate_data` returns it for the N×N K = W W'/(M·scale).
+
+    Notes
+    -----
+    With A = [X, y] and :math:`A_1 = U^\top A` from :meth:`LowRank.coordinates`, the Gram of
+    the null-space residuals is :math:`R^\top R = A^\top A - A_1^\top A_1`, since
+    :math:`R = (I - UU^\top)A` and :math:`I - UU^\top` is a projector. The residuals themselves
+    (N×(d+1), needing U) are not formed, so the difference is taken on standardized data:
+    every column of A then has squared norm N or N − d and the relative error of
+    :math:`R^\top R` is about :math:`\epsilon\,N/(N-r)`, with no offset to cancel (the
+    cancellation that :attr:`Rotated.null_factor` exists for). ``null_factor`` is the
+    upper-triangular Cholesky factor of :math:`R^\top R` (from a QR factorization of its
+    clipped square root where round-off makes it singular). Cost O(M·r·d + N·d²).
+    """
+    y = np.asarray(y, dtype=float)
+    A = np.column_stack([X, y])
+    WtA = np.asarray(WtA, dtype=float).reshape(basis.n_snps, A.shape[1])
+    A1 = basis.coordinates(WtA)
+    n_null = basis.n - basis.rank
+    k = A.shape[1]
+    if n_null <= 0:
+        gram, factor = np.zeros((k, k)), np.zeros((1, k))
+    else:
+        gram = A.T @ A - A1.T @ A1
+        gram = (gram + gram.T) / 2
+        factor = _upper_factor(gram)
+    return Rotated(
+        y1=A1[:, -1],
+        X1=A1[:, :-1],
+        gram=gram,
+        n_null=max(n_null, 0),
+        s=basis.s,
+        null_factor=factor,
+    )
+
+
+def _upper_factor(gram: np.ndarray) -> np.ndarray:
+    """Upper-triangular R with R'R = gram (semi-definite gram: via its clipped square root)."""
+    try:
+        return linalg.cholesky(gram, lower=False)
+    except linalg.LinAlgError:
+        values, vectors = np.linalg.eigh(gram)
+        root = np.sqrt(np.clip(values, 0.0, None))[:, None] * vectors.T
+        return np.linalg.qr(root, mode="r")

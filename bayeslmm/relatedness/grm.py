@@ -148,13 +148,37 @@ def _runs(labels: np.ndarray) -> list[tuple[str, slice]]:
     return [(str(labels[a]), slice(a, b)) for a, b in zip(starts, stops, strict=True)]
 
 
-def _prepare_block(
+def prepare_block(
     block: np.ndarray, maf: float, max_missing: float, qc: dict[str, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Impute and centre a block in place; drop SNPs failing QC.
+    """Impute and centre a block of allele counts in place; drop the SNPs failing QC.
 
-    Returns the centred block (column-major), the kept columns, p (allele frequency) and the
-    positions of the missing calls (rows, cols) in the returned block.
+    The one convention of every kinship and of :func:`bayeslmm.gram`: a missing call is set to
+    the mean of the SNP's observed calls (2p), then each SNP is centred by that mean.
+
+    Parameters
+    ----------
+    block : ndarray
+        Allele counts, NaN = missing, every sample of the analysis [shape: (n_samples, b)];
+        overwritten.
+    maf : float
+        SNPs with a minor allele frequency below this are dropped.
+    max_missing : float
+        SNPs with a larger share of missing calls are dropped.
+    qc : dict
+        Counts of dropped SNPs by reason (``all_missing``, ``monomorphic``, ``missingness``,
+        ``maf``), incremented in place; a SNP is counted under its first reason only.
+
+    Returns
+    -------
+    centred : ndarray
+        The centred, imputed block of the kept SNPs (column-major) [shape: (n_samples, k)].
+    keep : ndarray
+        Positions of the kept SNPs in ``block`` [shape: (k,)].
+    p : ndarray
+        Frequency of the counted allele of the kept SNPs (mean / 2) [shape: (k,)].
+    missing : ndarray of bool
+        Where the calls of ``centred`` were missing [shape: (n_samples, k)].
     """
     missing = np.isnan(block)
     count = block.shape[0] - missing.sum(axis=0)
@@ -259,7 +283,7 @@ def _accumulate(
             if invalid.any():
                 raise InputError("IBS kinship needs hard calls 0/1/2; these genotypes are dosages.")
             raw = block.copy()
-        block, keep, p, missing = _prepare_block(block, maf, max_missing, qc)
+        block, keep, p, missing = prepare_block(block, maf, max_missing, qc)
         if keep.size == 0:
             continue
         labels = chrom[block_idx[keep]] if by_chromosome else np.full(keep.size, "all")
