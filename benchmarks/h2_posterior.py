@@ -70,6 +70,7 @@ import pymc as pm  # noqa: E402
 
 import bayeslmm as bl  # noqa: E402
 from bayeslmm.data.simulation import simulate  # noqa: E402
+from bayeslmm.families.base import info_of  # noqa: E402
 from bayeslmm.inference import sampling as inference  # noqa: E402
 from bayeslmm.inference.sampling import (  # noqa: E402
     _add_groups,
@@ -123,7 +124,7 @@ def nutpie_fit(model: pm.Model, draws: int, tune: int, chains: int, seed: int) -
     """Compile, sample and post-process as ``bl.sample`` does, timing each stage."""
     inference._COMPILED.clear()  # time the compilation, not an in-process reuse
     t0 = time.perf_counter()
-    compiled, cores = inference._compiled_nutpie(model, model.bayeslmm)
+    compiled, cores = inference._compiled_nutpie(model, info_of(model))
     t_compile = time.perf_counter() - t0
     t0 = time.perf_counter()
     raw = nutpie.sample(
@@ -140,7 +141,7 @@ def nutpie_fit(model: pm.Model, draws: int, tune: int, chains: int, seed: int) -
     t0 = time.perf_counter()
     posterior = _clean_posterior(raw["posterior"].to_dataset())
     stats = _numeric_stats(raw["sample_stats"].to_dataset())
-    idata = _add_groups(posterior, stats, model.bayeslmm, np.random.default_rng(seed), True)
+    idata = _add_groups(posterior, stats, info_of(model), np.random.default_rng(seed), True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # R-hat and divergences are reported in the table
         _check_convergence(idata)
@@ -184,7 +185,7 @@ def dense_comparison(n: int, dense_draws: int, seed: int = SEED) -> dict:
     data = simulate(n, 2 * n, H2, n_covariates=2, seed=seed + 1)
     spectral = bl.spectral_from_kinship(data.K)
     fast = bl.kinship_model(data.y, spectral, data.X)
-    info = fast.bayeslmm  # the dense model gets exactly the same y, X (with intercept) and K
+    info = info_of(fast)  # the dense model gets exactly the same y, X (with intercept) and K
     dense = dense_kinship_model(info.data.y, info.data.X, spectral.matrix())
     out: dict = {"n": n, "rank": spectral.rank}
     out["eval_dense_s"] = time_eval(dense, min_seconds=2.0)
@@ -319,7 +320,7 @@ def post_processing(n: int, n_draws: int = 4000, seed: int = SEED) -> dict:
 
     data = simulate(n, 2 * n, H2, n_covariates=2, seed=seed)
     spectral = bl.spectral_from_kinship(data.K)
-    info = bl.kinship_model(data.y, spectral, data.X).bayeslmm
+    info = info_of(bl.kinship_model(data.y, spectral, data.X))
     rng = np.random.default_rng(seed)
     y, X = info.data.y, info.data.X
     h2 = np.clip(rng.normal(H2, 0.03, n_draws), 0.01, 0.99)

@@ -8,6 +8,7 @@ import xarray as xr
 
 import bayeslmm as bl
 from bayeslmm.errors import DataWarning, InputError
+from bayeslmm.families.base import info_of
 from bayeslmm.families.components import draw_components, layout, loo_components, postprocess
 from models.multi_lmm import reference as ref
 from tests.nuts import sample_counted
@@ -73,7 +74,7 @@ def test_multi_kinship_model__logp_equals_dense_conditional(low_rank, parametriz
     """log p(y | θ, z) = log N(y | Xβ + u_latent, σm² Km + σe² I); z's density is N(0, I)."""
     y, X, K1, K2 = _data(1, low_rank=low_rank)
     model = bl.kinship_model(y, [K1, K2], X[:, 1:], parametrization=parametrization)
-    info = model.bayeslmm
+    info = info_of(model)
     spectra, lay = info.extra["spectra"], info.extra["layout"]
     assert (info.extra["layout"].n_null > 0) == low_rank
     f = _likelihood_fn(model)
@@ -96,7 +97,7 @@ def test_multi_kinship_model__three_components_logp():
     W3 = _standardize(rng.binomial(2, 0.3, (50, 200)).astype(float))
     K3 = W3 @ W3.T / 200
     model = bl.kinship_model(y, [K1, K3, K2], X[:, 1:])
-    info = model.bayeslmm
+    info = info_of(model)
     spectra, lay = info.extra["spectra"], info.extra["layout"]
     assert lay.marginal == 1 and lay.latent == (0, 2)
     f = _likelihood_fn(model)
@@ -112,7 +113,7 @@ def test_multi_kinship_model__marginal_equals_dense_pymc_model():
     the dense MvNormal model of the reference, priors and Jacobians included."""
     y, X, K1, K2 = _data(4, n=30, low_rank=True)
     model = bl.kinship_model(y, [K1, K2], X[:, 1:])
-    spectra = model.bayeslmm.extra["spectra"]
+    spectra = info_of(model).extra["spectra"]
     dense = ref.dense_multi_model(y, X, [sp.matrix() for sp in spectra])
     fast = {"mode": "FAST_COMPILE"}
     logp = model.compile_logp(**fast)
@@ -145,7 +146,7 @@ def test_multi_kinship_model__structure():
     assert "h2" not in model.named_vars_to_dims  # dim-less total
     for name in ("h2", "sigma_g2", "sigma_e2", "beta"):
         assert name in model.named_vars
-    info = model.bayeslmm
+    info = info_of(model)
     assert info.form == "multi_kinship_lmm"
     assert info.extra["marginalized"] == "chr1"  # rank 20 > 12
     assert len(model.coords["latent"]) == 12
@@ -170,8 +171,8 @@ def test_multi_kinship_model__aligned_by_id():
     by_id = bl.kinship_model(y_series, [frame1, frame2], X_frame)
     mixed = bl.kinship_model(y_series, [frame1, K2[np.ix_(p1, p1)]], X_frame)
     plain = bl.kinship_model(y, [K1, K2], X[:, 1:])
-    order = [ids.index(s) for s in by_id.bayeslmm.data.samples]
-    np.testing.assert_array_equal(by_id.bayeslmm.data.y, y[order])
+    order = [ids.index(s) for s in info_of(by_id).data.samples]
+    np.testing.assert_array_equal(info_of(by_id).data.y, y[order])
     # z = 0: y, X and the marginalized K are aligned (eigenvector signs are arbitrary, so a
     # z ≠ 0 is not comparable across decompositions); the LOO terms check every K
     theta = (np.array([[1.0, 0.2]]), np.array([[0.4, 0.3]]), np.array([0.5]))
@@ -179,7 +180,7 @@ def test_multi_kinship_model__aligned_by_id():
     for model in (by_id, mixed, plain):
         point = dict(model.initial_point())
         values.append(model.compile_logp(mode="FAST_COMPILE")(point))
-        info = model.bayeslmm
+        info = info_of(model)
         loo = loo_components(
             info.extra["spectra"], info.extra["layout"], info.data.y, info.data.X, *theta
         )[0]
@@ -194,7 +195,7 @@ def test_multi_kinship_model__aligned_by_id():
     # one K lacks two samples: they are dropped from every input, with a warning
     with pytest.warns(DataWarning, match="not in K2"):
         fewer = bl.kinship_model(y_series, [frame1, frame2.iloc[2:, 2:]], X_frame)
-    assert fewer.bayeslmm.data.n == len(y) - 2
+    assert info_of(fewer).data.n == len(y) - 2
 
 
 def test_multi_kinship_model__errors():
@@ -222,7 +223,7 @@ def test_loo_components__equals_dense(low_rank):
     """Woodbury LOO = the dense formula (inverse of V) at several draws, to 1e-8."""
     y, X, K1, K2 = _data(8, n=40, low_rank=low_rank)
     model = bl.kinship_model(y, [K1, K2], X[:, 1:])
-    info = model.bayeslmm
+    info = info_of(model)
     spectra, lay = info.extra["spectra"], info.extra["layout"]
     Ks = [sp.matrix() for sp in spectra]
     rng = np.random.default_rng(9)
@@ -241,7 +242,7 @@ def test_loo_components__three_components():
     y, X, K1, K2 = _data(10, n=40, low_rank=True)
     K3 = 0.5 * (K1 + K2) + 0.1 * np.eye(40)
     model = bl.kinship_model(y, [K1, K2, K3], X[:, 1:])
-    info = model.bayeslmm
+    info = info_of(model)
     spectra, lay = info.extra["spectra"], info.extra["layout"]
     beta, sigma_k2, sigma_e2 = np.array([[1.0, 0.2]]), np.array([[0.3, 0.5, 0.2]]), np.array([0.4])
     fast = loo_components(spectra, lay, info.data.y, info.data.X, beta, sigma_k2, sigma_e2)
@@ -254,7 +255,7 @@ def test_draw_components__conditional_gaussian():
     Monte-Carlo covariance of the draws matches the dense conditional covariance."""
     y, X, K1, K2 = _data(11, n=30, low_rank=True)
     model = bl.kinship_model(y, [K1, K2], X[:, 1:])
-    info = model.bayeslmm
+    info = info_of(model)
     spectra, lay = info.extra["spectra"], info.extra["layout"]
     m, (lat,) = lay.marginal, lay.latent
     Km, Kl = spectra[m].matrix(), spectra[lat].matrix()
@@ -277,10 +278,10 @@ def test_draw_components__conditional_gaussian():
 
 
 def test_postprocess__returns_effects_and_loglik():
-    """The ModelInfo hook on a hand-made posterior: shapes, names, u = Σ u_k, LOO = dense."""
+    """The family's postprocess on a hand-made posterior: shapes, names, u = Σ u_k, LOO = dense."""
     y, X, K1, K2 = _data(12, n=30, low_rank=True)
     model = bl.kinship_model(y, {"a": K1, "b": K2}, X[:, 1:])
-    info = model.bayeslmm
+    info = info_of(model)
     rng = np.random.default_rng(3)
     chains, draws, r = 2, 3, len(model.coords["latent"])
     shares = rng.dirichlet(np.ones(3), (chains, draws))

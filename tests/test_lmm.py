@@ -6,6 +6,7 @@ import pymc as pm
 import pytest
 
 import bayeslmm as bl
+from bayeslmm.families.base import info_of
 from models.kinship_lmm import reference as kref
 from models.snp_lmm import reference as sref
 
@@ -73,7 +74,7 @@ def test_kinship_model__user_variance_priors_logp(rng, data):
         "sigma_e2": bl.Prior("HalfCauchy", beta=1.5),
     }
     fast = bl.kinship_model(y, K, X[:, 1:], priors=priors)
-    assert fast.bayeslmm.parametrization == "variance"
+    assert info_of(fast).parametrization == "variance"
     point = {
         "sigma_g2_log__": np.log(0.8),
         "sigma_e2_log__": np.log(1.1),
@@ -106,7 +107,7 @@ def test_kinship_model__structure(rng, data):
     shapes = model.eval_rv_shapes()
     assert shapes["beta"] == (3,)
     assert model.named_vars_to_dims["y"] == ("eigen",)
-    assert len(model.coords["eigen"]) == model.bayeslmm.spectral.rank < len(y)
+    assert len(model.coords["eigen"]) == info_of(model).spectral.rank < len(y)
     assert "y_null_space" in {p.name for p in model.potentials}
 
 

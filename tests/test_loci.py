@@ -6,6 +6,7 @@ import pytest
 
 import bayeslmm as bl
 from bayeslmm.data.simulation import simulate
+from bayeslmm.families.base import info_of
 from bayeslmm.relatedness.grm import as_genotypes
 from models.major_loci import reference as ref
 from tests.nuts import sample_counted
@@ -55,7 +56,7 @@ def _points(model, rng, n=4):
 def test_kinship_model__fixed_snps_logp_and_shares_equal_dense(planted, rng):
     """Rotated model with loci = dense MvNormal on [X, G_loci]; shares = np.var formula."""
     model = bl.kinship_model(planted["y"], planted["K"], planted["X"], fixed_snps=planted["loci"])
-    info = model.bayeslmm
+    info = info_of(model)
     assert list(info.data.covariates) == ["intercept", "cov1", *planted["names"]]
     assert info.extra["fixed_snps"] == planted["names"]
     assert info.extra["loci_columns"] == [2, 3]
@@ -84,7 +85,7 @@ def test_kinship_model__fixed_snps_map_shares_equal_formula(planted, planted_map
     """At the MAP, the Deterministics equal the formula applied to the β and σ² draws."""
     model, post = planted_map
     beta = post["beta"].sel(covariate=planted["names"]).values.reshape(1, -1)
-    G = planted["loci"].loc[model.bayeslmm.data.samples].to_numpy()
+    G = planted["loci"].loc[info_of(model).data.samples].to_numpy()
     expected = ref.loci_shares(
         G, beta, post["sigma_g2"].values.ravel(), post["sigma_e2"].values.ravel()
     )
@@ -103,8 +104,8 @@ def test_kinship_model__fixed_snps_aligned_by_id(planted, planted_map):
     b = bl.kinship_model(
         y, K, X.sample(frac=1, random_state=2), fixed_snps=loci.sample(frac=1, random_state=3)
     )
-    np.testing.assert_array_equal(a.bayeslmm.data.X, b.bayeslmm.data.X)
-    np.testing.assert_array_equal(a.bayeslmm.data.samples, b.bayeslmm.data.samples)
+    np.testing.assert_array_equal(info_of(a).data.X, info_of(b).data.X)
+    np.testing.assert_array_equal(info_of(a).data.samples, info_of(b).data.samples)
     map_b = bl.map_estimate(b).posterior
     for name in ("beta", "h2", *SHARES):
         np.testing.assert_allclose(map_a[name].values, map_b[name].values, rtol=1e-8)
@@ -121,9 +122,9 @@ def test_add_loci__genotypes_tuple_equals_table_and_imputes(planted):
     names = [f"snp{j + 1}", "snp1"]
     with_tuple = bl.kinship_model(planted["y"], planted["K"], fixed_snps=(genotypes, names))
     with_table = bl.kinship_model(planted["y"], planted["K"], fixed_snps=table[names])
-    np.testing.assert_array_equal(with_tuple.bayeslmm.data.X, with_table.bayeslmm.data.X)
-    X = with_tuple.bayeslmm.data.X
-    assert list(with_tuple.bayeslmm.data.covariates) == ["intercept", *names]
+    np.testing.assert_array_equal(info_of(with_tuple).data.X, info_of(with_table).data.X)
+    X = info_of(with_tuple).data.X
+    assert list(info_of(with_tuple).data.covariates) == ["intercept", *names]
     assert X[5, 1] == pytest.approx(np.nanmean(G[:, j]))
 
 
@@ -131,7 +132,7 @@ def test_add_loci__plain_x_uses_kinship_ids(planted):
     y, K, X, loci = planted["y"], planted["K"], planted["X"], planted["loci"]
     by_frame = bl.kinship_model(y, K, X, fixed_snps=loci.iloc[::-1])
     by_array = bl.kinship_model(y.to_numpy(), K, X.to_numpy(), fixed_snps=loci.iloc[::-1])
-    np.testing.assert_array_equal(by_frame.bayeslmm.data.X, by_array.bayeslmm.data.X)
+    np.testing.assert_array_equal(info_of(by_frame).data.X, info_of(by_array).data.X)
 
 
 @pytest.mark.parametrize(

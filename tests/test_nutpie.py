@@ -8,6 +8,7 @@ import pytest
 
 import bayeslmm as bl
 from bayeslmm.data.simulation import simulate
+from bayeslmm.families.base import info_of
 from bayeslmm.inference.compiled import compile_functions, nutpie_model
 from bayeslmm.inference.sampling import _initial_point_function
 
@@ -86,11 +87,11 @@ def test_sample__compilation_path_by_model_size(monkeypatch):
     large = bl.snp_model(data.y, data.G, marginalize=False)  # 30 SNP effects + 3
     monkeypatch.setattr(inference, "MAX_CACHED_DIM", 10)
     monkeypatch.setattr(inference, "_COMPILED", inference.OrderedDict())
-    compiled, cores = inference._compiled_nutpie(small, small.bayeslmm)
+    compiled, cores = inference._compiled_nutpie(small, info_of(small))
     # the disk-cached numba functions behind C functions: nutpie's threads, no Python
     assert cores is None and type(compiled).__name__ == "CompiledPyMCModel"
     assert inference._COMPILED[next(iter(inference._COMPILED))].cfuncs is not None
-    compiled, cores = inference._compiled_nutpie(large, large.bayeslmm)
+    compiled, cores = inference._compiled_nutpie(large, info_of(large))
     assert cores is None and type(compiled).__name__ == "CompiledPyMCModel"
     # both paths sample (their posteriors are checked elsewhere: the kinship model against the
     # exact grid posterior in test_recovery, the probit and sparse models, which take nutpie's

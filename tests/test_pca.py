@@ -10,6 +10,7 @@ import statsmodels.api as sm
 
 import bayeslmm as bl
 from bayeslmm.data.simulation import simulate
+from bayeslmm.families.base import info_of
 from bayeslmm.families.linear import linear_model
 from bayeslmm.relatedness.pca import pcs
 from models.major_loci import reference as ref
@@ -134,9 +135,9 @@ def regression(cohort):
 def test_linear_model__logp_equals_dense_and_scipy(regression, rng):
     y, X = regression
     model = linear_model(y, X)
-    data = model.bayeslmm.data
+    data = info_of(model).data
     dense = ref.dense_linear_model(data.y, data.X, covariates=data.covariates)
-    assert model.bayeslmm.form == "linear"
+    assert info_of(model).form == "linear"
     assert {v.name for v in model.free_RVs} == {"beta", "sigma_e"}
     assert "h2" not in model.named_vars
     f_fast, f_dense = model.compile_logp(), dense.compile_logp()
@@ -156,7 +157,7 @@ def test_linear_model__flat_prior_map_equals_ols(regression):
     y, X = regression
     model = linear_model(y, X, priors="flat")
     idata = bl.map_estimate(model)
-    data = model.bayeslmm.data
+    data = info_of(model).data
     ols = sm.OLS(data.y, data.X).fit()
     beta = idata.posterior["beta"].values[0, 0]
     # to the optimizer's tolerance: a thousandth of a standard error
@@ -184,7 +185,7 @@ def test_kinship_model__pcs_as_covariates(cohort, regression):
     shuffled = X.sample(frac=1.0, random_state=1)
     model = bl.kinship_model(y, K, shuffled)
     assert list(model.coords["covariate"]) == ["intercept", "cov1", "PC1", "PC2", "PC3"]
-    np.testing.assert_allclose(model.bayeslmm.data.X[:, 1:], X.loc[cohort.samples].to_numpy())
+    np.testing.assert_allclose(info_of(model).data.X[:, 1:], X.loc[cohort.samples].to_numpy())
 
 
 @pytest.mark.slow
@@ -193,7 +194,7 @@ def test_linear_model__flat_prior_posterior_equals_conjugate(regression):
     y, X = regression
     model = linear_model(y, X, priors="flat")
     idata = sample_counted(model, draws=1000, chains=2, random_seed=5)
-    data = model.bayeslmm.data
+    data = info_of(model).data
     exact = ref.conjugate_posterior(data.y, data.X)
     ols = sm.OLS(data.y, data.X).fit()
     np.testing.assert_allclose(exact["beta_mean"], ols.params, rtol=1e-10)

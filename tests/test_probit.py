@@ -12,7 +12,9 @@ from scipy import special, stats
 
 import bayeslmm as bl
 from bayeslmm.data.simulation import simulate
+from bayeslmm.families.base import info_of
 from bayeslmm.families.probit import log_ndtr
+from bayeslmm.families.registry import family_of
 from models.probit_lmm import reference as pref
 from tests.nuts import sample_counted
 
@@ -37,7 +39,7 @@ def _random_points(model, rng, n=4):
 
 def _dense_point(model, point):
     """The dense model's point for a point of the fast model: u = U diag(√(σg² s)) z."""
-    spectral = model.bayeslmm.spectral
+    spectral = info_of(model).spectral
     sigma_g2 = special.expit(point["h2_logodds__"]) / (1 - special.expit(point["h2_logodds__"]))
     u = pref.genetic_values(spectral.U, spectral.s, sigma_g2, point["z"])
     dense = {"beta": point["beta"], "h2_logodds__": point["h2_logodds__"], "u": u}
@@ -52,7 +54,7 @@ def test_probit_model__logp_equals_dense_reference(rng):
     f_fast, f_dense = fast.compile_logp(), dense.compile_logp()
     lik_fast = fast.compile_logp(vars=[fast["y"]])
     lik_dense = dense.compile_logp(vars=[dense["y"]])
-    s = fast.bayeslmm.spectral.s
+    s = info_of(fast).spectral.s
     for point in _random_points(fast, rng):
         dpoint, sigma_g2 = _dense_point(fast, point)
         assert lik_fast(point) == pytest.approx(lik_dense(dpoint), rel=1e-9)
@@ -66,7 +68,7 @@ def test_probit_model__logp_equals_dense_reference(rng):
 def test_probit_model__likelihood_equals_dense_low_rank_kinship(rng):
     y, X, K = _binary_data(rng, n=30, rank=8)
     fast = bl.kinship_model(y, K, X[:, 1:], family="probit")
-    assert fast.bayeslmm.spectral.rank == 8 and fast.eval_rv_shapes()["z"] == (8,)
+    assert info_of(fast).spectral.rank == 8 and fast.eval_rv_shapes()["z"] == (8,)
     lik_fast = fast.compile_logp(vars=[fast["y"]])
     for point in _random_points(fast, rng):
         dpoint, _ = _dense_point(fast, point)
@@ -117,7 +119,7 @@ def test_probit_postprocess__u_and_pointwise_loglik(rng):
     """The hook's u and log-likelihood equal the dense map and SciPy's Bernoulli, per draw."""
     y, X, K = _binary_data(rng, n=25)
     model = bl.kinship_model(y, K, X[:, 1:], family="probit")
-    info = model.bayeslmm
+    info = info_of(model)
     r = info.spectral.rank
     z = rng.normal(size=(2, 3, r))
     h2 = rng.uniform(0.1, 0.9, size=(2, 3))
@@ -129,7 +131,7 @@ def test_probit_postprocess__u_and_pointwise_loglik(rng):
             "beta": (("chain", "draw", "covariate"), beta),
         }
     )
-    new, loglik = info.postprocess(post, info, None, True)
+    new, loglik = family_of(model).postprocess(post, info, None, True)
     u, dim, coords = new["u"]
     assert dim == "sample" and list(coords) == list(info.data.samples)
     for k, (c, d) in enumerate(np.ndindex(2, 3)):
@@ -139,7 +141,7 @@ def test_probit_postprocess__u_and_pointwise_loglik(rng):
         np.testing.assert_allclose(u[k], expected_u, rtol=1e-10, atol=1e-12)
         expected = pref.probit_loglik(y, X, beta[c, d], expected_u)
         np.testing.assert_allclose(loglik[k], expected, rtol=1e-9)
-    new, _ = info.postprocess(post, info, None, False)
+    new, _ = family_of(model).postprocess(post, info, None, False)
     assert new == {}
 
 

@@ -12,8 +12,9 @@ from scipy import stats
 
 import bayeslmm as bl
 from bayeslmm.data.simulation import simulate
-from bayeslmm.families.base import null_space_term, variance_components
+from bayeslmm.families.base import info_of, null_space_term, variance_components
 from bayeslmm.families.priors import add_prior, resolve_priors
+from bayeslmm.families.registry import FAMILIES, family_of
 from bayeslmm.linalg.spectral import rotate_data
 from models.sparse_snp_lmm import reference as spref
 
@@ -49,7 +50,7 @@ def _evaluate(model, names, point):
 def _previous_explicit_build(y, G, X):
     """snp_model(marginalize=False) as it was before the sparse priors, frozen here."""
     ref = bl.snp_model(y, G, X)  # marginalized: same data, priors and coordinates
-    info = ref.bayeslmm
+    info = info_of(ref)
     parametrization, priors = resolve_priors(None, None, info.data.y, info.data.X)
     rot = rotate_data(info.spectral, info.data.y, info.data.X)
     n_snps = info.W.shape[1]
@@ -81,14 +82,14 @@ def test_snp_model__normal_prior_identical_to_previous_build(rng, data, m):
     f_new, f_old = new.compile_logp(), old.compile_logp()
     for point in _random_points(new, rng):
         assert f_new(point) == pytest.approx(f_old(point), rel=1e-12)
-    assert new.bayeslmm.form == "snp_lmm" and new.bayeslmm.postprocess is None
+    assert info_of(new).form == "snp_lmm" and family_of(new) is FAMILIES["snp"]
 
 
 @pytest.mark.parametrize("m", [15, 60])  # M < N and M > N
 def test_snp_model__mixture_logp_equals_dense_reference(rng, data, m):
     y, X = data
     fast = bl.snp_model(y, _genotypes(rng, len(y), m), X[:, 1:], marginalize=False, prior="mixture")
-    W = fast.bayeslmm.W
+    W = info_of(fast).W
     dense = spref.dense_mixture_snp_model(y, X, W)
     f_fast, f_dense = fast.compile_logp(), dense.compile_logp()
     for point in _random_points(fast, rng):
@@ -107,7 +108,7 @@ def test_snp_model__horseshoe_logp_equals_dense_reference(rng, data, m):
     fast = bl.snp_model(
         y, G, X[:, 1:], marginalize=False, prior="horseshoe", prior_options={"n_nonzero": 3}
     )
-    dense = spref.dense_horseshoe_snp_model(y, X, fast.bayeslmm.W, n_nonzero=3)
+    dense = spref.dense_horseshoe_snp_model(y, X, info_of(fast).W, n_nonzero=3)
     tau0 = spref.horseshoe_global_scale(3, m, len(y))
     f_fast, f_dense = fast.compile_logp(), dense.compile_logp()
     for point in _random_points(fast, rng):
@@ -128,7 +129,7 @@ def test_snp_model__mixture_summaries_equal_reference(rng, data):
     model = bl.snp_model(
         y, _genotypes(rng, len(y), 10), X[:, 1:], marginalize=False, prior="mixture"
     )
-    W = model.bayeslmm.W
+    W = info_of(model).W
     names = ["v", "pi", "rho", "sigma_large2", "sigma_small2", "sigma_e2", "pve", "pip", "pge"]
     for point in _random_points(model, rng, n=3):
         val = _evaluate(model, names, point)
@@ -145,7 +146,7 @@ def test_snp_model__horseshoe_summaries_equal_reference(rng, data):
     model = bl.snp_model(
         y, _genotypes(rng, len(y), 10), X[:, 1:], marginalize=False, prior="horseshoe"
     )
-    W = model.bayeslmm.W
+    W = info_of(model).W
     names = ["v", "lambda", "tau", "c2", "sigma_e2", "pve", "h2", "sigma_g2", "pip", "pge"]
     for point in _random_points(model, rng, n=3):
         val = _evaluate(model, names, point)
@@ -162,7 +163,7 @@ def test_snp_model__normal_prior_pve(rng, data):
     model = bl.snp_model(y, _genotypes(rng, len(y), 12), X[:, 1:], marginalize=False)
     point = _random_points(model, rng, n=1)[0]
     val = _evaluate(model, ["v", "sigma_e2", "pve"], point)
-    expected = spref.realized_pve(model.bayeslmm.W, val["v"], val["sigma_e2"])
+    expected = spref.realized_pve(info_of(model).W, val["v"], val["sigma_e2"])
     assert val["pve"] == pytest.approx(expected, rel=1e-9)
 
 
@@ -184,8 +185,8 @@ def test_snp_model__mixture_variance_parametrization_and_user_priors(rng, data):
         "rho_excess",
         "z",
     ]
-    assert model.bayeslmm.priors["pi"] == bl.Prior("Beta", alpha=1, beta=50)
-    assert model.bayeslmm.form == "snp_lmm_mixture"
+    assert info_of(model).priors["pi"] == bl.Prior("Beta", alpha=1, beta=50)
+    assert info_of(model).form == "snp_lmm_mixture"
 
 
 def test_sparse_postprocess__u_and_conditional_loglik(rng, data):
@@ -193,7 +194,7 @@ def test_sparse_postprocess__u_and_conditional_loglik(rng, data):
     model = bl.snp_model(
         y, _genotypes(rng, len(y), 12), X[:, 1:], marginalize=False, prior="mixture"
     )
-    info = model.bayeslmm
+    info = info_of(model)
     v = rng.normal(0, 0.3, size=(2, 3, 12))
     beta = rng.normal(size=(2, 3, 2))
     sigma_e2 = rng.uniform(0.5, 2, size=(2, 3))
@@ -204,7 +205,7 @@ def test_sparse_postprocess__u_and_conditional_loglik(rng, data):
             "sigma_e2": (("chain", "draw"), sigma_e2),
         }
     )
-    new, loglik = info.postprocess(post, info, None, True)
+    new, loglik = family_of(model).postprocess(post, info, None, True)
     u, dim, _ = new["u"]
     assert dim == "sample"
     for k, (c, d) in enumerate(np.ndindex(2, 3)):

@@ -23,20 +23,24 @@ import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any mod
 from bayeslmm.constants import LOG_2PI
 from bayeslmm.data.inputs import components_inputs
 from bayeslmm.errors import InputError
-from bayeslmm.families.base import ModelInfo
+from bayeslmm.families.base import Family, ModelInfo, register_model
 from bayeslmm.families.priors import (
+    POSITIVE,
+    REAL,
+    SIMPLEX,
+    Parameter,
     Prior,
     PriorLike,
     add_prior,
-    check_support,
+    choose_parametrization,
     default_priors,
-    draw_prior,
+    resolve,
 )
 from bayeslmm.inference.effects import draw_u, flat_draws, store_effects
 from bayeslmm.linalg.spectral import Rotated, Spectral
 
-#: Free parameters of each parametrization of the several-component model, besides ``beta``.
-PARAMETERS = {"h2": ("sigma_p", "shares"), "variance": ("sigma_g2_component", "sigma_e2")}
+#: Names that exist only in the variance parametrization of the several-component model.
+VARIANCE_NAMES = ("sigma_g2_component", "sigma_e2")
 
 
 # --------------------------------------------------------------------------------------------
@@ -44,44 +48,14 @@ PARAMETERS = {"h2": ("sigma_p", "shares"), "variance": ("sigma_g2_component", "s
 # --------------------------------------------------------------------------------------------
 
 
-def _check_shares(prior: PriorLike, k: int) -> None:
-    try:
-        rv = prior.dist((k + 1,)) if isinstance(prior, Prior) else prior
-        draws = draw_prior(rv)
-    except Exception as exc:  # noqa: BLE001 - any failure here is a bad prior specification
-        raise InputError(
-            f"the prior for 'shares' cannot be built with {k + 1} entries ({exc}); use "
-            f"Prior('Dirichlet', a=np.ones({k + 1})): one entry per component plus the residual."
-        ) from None
-    ok = draws.shape[-1] == k + 1 and np.all(draws >= 0) and np.allclose(draws.sum(-1), 1.0)
-    if not ok:
-        raise InputError(
-            f"the prior for 'shares' must be a distribution on the simplex of {k + 1} entries "
-            f"(the {k} genetic shares and the residual share), e.g. "
-            f"Prior('Dirichlet', a=np.ones({k + 1}))."
-        )
-
-
-def resolve_component_priors(
-    priors: Mapping[str, PriorLike] | str | None,
-    parametrization: str | None,
-    y: np.ndarray,
-    X: np.ndarray,
-    n_components: int,
-) -> tuple[str, dict[str, PriorLike]]:
-    """Merge the user's priors into the defaults of the several-component model and check them.
+def component_parameters(
+    parametrization: str, y: np.ndarray, X: np.ndarray, n_components: int
+) -> dict[str, Parameter]:
+    """The parameter table of the several-component model, defaults scaled by the data.
 
     Parameters
     ----------
-    priors
-        None, ``"default"``, ``"flat"`` (flat β, Jeffreys σp, Dirichlet(1, ..., 1) shares), or a
-        mapping from parameter name to a :class:`~bayeslmm.Prior` or a PyMC ``.dist()``.
-        ``"h2"``: ``beta``, ``sigma_p``, ``shares``; ``"variance"``: ``beta``,
-        ``sigma_g2_component`` (one prior, applied to each component; array parameters of length
-        k give each its own), ``sigma_e2``.
-    parametrization
-        ``"h2"``, ``"variance"``, or None (``"variance"`` when ``priors`` names
-        ``sigma_g2_component`` or ``sigma_e2``).
+    parametrization : {"h2", "variance"}
     y, X
         Aligned phenotype and covariates (the defaults scale with them).
     n_components
@@ -89,67 +63,57 @@ def resolve_component_priors(
 
     Returns
     -------
-    parametrization : str
-    priors : dict
-        Defaults: β as in the one-K model; σp ~ HalfStudentT(3, sd(y)) and shares ~
-        Dirichlet(1, ..., 1) (k + 1 entries); or σk² and σe² ~ HalfStudentT(3, var(y)).
+    dict
+        ``"h2"``: ``beta`` (as in the one-K model), ``sigma_p`` ~ HalfStudentT(3, sd(y)) and
+        ``shares`` ~ Dirichlet(1, ..., 1) on the simplex of k + 1 entries (the k genetic shares
+        and the residual share); ``priors="flat"`` gives flat β, Jeffreys σp and the same
+        shares. ``"variance"``: ``beta``, ``sigma_g2_component`` (one prior of shape (k,):
+        array parameters of length k give each component its own) and ``sigma_e2``, each
+        ~ HalfStudentT(3, var(y)).
     """
     k = n_components
-    if isinstance(priors, str):
-        if priors == "flat":
-            if parametrization not in (None, "h2"):
-                raise InputError("priors='flat' is defined for the h2 parametrization only.")
-            return "h2", {
-                "beta": Prior("Flat"),
-                "sigma_p": Prior("Jeffreys"),
-                "shares": Prior("Dirichlet", a=np.ones(k + 1)),
-            }
-        if priors != "default":
-            raise InputError(f"priors must be a dict, 'default' or 'flat', got {priors!r}.")
-        priors = None
-    user = dict(priors or {})
-    if parametrization is None:
-        parametrization = "variance" if {"sigma_g2_component", "sigma_e2"} & user.keys() else "h2"
-    if parametrization not in PARAMETERS:
-        raise InputError(f"parametrization must be 'h2' or 'variance', got {parametrization!r}.")
-    hints = {
+    beta = default_priors("h2", y, X)["beta"]
+    sd_y = float(np.std(y, ddof=1))
+    if parametrization == "h2":
+        shares = Prior("Dirichlet", a=np.ones(k + 1))
+        return {
+            "beta": Parameter(beta, REAL, (X.shape[1],), flat=Prior("Flat")),
+            "sigma_p": Parameter(
+                Prior("HalfStudentT", nu=3, sigma=sd_y), POSITIVE, flat=Prior("Jeffreys")
+            ),
+            "shares": Parameter(
+                shares,
+                SIMPLEX,
+                (k + 1,),
+                flat=shares,
+                suggestion=(
+                    f"a distribution on the simplex of {k + 1} entries (the {k} genetic shares "
+                    f"and the residual share), e.g. Prior('Dirichlet', a=np.ones({k + 1}))"
+                ),
+            ),
+        }
+    return {
+        "beta": Parameter(beta, REAL, (X.shape[1],)),
+        "sigma_g2_component": Parameter(Prior("HalfStudentT", nu=3, sigma=sd_y**2), POSITIVE, (k,)),
+        "sigma_e2": Parameter(Prior("HalfStudentT", nu=3, sigma=sd_y**2), POSITIVE),
+    }
+
+
+def component_hints(n_components: int) -> dict[str, str]:
+    """What to do instead when ``priors`` names a parameter of another model or parametrization."""
+    k = n_components
+    return {
         "h2": "with several kinships the genetic shares have a joint prior: use 'shares', e.g. "
         f"Prior('Dirichlet', a=np.ones({k + 1})) (k shares and the residual share)",
         "sigma_g2": "with several kinships put the prior on 'sigma_g2_component' (each "
         "component's variance; 'sigma_g2' is their sum, a Deterministic)",
+        **dict.fromkeys(
+            VARIANCE_NAMES, "priors on sigma_g2_component/sigma_e2 need parametrization='variance'"
+        ),
+        **dict.fromkeys(
+            ("sigma_p", "shares"), "priors on sigma_p/shares need parametrization='h2'"
+        ),
     }
-    for key, hint in hints.items():
-        if key in user:
-            raise InputError(f"prior '{key}' is not a parameter here: {hint}.")
-    allowed = {"beta", *PARAMETERS[parametrization]}
-    unknown = set(user) - allowed
-    if unknown:
-        raise InputError(
-            f"unknown prior(s) {sorted(unknown)} for the '{parametrization}' parametrization of "
-            f"the several-component model; allowed: {sorted(allowed)}."
-        )
-    defaults: dict[str, PriorLike] = {"beta": default_priors("h2", y, X)["beta"]}
-    sd_y = float(np.std(y, ddof=1))
-    if parametrization == "h2":
-        defaults["sigma_p"] = Prior("HalfStudentT", nu=3, sigma=sd_y)
-        defaults["shares"] = Prior("Dirichlet", a=np.ones(k + 1))
-    else:
-        defaults["sigma_g2_component"] = Prior("HalfStudentT", nu=3, sigma=sd_y**2)
-        defaults["sigma_e2"] = Prior("HalfStudentT", nu=3, sigma=sd_y**2)
-    merged = {**defaults, **user}
-    for name, prior in merged.items():
-        if not isinstance(prior, Prior | pt.TensorVariable):
-            raise InputError(
-                f"the prior for '{name}' must be a bayeslmm.Prior or a PyMC distribution made "
-                f"with .dist(...), got {type(prior).__name__}."
-            )
-        if name == "shares":
-            _check_shares(prior, k)
-        elif name == "sigma_g2_component":
-            check_support("sigma_g2", prior, (k,))
-        else:
-            check_support(name, prior, (X.shape[1],) if name == "beta" else ())
-    return parametrization, merged
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,12 +256,13 @@ def multi_kinship_model(
     X
         Covariates; None means intercept only.
     priors
-        See :func:`resolve_component_priors`.
+        None, ``"default"``, ``"flat"`` or a dict by parameter name, merged into the defaults
+        of :func:`component_parameters`.
     parametrization : {"h2", "variance"}, optional
         ``"h2"`` (default): σp ~ HalfStudentT(3, sd(y)) and the shares (h²_1, ..., h²_k,
         1 − Σh²) ~ Dirichlet(1, ..., 1); ``"variance"``: priors on each σk² and on σe².
     normalize
-        Divide each K by its mean diagonal (factors in ``model.bayeslmm.extra["scales"]``).
+        Divide each K by its mean diagonal (factors in ``info_of(model).extra["scales"]``).
     family : {"gaussian"}
         Only Gaussian: a probit model with several components is not supported yet.
 
@@ -343,7 +308,13 @@ def multi_kinship_model(
         )
     data, spectra, names = components_inputs(y, Ks, X, normalize=normalize)
     k = len(spectra)
-    parametrization, priors = resolve_component_priors(priors, parametrization, data.y, data.X, k)
+    parametrization = choose_parametrization(priors, parametrization, VARIANCE_NAMES)
+    priors = resolve(
+        priors,
+        component_parameters(parametrization, data.y, data.X, k),
+        model=f"the several-component model ('{parametrization}' parametrization)",
+        hints=component_hints(k),
+    )
     lay = layout(spectra, data.y, data.X)
     rot = lay.rotated
     coords = {
@@ -382,7 +353,8 @@ def multi_kinship_model(
             pm.Potential(
                 "y_null_space", -0.5 * (n_null * (LOG_2PI + pt.log(sigma_e2)) + rss / sigma_e2)
             )
-    model.bayeslmm = ModelInfo(
+    info = ModelInfo(
+        family="components",
         form="multi_kinship_lmm",
         parametrization=parametrization,
         priors=priors,
@@ -396,9 +368,8 @@ def multi_kinship_model(
             "scales": [sp.scale for sp in spectra],
             "marginalized": names[lay.marginal],
         },
-        postprocess=postprocess,
     )
-    return model
+    return register_model(model, info)
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,7 +500,7 @@ def _variances(posterior: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
 def postprocess(
     posterior: Any, info: ModelInfo, rng: np.random.Generator | None, random_effects: bool
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """The ``ModelInfo.postprocess`` hook: u, u_<component> and the sample-space LOO terms.
+    """The family's post-processing: u, u_<component> and the sample-space LOO terms.
 
     Returns ``u`` (total) and ``u_<name>`` per component (dim ``sample``) when
     ``random_effects`` and the draws fit in memory, and the LOO matrix of
@@ -544,7 +515,7 @@ def postprocess(
     samples = list(data.samples)
     n_draws = beta.shape[0]
     what = f"{n_draws} draws × {data.n} samples × {k + 1} effects"
-    if store_effects(random_effects, n_draws * data.n * (k + 1), what, stacklevel=3):
+    if store_effects(random_effects, n_draws * data.n * (k + 1), what, stacklevel=4):
         z = flat_draws(posterior, "z").reshape(n_draws, -1)
         u = draw_components(spectra, lay, data.y, data.X, beta, z, sigma_k2, sigma_e2, rng)
         new["u"] = (u.sum(axis=1), "sample", samples)
@@ -552,3 +523,12 @@ def postprocess(
             new[f"u_{name}"] = (u[:, j], "sample", samples)
     loglik = loo_components(spectra, lay, data.y, data.X, beta, sigma_k2, sigma_e2)
     return new, loglik
+
+
+#: Several kinships: ``kinship_model(y, [K1, K2, ...])``.
+COMPONENTS = Family(
+    name="components",
+    build=multi_kinship_model,
+    postprocess=postprocess,
+    summary=("h2", "sigma_g2", "sigma_e2", "h2_component"),
+)

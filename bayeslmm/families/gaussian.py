@@ -1,10 +1,10 @@
-"""PyMC model builders: the kinship form and the SNP-effects form of the LMM.
+"""The public builders of the LMM: :func:`kinship_model` and :func:`snp_model`.
 
-Both build the likelihood in the eigenbasis of K (DESIGN §1): the observed node is the rotated
-phenotype ``y1 = U'y``, independent normals with variances σg²·s_i + σe², and the N − r
-dimensional null space of K enters through a ``Potential``. No dense multivariate normal is
-ever evaluated. The random effects u (and v) are not sampled: :func:`bayeslmm.sample` draws
-them afterwards from their Gaussian conditional posterior.
+They route their arguments to a model family of :data:`bayeslmm.families.registry.FAMILIES`
+and return what its builder returns: one kinship → ``"gaussian"`` (or the family named by
+``family=``, e.g. ``"probit"``), several → ``"components"``, fixed SNPs → ``"loci"``;
+genotypes → ``"snp"``, or ``"sparse"`` for a sparse prior on v. The models themselves are in
+the family modules (:mod:`bayeslmm.families.lmm` for the Gaussian ones).
 """
 
 from __future__ import annotations
@@ -13,40 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import pymc as pm
-import pytensor.tensor as pt
 
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
-from bayeslmm.data.inputs import genotype_inputs, kinship_inputs
-from bayeslmm.data.samples import Prepared
 from bayeslmm.errors import InputError
-from bayeslmm.families.base import ModelInfo, model_coords, null_space_term, variance_components
-from bayeslmm.families.priors import PriorLike, add_prior, resolve_priors
-from bayeslmm.linalg.spectral import Rotated, Spectral, rotate_data
-
-
-def _rotated_model(
-    data: Prepared,
-    spectral: Spectral,
-    parametrization: str,
-    priors: Mapping[str, PriorLike],
-    coords: dict[str, Any],
-) -> tuple[pm.Model, Rotated]:
-    rot = rotate_data(spectral, data.y, data.X)
-    with pm.Model(coords=coords) as model:
-        y_rot = pm.Data("y_rot", rot.y1, dims="eigen")
-        X_rot = pm.Data("X_rot", rot.X1, dims=("eigen", "covariate"))
-        s = pm.Data("s", rot.s, dims="eigen")
-        beta = add_prior("beta", priors["beta"], dims="covariate")
-        h2, sigma_g2, sigma_e2 = variance_components(parametrization, priors)
-        pm.Normal(
-            "y",
-            mu=X_rot @ beta,
-            sigma=pt.sqrt(sigma_g2 * s + sigma_e2),
-            observed=y_rot,
-            dims="eigen",
-        )
-        null_space_term(rot, beta, sigma_e2)
-    return model, rot
+from bayeslmm.families.priors import PriorLike
+from bayeslmm.families.registry import FAMILIES, selectable_families
+from bayeslmm.families.sparse import SPARSE_PRIORS
 
 
 def kinship_model(
@@ -82,7 +54,8 @@ def kinship_model(
         Divide K by its mean diagonal (recorded as ``kinship_scale``).
     family : {"gaussian", "probit"}
         ``"probit"``: a binary (0/1) phenotype through a liability threshold model, see
-        :func:`bayeslmm.families.probit.probit_model`.
+        :func:`bayeslmm.families.probit.probit_model`. Any family of
+        :data:`~bayeslmm.families.registry.FAMILIES` marked ``selectable`` may be named.
     fixed_snps
         Major loci as fixed effects beside u: a DataFrame of allele counts (samples × named
         SNPs, indexed by sample ID) or a tuple ``(Genotypes, [snp names])``. Each SNP becomes a
@@ -94,8 +67,9 @@ def kinship_model(
     -------
     pymc.Model
         Variables ``beta`` (dim ``covariate``), ``h2``, ``sigma_g2``, ``sigma_e2`` (and
-        ``sigma_p``); observed ``y`` in the eigenbasis (dim ``eigen``). ``model.bayeslmm``
-        holds the sample-space data for :func:`bayeslmm.sample`.
+        ``sigma_p``); observed ``y`` in the eigenbasis (dim ``eigen``). Its sample-space data
+        (for :func:`bayeslmm.sample`) is recorded beside it:
+        :func:`bayeslmm.families.base.info_of`.
 
     Notes
     -----
@@ -109,43 +83,22 @@ def kinship_model(
     plus the null-space term of the residual with variance σe² (DESIGN §1). One evaluation of
     the log-density and its gradient costs O(r·d).
     """
-    if fixed_snps is not None and (isinstance(K, (list, tuple, dict)) or family != "gaussian"):
+    several = isinstance(K, (list, tuple, dict))
+    if fixed_snps is not None and (several or family != "gaussian"):
         raise InputError(
             "fixed_snps works with one kinship matrix and family='gaussian'; for several "
             "components or a binary trait, add the SNP columns to X instead."
         )
-    if isinstance(K, (list, tuple, dict)):  # several variance components
-        from bayeslmm.families.components import multi_kinship_model
-
-        return multi_kinship_model(
-            y, K, X, priors, parametrization=parametrization, normalize=normalize, family=family
-        )
-    if family == "probit":
-        from bayeslmm.families.probit import probit_model
-
-        return probit_model(y, K, X, priors, parametrization=parametrization, normalize=normalize)
-    if family != "gaussian":
-        raise InputError(f"family must be 'gaussian' or 'probit', got {family!r}.")
+    options = {"parametrization": parametrization, "normalize": normalize}
+    if several:  # several variance components (Gaussian only: it says so for another family)
+        return FAMILIES["components"].build(y, K, X, priors, family=family, **options)
     if fixed_snps is not None:  # major loci: their allele counts join X as named covariates
-        from bayeslmm.families.loci import add_loci, finish_loci_model
-
-        X, loci = add_loci(y, K, X, fixed_snps)
-    data, spectral = kinship_inputs(y, K, X, normalize=normalize)
-    parametrization, priors = resolve_priors(priors, parametrization, data.y, data.X)
-    model, rot = _rotated_model(
-        data, spectral, parametrization, priors, model_coords(data, spectral)
-    )
-    model.bayeslmm = ModelInfo(
-        form="kinship_lmm",
-        parametrization=parametrization,
-        priors=priors,
-        data=data,
-        spectral=spectral,
-        rotated=rot,
-    )
-    if fixed_snps is not None:
-        finish_loci_model(model, loci)
-    return model
+        return FAMILIES["loci"].build(y, K, X, priors, fixed_snps=fixed_snps, **options)
+    names = selectable_families()
+    if family not in names:
+        listed = " or ".join(repr(name) for name in names)
+        raise InputError(f"family must be {listed}, got {family!r}.")
+    return FAMILIES[family].build(y, K, X, priors, **options)
 
 
 def snp_model(
@@ -217,39 +170,18 @@ def snp_model(
     null-space term: O(r·M) per evaluation instead of O(N·M). The sparse priors' pointwise
     log-likelihood (for LOO) is conditional on v (see :func:`bayeslmm.families.sparse.postprocess`).
     """
-    from bayeslmm.families import sparse
-
-    if prior not in sparse.SPARSE_PRIORS:
-        raise InputError(f"prior must be one of {sparse.SPARSE_PRIORS}, got {prior!r}.")
+    if prior not in SPARSE_PRIORS:
+        raise InputError(f"prior must be one of {SPARSE_PRIORS}, got {prior!r}.")
     if marginalize and (prior != "normal" or prior_options):
         raise InputError(
             f"prior={prior!r} (and prior_options) need marginalize=False: only the normal prior "
             "on v has a closed-form marginal; a sparse prior keeps v as an explicit vector."
         )
-    data, W_used, snps, spectral = genotype_inputs(y, W, X, standardize_snps=standardize)
-    n_snps = W_used.shape[1]
-    coords = {**model_coords(data, spectral), "snp": snps}
-    extra: dict[str, Any] = {}
-    if marginalize:
-        parametrization, priors = resolve_priors(priors, parametrization, data.y, data.X)
-        model, rot = _rotated_model(data, spectral, parametrization, priors, coords)
-        with model:
-            pm.Deterministic("sigma_v2", model["sigma_g2"] / n_snps)
-    else:
-        model, rot, parametrization, priors, extra = sparse.explicit_snp_model(
-            data, W_used, spectral, coords, prior, priors, parametrization, prior_options
-        )
-    model.bayeslmm = ModelInfo(
-        form="snp_lmm" if prior == "normal" else f"snp_lmm_{prior}",
-        parametrization=parametrization,
-        priors=priors,
-        data=data,
-        spectral=spectral,
-        rotated=rot,
-        W=W_used,
-        snps=snps,
-        marginalize=marginalize,
-        extra=extra,
-        postprocess=None if prior == "normal" else sparse.postprocess,
-    )
-    return model
+    options = {
+        "parametrization": parametrization,
+        "standardize": standardize,
+        "prior_options": prior_options,
+    }
+    if prior == "normal":
+        return FAMILIES["snp"].build(y, W, X, priors, marginalize=marginalize, **options)
+    return FAMILIES["sparse"].build(y, W, X, priors, prior=prior, **options)

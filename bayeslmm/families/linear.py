@@ -12,95 +12,60 @@ from typing import Any
 
 import numpy as np
 import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm.constants import LOG_2PI
 from bayeslmm.data.samples import prepare
-from bayeslmm.errors import InputError
-from bayeslmm.families.base import ModelInfo
+from bayeslmm.families.base import Family, ModelInfo, register_model
 from bayeslmm.families.priors import (
+    POSITIVE,
+    REAL,
+    Parameter,
     Prior,
     PriorLike,
     add_prior,
     default_priors,
-    describe,
-    draw_prior,
+    resolve,
 )
 from bayeslmm.linalg.spectral import Spectral, rotate_data
 
-PARAMETERS = ("beta", "sigma_e")
 
-
-def _check_positive(prior: PriorLike) -> None:
-    """Draw from a prior for σe and check the draws are positive and finite."""
-    if isinstance(prior, Prior) and prior.distribution in ("Flat", "Jeffreys"):
-        if prior.distribution == "Flat":
-            raise InputError(
-                "sigma_e needs a positive prior; use Prior('Jeffreys') for the improper "
-                "p(σe) ∝ 1/σe, or e.g. HalfStudentT / HalfCauchy."
-            )
-        return
-    try:
-        rv = prior.dist(()) if isinstance(prior, Prior) else prior
-        draws = draw_prior(rv)
-    except Exception as exc:  # noqa: BLE001 - any failure here is a bad prior specification
-        raise InputError(
-            f"the prior for 'sigma_e' ({describe(prior)}) cannot be built: {exc}"
-        ) from None
-    if not (np.isfinite(draws).all() and (draws > 0).all()):
-        raise InputError(
-            f"the prior for 'sigma_e' ({describe(prior)}) puts mass at or below 0; use a "
-            "positive distribution (HalfStudentT, HalfCauchy, HalfNormal)."
-        )
-
-
-def linear_priors(
-    priors: Mapping[str, PriorLike] | str | None, y: np.ndarray, X: np.ndarray
-) -> dict[str, PriorLike]:
-    """Merge the user's priors for ``beta`` and ``sigma_e`` into the defaults.
+def linear_parameters(y: np.ndarray, X: np.ndarray) -> dict[str, Parameter]:
+    """The parameter table of the linear model, defaults scaled by the data.
 
     Parameters
     ----------
-    priors
-        None or ``"default"``: β ~ the package's default (Normal(mean(y), 10 sd(y)) for the
-        intercept, Normal(0, 10 sd(y)/sd(x_j)) otherwise) and σe ~ HalfStudentT(3, sd(y));
-        ``"flat"``: β ~ Flat and σe ~ Jeffreys (the conjugate reference prior, whose posterior
-        is the textbook multivariate t around the OLS estimate); or a dict by name.
     y, X
         Phenotype [shape: (n_samples,)] and covariates with intercept [shape: (n_samples, d)].
 
     Returns
     -------
     dict
+        ``beta`` ~ the package's default (Normal(mean(y), 10 sd(y)) for the intercept,
+        Normal(0, 10 sd(y)/sd(x_j)) otherwise) and ``sigma_e`` ~ HalfStudentT(3, sd(y)).
+        ``priors="flat"``: β ~ Flat and σe ~ Jeffreys (the conjugate reference prior, whose
+        posterior is the textbook multivariate t around the OLS estimate).
     """
-    if isinstance(priors, str):
-        if priors == "flat":
-            return {"beta": Prior("Flat"), "sigma_e": Prior("Jeffreys")}
-        if priors != "default":
-            raise InputError(f"priors must be a dict, 'default' or 'flat', got {priors!r}.")
-        priors = None
-    user = dict(priors or {})
-    unknown = set(user) - set(PARAMETERS)
-    if unknown:
-        raise InputError(
-            f"unknown prior(s) {sorted(unknown)} for the linear model; allowed: "
-            f"{list(PARAMETERS)} (it has no h2 or sigma_g2)."
-        )
-    defaults: dict[str, PriorLike] = {
-        "beta": default_priors("h2", y, X)["beta"],
-        "sigma_e": Prior("HalfStudentT", nu=3, sigma=float(np.std(y, ddof=1))),
+    return {
+        "beta": Parameter(
+            default_priors("h2", y, X)["beta"], REAL, (X.shape[1],), flat=Prior("Flat")
+        ),
+        "sigma_e": Parameter(
+            Prior("HalfStudentT", nu=3, sigma=float(np.std(y, ddof=1))),
+            POSITIVE,
+            flat=Prior("Jeffreys"),
+        ),
     }
-    merged = {**defaults, **user}
-    for name, prior in merged.items():
-        if not isinstance(prior, Prior | pt.TensorVariable):
-            raise InputError(
-                f"the prior for '{name}' must be a bayeslmm.Prior or a PyMC distribution made "
-                f"with .dist(...), got {type(prior).__name__}."
-            )
-    _check_positive(merged["sigma_e"])
-    return merged
+
+
+#: What to do instead when ``priors`` names a parameter the linear model does not have.
+LINEAR_HINTS = {
+    **dict.fromkeys(
+        ("h2", "sigma_g2", "sigma_p"), "it has no random effect, so no h2, sigma_g2 or sigma_p"
+    ),
+    "sigma_e2": "put the prior on the residual SD sigma_e (sigma_e2 is its square)",
+}
 
 
 def pointwise_loglik(
@@ -129,9 +94,10 @@ def pointwise_loglik(
     return -0.5 * (LOG_2PI + np.log(s2) + resid**2 / s2)
 
 
-def _postprocess(
+def postprocess(
     posterior: xr.Dataset, info: ModelInfo, rng: Any, random_effects: bool
 ) -> tuple[dict[str, Any], np.ndarray]:
+    """The family's post-processing: no random effect; log N(y_i | x_i β, σe²) per draw."""
     beta = posterior["beta"].values.reshape(-1, info.data.X.shape[1])
     sigma_e2 = posterior["sigma_e2"].values.reshape(-1)
     return {}, pointwise_loglik(info.data.y, info.data.X, beta, sigma_e2)
@@ -155,7 +121,7 @@ def linear_model(
     priors
         Dict with ``beta`` and/or ``sigma_e`` (a :class:`~bayeslmm.Prior` or PyMC ``.dist()``)
         merged into the defaults, ``"default"``, or ``"flat"`` (flat β, Jeffreys σe), see
-        :func:`linear_priors`.
+        :func:`linear_parameters`.
 
     Returns
     -------
@@ -178,7 +144,9 @@ def linear_model(
     same X ask whether the random effect earns its place beyond the covariates.
     """
     data = prepare(y, X)
-    priors_used = linear_priors(priors, data.y, data.X)
+    priors_used = resolve(
+        priors, linear_parameters(data.y, data.X), model="the linear model", hints=LINEAR_HINTS
+    )
     coords = {"covariate": list(data.covariates), "sample": list(data.samples)}
     with pm.Model(coords=coords) as model:
         y_data = pm.Data("y_obs", data.y, dims="sample")
@@ -190,13 +158,17 @@ def linear_model(
     # No kinship: an empty spectral basis (rank 0), so the whole sample space is the "null
     # space" of K with variance σe², which is what provenance and constant_data record.
     spectral = Spectral(U=np.empty((data.n, 0)), s=np.empty(0))
-    model.bayeslmm = ModelInfo(
+    info = ModelInfo(
+        family="linear",
         form="linear",
         parametrization="sigma_e",
         priors=priors_used,
         data=data,
         spectral=spectral,
         rotated=rotate_data(spectral, data.y, data.X),
-        postprocess=_postprocess,
     )
-    return model
+    return register_model(model, info)
+
+
+#: Bayesian linear regression, no random effect: ``linear_model(y, X)``. Its summary is σe².
+LINEAR = Family(name="linear", build=linear_model, postprocess=postprocess, summary=("sigma_e2",))

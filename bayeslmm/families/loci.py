@@ -18,6 +18,7 @@ the loci* (and the other covariates) that the background explains.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,9 @@ import pymc as pm
 
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm.errors import InputError
+from bayeslmm.families.base import Family, info_of, register_model
+from bayeslmm.families.lmm import kinship_lmm, postprocess
+from bayeslmm.families.priors import PriorLike
 
 
 def _genotype_table(fixed_snps: Any) -> pd.DataFrame:
@@ -174,10 +178,12 @@ def finish_loci_model(model: pm.Model, names: list[str]) -> None:
     -----
     With :math:`C` the covariance (ddof = 0) over the analysed samples of the locus columns,
     embedded in a d×d matrix that is zero elsewhere,
-    :math:`\sigma_L^2 = \beta^\top C \beta = \operatorname{var}_i(X_{L,i}\beta_L)`. ModelInfo
-    ``extra`` records ``fixed_snps`` (the names) and ``loci_columns`` (their positions in β).
+    :math:`\sigma_L^2 = \beta^\top C \beta = \operatorname{var}_i(X_{L,i}\beta_L)`. The
+    model's record (:func:`~bayeslmm.families.base.info_of`) becomes the ``"loci"`` family's,
+    with ``extra`` holding ``fixed_snps`` (the names) and ``loci_columns`` (their positions in
+    β).
     """
-    info = model.bayeslmm
+    info = info_of(model)
     covariates = list(info.data.covariates)
     columns = [covariates.index(name) for name in names]
     XL = info.data.X[:, columns]
@@ -193,4 +199,37 @@ def finish_loci_model(model: pm.Model, names: list[str]) -> None:
         h2_bg = pm.Deterministic("h2_background", model["sigma_g2"] / total)
         pm.Deterministic("h2_total", h2_loci + h2_bg)
     extra = {**info.extra, "fixed_snps": list(names), "loci_columns": columns}
-    model.bayeslmm = dataclasses.replace(info, extra=extra)
+    register_model(model, dataclasses.replace(info, family="loci", extra=extra))
+
+
+def loci_model(
+    y: Any,
+    K: Any,
+    X: Any = None,
+    priors: Mapping[str, PriorLike] | str | None = None,
+    *,
+    fixed_snps: Any,
+    parametrization: str | None = None,
+    normalize: bool = True,
+) -> pm.Model:
+    """Build the kinship LMM with major loci as fixed effects (the ``"loci"`` family).
+
+    Reached through ``kinship_model(y, K, X, fixed_snps=...)``; the arguments are those of
+    :func:`bayeslmm.kinship_model`. The loci join X (:func:`add_loci`), the Gaussian kinship
+    model is built on it, and :func:`finish_loci_model` adds the variance shares. Form
+    ``"kinship_lmm"`` (the provenance of the kinship LMM); the u draws and LOO terms are its
+    closed forms.
+    """
+    X, names = add_loci(y, K, X, fixed_snps)
+    model = kinship_lmm(y, K, X, priors, parametrization=parametrization, normalize=normalize)
+    finish_loci_model(model, names)
+    return model
+
+
+#: Major loci beside the polygenic effect: ``kinship_model(y, K, X, fixed_snps=...)``.
+LOCI = Family(
+    name="loci",
+    build=loci_model,
+    postprocess=postprocess,
+    summary=("h2", "sigma_g2", "sigma_e2", "h2_loci", "h2_background", "h2_total"),
+)

@@ -3,11 +3,16 @@
 A :class:`Prior` is a specification, not a random variable: it is turned into one inside a
 model by :meth:`Prior.create`. Users may also pass any PyMC distribution made with
 ``.dist(...)``. Defaults scale with the data (DESIGN §1) and are merged with the user's.
+
+Every model family describes its free parameters by a table of :class:`Parameter` (default
+prior, support, shape, prior under ``priors="flat"``) and gets its priors from one resolver,
+:func:`resolve`, which checks names, types, shapes and supports with one message format.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,18 +21,6 @@ import pytensor.tensor as pt
 
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm.errors import InputError
-
-#: Free parameters of each parametrization, besides ``beta``.
-PARAMETERS = {"h2": ("h2", "sigma_p"), "variance": ("sigma_g2", "sigma_e2")}
-
-#: Support that each parameter's prior must respect: (lower, upper), open.
-SUPPORT = {
-    "h2": (0.0, 1.0),
-    "sigma_p": (0.0, np.inf),
-    "sigma_g2": (0.0, np.inf),
-    "sigma_e2": (0.0, np.inf),
-    "beta": (-np.inf, np.inf),
-}
 
 #: Pseudo-distributions that are not PyMC classes.
 SPECIAL = ("Flat", "Jeffreys")
@@ -152,50 +145,139 @@ def draw_prior(rv: pt.TensorVariable, draws: int = 200, random_seed: int = 0) ->
     )
 
 
-def check_support(name: str, prior: PriorLike, shape: tuple[int, ...]) -> None:
-    """Check that a prior is a proper distribution on its parameter's support.
+#: Supports that a parameter's prior is checked against: open intervals (lower, upper), or the
+#: simplex (non-negative entries that sum to 1 along the last axis).
+REAL = (-np.inf, np.inf)
+POSITIVE = (0.0, np.inf)
+UNIT = (0.0, 1.0)
+SIMPLEX = "simplex"
 
-    Draws from the prior (a few hundred values) and checks every draw lies inside
-    ``SUPPORT[name]``; the special priors (``SPECIAL``) are checked by their rules instead.
+#: Presets that ``priors=`` may name instead of a dict.
+PRESETS = ("default", "flat")
+
+
+@dataclass(frozen=True, eq=False)
+class Parameter:
+    """One free parameter of a model family, as the prior resolver sees it.
+
+    A family describes its parameters by a table ``{name: Parameter}`` (in the order its model
+    creates them) and hands it, with the user's ``priors=``, to :func:`resolve`.
+
+    Attributes
+    ----------
+    default : Prior or TensorVariable
+        The prior used when the user gives none (usually scaled by the data).
+    support : tuple of float, or "simplex"
+        :data:`REAL`, :data:`POSITIVE`, :data:`UNIT` or another open interval that every draw
+        of a prior must lie in, or :data:`SIMPLEX`.
+    shape : tuple of int
+        The parameter's shape: ``()`` for a scalar, ``(n_covariates,)`` for ``beta``.
+    flat : Prior, TensorVariable or None
+        The prior under ``priors="flat"``; None when the preset is not offered for it.
+    suggestion : str
+        What to use instead, in error messages; empty: a suggestion from the support.
+    """
+
+    default: PriorLike
+    support: tuple[float, float] | str = REAL
+    shape: tuple[int, ...] = ()
+    flat: PriorLike | None = None
+    suggestion: str = ""
+
+    def where(self) -> str:
+        """The support in words: "(0, 1)", "(0, inf)", "the real line", "the simplex of 3 ..."."""
+        if self.support == SIMPLEX:
+            return f"the simplex of {self.shape[-1]} entries"
+        if self.support == REAL:
+            return "the real line"
+        lower, upper = self.support
+        return f"({lower:g}, {upper:g})"
+
+    def use(self) -> str:
+        """A prior to use instead, for error messages."""
+        if self.suggestion:
+            return self.suggestion
+        if self.support == SIMPLEX:
+            n = self.shape[-1]
+            return (
+                f"a distribution on the simplex of {n} entries, e.g. "
+                f"Prior('Dirichlet', a=np.ones({n}))"
+            )
+        if self.support == REAL:
+            return "a distribution on the real line, e.g. Prior('Normal', mu=0, sigma=10)"
+        if self.support == POSITIVE:
+            return (
+                "a positive distribution (HalfStudentT, InverseGamma, HalfCauchy), or "
+                "Prior('Jeffreys') for the improper p(x) ∝ 1/x"
+            )
+        if self.support == UNIT:
+            return "a distribution on (0, 1), e.g. Prior('Beta', alpha=1, beta=1)"
+        return f"a distribution on {self.where()}"
+
+
+def check_prior(name: str, prior: Any, parameter: Parameter) -> None:
+    """Check that a prior is one bayeslmm can build for a parameter: type, shape, support.
+
+    Draws a few hundred values from the prior and checks their shape and that every draw lies
+    in the parameter's support. The improper priors are checked by their rules instead:
+    ``Flat`` only on the real line, ``Jeffreys`` only on (0, inf).
 
     Parameters
     ----------
     name
-        The parameter (a key of ``SUPPORT``: ``"h2"``, ``"sigma_p"``, ``"beta"``, ...).
+        The parameter's name, for messages.
     prior
-        A :class:`Prior` or a PyMC ``.dist()`` variable.
-    shape
-        The parameter's shape (``(n_covariates,)`` for ``beta``, ``()`` for a scalar).
+        What the user gave (or a default): a :class:`Prior` or a PyMC ``.dist()`` variable.
+    parameter
+        The parameter's row of the family's table.
 
     Raises
     ------
     InputError
-        If the prior cannot be built, or puts mass outside the support, or is a special prior
-        that the parameter cannot take (Jeffreys on a signed parameter, anything improper on h2).
+        One message format for every family: ``the prior for '<name>' (<prior>) ...; use ...``.
     """
-    lower, upper = SUPPORT[name]
+    if not isinstance(prior, Prior | pt.TensorVariable):
+        raise InputError(
+            f"the prior for '{name}' must be a bayeslmm.Prior or a PyMC distribution made with "
+            f".dist(...), got {type(prior).__name__}; use {parameter.use()}."
+        )
+    shape = tuple(parameter.shape)
     if isinstance(prior, Prior) and prior.distribution in SPECIAL:
-        if prior.distribution == "Jeffreys" and lower < 0:
-            raise InputError(f"a Jeffreys prior is for a positive scale, not for '{name}'.")
-        if name == "h2":
+        fits = parameter.support == (REAL if prior.distribution == "Flat" else POSITIVE)
+        if not fits:
+            scope = "the real line" if prior.distribution == "Flat" else "(0, inf)"
             raise InputError(
-                "h2 needs a proper prior on (0, 1), e.g. Prior('Beta', alpha=1, beta=1)."
+                f"the prior for '{name}' ({prior!r}) is improper on {scope}, but '{name}' lies "
+                f"in {parameter.where()} and needs a prior there; use {parameter.use()}."
             )
         return
     try:
-        rv = prior.dist(shape) if isinstance(prior, Prior) else prior
-        draws = draw_prior(rv)
+        draws = draw_prior(prior.dist(shape) if isinstance(prior, Prior) else prior)
     except Exception as exc:  # noqa: BLE001 - any failure here is a bad prior specification
+        sized = f" with shape {shape}" if shape else ""
         raise InputError(
-            f"the prior for '{name}' ({describe(prior)}) cannot be built: {exc}"
+            f"the prior for '{name}' ({describe(prior)}) cannot be built{sized}: {exc}; use "
+            f"{parameter.use()}."
         ) from None
-    if not np.isfinite(draws).all() or (draws <= lower).any() or (draws >= upper).any():
-        bad = draws[~((draws > lower) & (draws < upper))]
-        example = f"{bad.flat[0]:.3g}" if bad.size else "non-finite values"
+    if draws.shape[1:] != shape:
         raise InputError(
-            f"the prior for '{name}' puts mass outside its support ({lower:g}, {upper:g}); it drew "
-            f"{example}. Use e.g. Beta for h2 and a positive distribution (HalfStudentT, "
-            "InverseGamma, HalfCauchy) for the variance components."
+            f"the prior for '{name}' ({describe(prior)}) has shape {draws.shape[1:]}, but "
+            f"'{name}' has shape {shape}; use {parameter.use()} (a PyMC .dist(...) needs "
+            f"shape={shape}; a bayeslmm.Prior takes the parameter's shape)."
+        )
+    if parameter.support == SIMPLEX:
+        inside = np.isfinite(draws).all(-1) & (draws >= 0).all(-1)
+        inside &= np.isclose(draws.sum(-1), 1.0)
+    else:
+        lower, upper = parameter.support
+        inside = (np.isfinite(draws) & (draws > lower) & (draws < upper)).reshape(len(draws), -1)
+        inside = inside.all(-1)
+    if not inside.all():
+        bad = draws[~inside][0]
+        drew = np.array2string(np.asarray(bad), precision=3) if np.ndim(bad) else f"{bad:.3g}"
+        raise InputError(
+            f"the prior for '{name}' ({describe(prior)}) puts mass outside its support: its "
+            f"draws must lie in {parameter.where()}, and it drew {drew}; use {parameter.use()}."
         )
 
 
@@ -232,15 +314,130 @@ def default_priors(parametrization: str, y: np.ndarray, X: np.ndarray) -> dict[s
     return priors
 
 
-def flat_priors(parametrization: str = "h2") -> dict[str, Prior]:
-    """Flat β and Jeffreys σp² with h² ~ Beta(1, 1): the priors of the exact 1-D check."""
-    if parametrization != "h2":
-        raise InputError("priors='flat' is defined for the h2 parametrization only.")
+def choose_parametrization(
+    priors: Mapping[str, PriorLike] | str | None,
+    parametrization: str | None,
+    variance_names: tuple[str, ...],
+) -> str:
+    """The parametrization asked for, or the one that the names in ``priors`` imply.
+
+    Parameters
+    ----------
+    priors
+        The user's ``priors=``.
+    parametrization
+        ``"h2"``, ``"variance"``, or None: ``"variance"`` when ``priors`` is a dict that names
+        one of ``variance_names``, else ``"h2"``.
+    variance_names
+        The family's names that exist only in its variance parametrization.
+
+    Raises
+    ------
+    InputError
+        If ``parametrization`` is neither ``"h2"`` nor ``"variance"``.
+    """
+    if parametrization is None:
+        named = set(priors) if isinstance(priors, Mapping) else set()
+        parametrization = "variance" if named & set(variance_names) else "h2"
+    if parametrization not in ("h2", "variance"):
+        raise InputError(f"parametrization must be 'h2' or 'variance', got {parametrization!r}.")
+    return parametrization
+
+
+def resolve(
+    priors: Mapping[str, PriorLike] | str | None,
+    table: Mapping[str, Parameter],
+    *,
+    model: str,
+    hints: Mapping[str, str] | None = None,
+) -> dict[str, PriorLike]:
+    """Merge the user's priors into a family's defaults and check every one: the one resolver.
+
+    Parameters
+    ----------
+    priors
+        The user's ``priors=``: None or ``"default"`` (the defaults), ``"flat"`` (each
+        parameter's ``flat`` prior, where the family offers them all), or a mapping from
+        parameter name to a :class:`Prior` or a PyMC ``.dist()`` variable, merged into the
+        defaults.
+    table
+        The family's parameters, ``{name: Parameter}``, in the order its model creates them.
+    model
+        The model in words, for messages (``"the Gaussian LMM ('h2' parametrization)"``).
+    hints
+        For names that users plausibly give but that are not parameters of this model, what to
+        do instead (``{"sigma_g2": "priors on sigma_g2/sigma_e2 need parametrization=..."}``).
+
+    Returns
+    -------
+    dict
+        The prior of every parameter of ``table``, in its order.
+
+    Raises
+    ------
+    InputError
+        A preset the family does not offer, an unknown name (with its hint), or a prior of the
+        wrong type, shape or support (:func:`check_prior`).
+    """
+    user: dict[Any, Any] = {}
+    base = {name: parameter.default for name, parameter in table.items()}
+    if isinstance(priors, str):
+        if priors not in PRESETS:
+            raise InputError(f"priors must be a dict, 'default' or 'flat', got {priors!r}.")
+        if priors == "flat":
+            if any(parameter.flat is None for parameter in table.values()):
+                raise InputError(
+                    f"priors='flat' is not available for {model}; pass a dict of priors or "
+                    "'default'."
+                )
+            base = {name: parameter.flat for name, parameter in table.items()}
+    elif isinstance(priors, Mapping):
+        user = dict(priors)
+    elif priors is not None:
+        raise InputError(
+            f"priors must be a dict, 'default' or 'flat', got {type(priors).__name__}."
+        )
+    unknown = sorted(set(user) - set(table), key=str)
+    if unknown:
+        notes = dict.fromkeys((hints or {})[name] for name in unknown if name in (hints or {}))
+        raise InputError(
+            f"unknown prior(s) {unknown} for {model}; allowed: {sorted(table)}"
+            + "".join(f"; {note}" for note in notes)
+            + "."
+        )
+    merged = {name: user.get(name, base[name]) for name in table}
+    for name, prior in merged.items():
+        check_prior(name, prior, table[name])
+    return merged
+
+
+def gaussian_parameters(parametrization: str, y: np.ndarray, X: np.ndarray) -> dict[str, Parameter]:
+    """The parameter table of the Gaussian LMM (kinship and SNP forms), defaults from the data.
+
+    ``priors="flat"`` is offered for the ``"h2"`` parametrization: flat β, Jeffreys σp and
+    h² ~ Beta(1, 1), the priors of the exact 1-D check (DESIGN §1).
+    """
+    defaults = default_priors(parametrization, y, X)
+    if parametrization == "h2":
+        return {
+            "beta": Parameter(defaults["beta"], REAL, (X.shape[1],), flat=Prior("Flat")),
+            "h2": Parameter(defaults["h2"], UNIT, flat=Prior("Beta", alpha=1, beta=1)),
+            "sigma_p": Parameter(defaults["sigma_p"], POSITIVE, flat=Prior("Jeffreys")),
+        }
     return {
-        "beta": Prior("Flat"),
-        "h2": Prior("Beta", alpha=1, beta=1),
-        "sigma_p": Prior("Jeffreys"),
+        "beta": Parameter(defaults["beta"], REAL, (X.shape[1],)),
+        "sigma_g2": Parameter(defaults["sigma_g2"], POSITIVE),
+        "sigma_e2": Parameter(defaults["sigma_e2"], POSITIVE),
     }
+
+
+#: Hints for the names of the other parametrization of the Gaussian LMM.
+PARAMETRIZATION_HINTS = {
+    **dict.fromkeys(
+        ("sigma_g2", "sigma_e2"), "priors on sigma_g2/sigma_e2 need parametrization='variance'"
+    ),
+    **dict.fromkeys(("h2", "sigma_p"), "priors on h2/sigma_p need parametrization='h2'"),
+}
 
 
 def resolve_priors(
@@ -249,7 +446,7 @@ def resolve_priors(
     y: np.ndarray,
     X: np.ndarray,
 ) -> tuple[str, dict[str, PriorLike]]:
-    """Merge the user's priors into the defaults and check them.
+    """The priors of the Gaussian LMM: :func:`resolve` on :func:`gaussian_parameters`.
 
     Parameters
     ----------
@@ -259,40 +456,19 @@ def resolve_priors(
     parametrization
         ``"h2"``, ``"variance"``, or None to infer it from the keys of ``priors`` (any of
         ``sigma_g2``/``sigma_e2`` selects ``"variance"``).
+    y, X
+        Phenotype [shape: (n_samples,)] and covariates with intercept
+        [shape: (n_samples, n_covariates)]: the defaults scale with them.
 
     Returns
     -------
     parametrization : str
     priors : dict
     """
-    if isinstance(priors, str):
-        if priors == "flat":
-            return "h2", flat_priors(parametrization or "h2")
-        if priors != "default":
-            raise InputError(f"priors must be a dict, 'default' or 'flat', got {priors!r}.")
-        priors = None
-    user = dict(priors or {})
-    if parametrization is None:
-        parametrization = "variance" if {"sigma_g2", "sigma_e2"} & user.keys() else "h2"
-    if parametrization not in PARAMETERS:
-        raise InputError(f"parametrization must be 'h2' or 'variance', got {parametrization!r}.")
-    allowed = {"beta", *PARAMETERS[parametrization]}
-    unknown = set(user) - allowed
-    if unknown:
-        raise InputError(
-            f"unknown prior(s) {sorted(unknown)} for the '{parametrization}' parametrization; "
-            f"allowed: {sorted(allowed)} (priors on sigma_g2/sigma_e2 need "
-            "parametrization='variance', on h2/sigma_p parametrization='h2')."
-        )
-    merged: dict[str, PriorLike] = {**default_priors(parametrization, y, X), **user}
-    for name, prior in merged.items():
-        if not isinstance(prior, Prior | pt.TensorVariable):
-            raise InputError(
-                f"the prior for '{name}' must be a bayeslmm.Prior or a PyMC distribution made "
-                f"with .dist(...), got {type(prior).__name__}."
-            )
-        check_support(name, prior, (X.shape[1],) if name == "beta" else ())
-    return parametrization, merged
+    parametrization = choose_parametrization(priors, parametrization, ("sigma_g2", "sigma_e2"))
+    table = gaussian_parameters(parametrization, y, X)
+    model = f"the Gaussian LMM ('{parametrization}' parametrization)"
+    return parametrization, resolve(priors, table, model=model, hints=PARAMETRIZATION_HINTS)
 
 
 def add_prior(name: str, prior: PriorLike, *, dims: str | None = None) -> pt.TensorVariable:

@@ -20,13 +20,20 @@ from scipy import special
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm.data.inputs import kinship_inputs
 from bayeslmm.errors import InputError
-from bayeslmm.families.base import ModelInfo, model_coords
-from bayeslmm.families.priors import Prior, PriorLike, add_prior, check_support
+from bayeslmm.families.base import Family, ModelInfo, model_coords, register_model
+from bayeslmm.families.priors import (
+    POSITIVE,
+    REAL,
+    UNIT,
+    Parameter,
+    Prior,
+    PriorLike,
+    add_prior,
+    choose_parametrization,
+    resolve,
+)
 from bayeslmm.inference.effects import flat_draws, store_effects
 from bayeslmm.linalg.spectral import rotate_data
-
-#: Free parameters of each parametrization of the probit model, besides ``beta``.
-PROBIT_PARAMETERS = {"h2": ("h2",), "variance": ("sigma_g2",)}
 
 #: Prior SD of a probit coefficient per SD of its covariate (Gelman et al. 2008 use 2.5 on the
 #: logit scale; on the probit scale, where the latent noise has SD 1 instead of 1.8, it is wide).
@@ -98,76 +105,47 @@ def check_binary(y: Any) -> None:
         )
 
 
-def probit_priors(
-    priors: Mapping[str, PriorLike] | str | None,
-    parametrization: str | None,
-    y: np.ndarray,
-    X: np.ndarray,
-) -> tuple[str, dict[str, PriorLike]]:
-    """Merge the user's priors into the probit defaults and check them.
+def probit_parameters(parametrization: str, y: np.ndarray, X: np.ndarray) -> dict[str, Parameter]:
+    """The parameter table of the probit model, defaults scaled by the data.
 
     Parameters
     ----------
-    priors
-        None, ``"default"`` or a mapping from ``beta``, ``h2`` (parametrization ``"h2"``) or
-        ``sigma_g2`` (``"variance"``) to a :class:`~bayeslmm.Prior` or a PyMC ``.dist()``.
-    parametrization
-        ``"h2"``, ``"variance"``, or None (``"variance"`` when ``priors`` names ``sigma_g2``).
+    parametrization : {"h2", "variance"}
     y, X
         The 0/1 phenotype [shape: (n_samples,)] and covariates with intercept
         [shape: (n_samples, n_covariates)].
 
     Returns
     -------
-    parametrization : str
-    priors : dict
-        Defaults: ``beta`` ~ Normal(Φ⁻¹(mean y) for the intercept else 0, 2.5/sd(x_j)) (2.5 for
-        the intercept); ``h2`` ~ Beta(1, 1) or ``sigma_g2`` ~ HalfStudentT(3, 1).
+    dict
+        ``beta`` ~ Normal(Φ⁻¹(mean y) for the intercept else 0, 2.5/sd(x_j)) (2.5 for the
+        intercept); ``h2`` ~ Beta(1, 1) or ``sigma_g2`` ~ HalfStudentT(3, 1). No ``"flat"``
+        preset (the exact flat check is for the Gaussian model).
     """
-    if isinstance(priors, str):
-        if priors != "default":
-            raise InputError(
-                f"priors={priors!r} is not available for family='probit' (the exact 'flat' "
-                "check is for the Gaussian model); pass a dict of priors or 'default'."
-            )
-        priors = None
-    user = dict(priors or {})
-    if {"sigma_e2", "sigma_p"} & user.keys():
-        raise InputError(
-            "the probit model fixes the residual liability variance sigma_e2 at 1 (a threshold "
-            "model identifies the liability only up to scale), so it has no prior on sigma_e2 or "
-            "sigma_p; put a prior on h2 or on sigma_g2 instead."
-        )
-    if parametrization is None:
-        parametrization = "variance" if "sigma_g2" in user else "h2"
-    if parametrization not in PROBIT_PARAMETERS:
-        raise InputError(f"parametrization must be 'h2' or 'variance', got {parametrization!r}.")
-    allowed = {"beta", *PROBIT_PARAMETERS[parametrization]}
-    unknown = set(user) - allowed
-    if unknown:
-        raise InputError(
-            f"unknown prior(s) {sorted(unknown)} for the probit model with parametrization "
-            f"'{parametrization}'; allowed: {sorted(allowed)}."
-        )
     sd_x = np.std(X, axis=0, ddof=1)
     constant = sd_x == 0
     prevalence = float(np.clip(np.mean(y), 0.01, 0.99))
     mu = np.where(constant, float(special.ndtri(prevalence)), 0.0)
     sigma = BETA_SCALE / np.where(constant, 1.0, sd_x)
-    merged: dict[str, PriorLike] = {"beta": Prior("Normal", mu=mu, sigma=sigma)}
+    table = {"beta": Parameter(Prior("Normal", mu=mu, sigma=sigma), REAL, (X.shape[1],))}
     if parametrization == "h2":
-        merged["h2"] = Prior("Beta", alpha=1, beta=1)
+        table["h2"] = Parameter(Prior("Beta", alpha=1, beta=1), UNIT)
     else:
-        merged["sigma_g2"] = Prior("HalfStudentT", nu=3, sigma=1.0)
-    merged.update(user)
-    for name, prior in merged.items():
-        if not isinstance(prior, Prior | pt.TensorVariable):
-            raise InputError(
-                f"the prior for '{name}' must be a bayeslmm.Prior or a PyMC distribution made "
-                f"with .dist(...), got {type(prior).__name__}."
-            )
-        check_support(name, prior, (X.shape[1],) if name == "beta" else ())
-    return parametrization, merged
+        table["sigma_g2"] = Parameter(Prior("HalfStudentT", nu=3, sigma=1.0), POSITIVE)
+    return table
+
+
+#: What to do instead when ``priors`` names a parameter the probit model does not have.
+PROBIT_HINTS = {
+    **dict.fromkeys(
+        ("sigma_e2", "sigma_p"),
+        "the probit model fixes the residual liability variance sigma_e2 at 1 (a threshold "
+        "model identifies the liability only up to scale), so it has no prior on sigma_e2 or "
+        "sigma_p; put a prior on h2 or on sigma_g2 instead",
+    ),
+    "sigma_g2": "a prior on sigma_g2 needs parametrization='variance'",
+    "h2": "a prior on h2 needs parametrization='h2'",
+}
 
 
 def probit_model(
@@ -193,7 +171,7 @@ def probit_model(
         Covariates; None means intercept only.
     priors
         Dict of priors on ``beta`` and ``h2`` (or ``sigma_g2``), merged into the defaults of
-        :func:`probit_priors`.
+        :func:`probit_parameters`.
     parametrization : {"h2", "variance"}, optional
         ``"h2"`` (default): prior on the liability-scale h², σg² = h²/(1 − h²). ``"variance"``:
         prior on σg², h² = σg²/(σg² + 1).
@@ -231,7 +209,13 @@ def probit_model(
     """
     check_binary(y)
     data, spectral = kinship_inputs(y, K, X, normalize=normalize)
-    parametrization, priors = probit_priors(priors, parametrization, data.y, data.X)
+    parametrization = choose_parametrization(priors, parametrization, ("sigma_g2",))
+    priors = resolve(
+        priors,
+        probit_parameters(parametrization, data.y, data.X),
+        model=f"family='probit' ('{parametrization}' parametrization)",
+        hints=PROBIT_HINTS,
+    )
     with pm.Model(coords=model_coords(data, spectral)) as model:
         y_obs = pm.Data("y_binary", data.y, dims="sample")
         X_data = pm.Data("X", data.X, dims=("sample", "covariate"))
@@ -255,16 +239,16 @@ def probit_model(
             observed=y_obs,
             dims="sample",
         )
-    model.bayeslmm = ModelInfo(
+    info = ModelInfo(
+        family="probit",
         form="probit_lmm",
         parametrization=parametrization,
         priors=priors,
         data=data,
         spectral=spectral,
         rotated=rotate_data(spectral, data.y, data.X),
-        postprocess=postprocess,
     )
-    return model
+    return register_model(model, info)
 
 
 def genetic_values(z: np.ndarray, sigma_g2: np.ndarray, U: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -290,7 +274,7 @@ def pointwise_loglik(y: np.ndarray, eta: np.ndarray) -> np.ndarray:
 def postprocess(
     posterior: Any, info: ModelInfo, rng: np.random.Generator | None, random_effects: bool
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """The ``ModelInfo.postprocess`` hook: u from the draws of z and the conditional log-likelihood.
+    """The family's post-processing: u from the draws of z and the conditional log-likelihood.
 
     Returns
     -------
@@ -320,3 +304,8 @@ def postprocess(
             u_all[sl] = u
     new = {"u": (u_all, "sample", list(data.samples))} if u_all is not None else {}
     return new, loglik
+
+
+#: The probit LMM of a binary trait: ``kinship_model(y, K, family="probit")``. Its h2 is on
+#: the liability scale already.
+PROBIT = Family(name="probit", build=probit_model, postprocess=postprocess, selectable=True)

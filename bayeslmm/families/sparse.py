@@ -23,17 +23,27 @@ import pymc as pm
 import pytensor.tensor as pt
 
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
+from bayeslmm.data.inputs import genotype_inputs
 from bayeslmm.data.samples import Prepared
 from bayeslmm.errors import InputError
-from bayeslmm.families.base import null_space_term, variance_components
+from bayeslmm.families.base import (
+    Family,
+    ModelInfo,
+    model_coords,
+    null_space_term,
+    register_model,
+    variance_components,
+)
 from bayeslmm.families.priors import (
+    PARAMETRIZATION_HINTS,
+    UNIT,
+    Parameter,
     Prior,
     PriorLike,
     add_prior,
-    check_support,
-    default_priors,
-    draw_prior,
-    resolve_priors,
+    choose_parametrization,
+    gaussian_parameters,
+    resolve,
 )
 from bayeslmm.inference.effects import flat_draws, store_effects
 from bayeslmm.linalg.spectral import Rotated, Spectral, rotate_data
@@ -54,25 +64,6 @@ MIXTURE_DEFAULTS = {
     "pi": Prior("Beta", alpha=1, beta=9),
     "rho_excess": Prior("Beta", alpha=1, beta=1),
 }
-
-
-def _check_unit_interval(name: str, prior: PriorLike) -> None:
-    """Draw from a prior on a probability and check the draws lie in (0, 1)."""
-    if not isinstance(prior, Prior | pt.TensorVariable):
-        raise InputError(
-            f"the prior for '{name}' must be a bayeslmm.Prior or a PyMC distribution made with "
-            f".dist(...), got {type(prior).__name__}."
-        )
-    try:
-        rv = prior.dist(()) if isinstance(prior, Prior) else prior
-        draws = draw_prior(rv)
-    except Exception as exc:  # noqa: BLE001 - any failure here is a bad prior specification
-        raise InputError(f"the prior for '{name}' cannot be built: {exc}") from None
-    if not ((draws > 0) & (draws < 1)).all():
-        raise InputError(
-            f"the prior for '{name}' must lie in (0, 1) (it is a probability); use e.g. "
-            "Prior('Beta', alpha=1, beta=9)."
-        )
 
 
 def _options(prior: str, given: Mapping[str, float] | None, y: np.ndarray, n_snps: int) -> dict:
@@ -101,6 +92,47 @@ def _options(prior: str, given: Mapping[str, float] | None, y: np.ndarray, n_snp
     return {key: float(value) for key, value in options.items()}
 
 
+def sparse_parameters(
+    prior: str, parametrization: str, y: np.ndarray, X: np.ndarray
+) -> dict[str, Parameter]:
+    """The parameter table of the explicit SNP model under one prior on v.
+
+    Parameters
+    ----------
+    prior : {"normal", "mixture", "horseshoe"}
+    parametrization : {"h2", "variance"}
+        For ``"normal"`` and ``"mixture"`` (ignored for the horseshoe).
+    y, X
+        Phenotype [shape: (n_samples,)] and covariates with intercept.
+
+    Returns
+    -------
+    dict
+        ``"normal"``: the Gaussian LMM's (:func:`~bayeslmm.families.priors.gaussian_parameters`);
+        ``"mixture"``: those plus ``pi`` (probability of a large effect, default Beta(1, 9)) and
+        ``rho_excess`` (default Beta(1, 1)); ``"horseshoe"``: ``beta`` and ``sigma_e2`` (default
+        HalfStudentT(3, var y)) only, with no ``"flat"`` preset.
+    """
+    if prior == "horseshoe":
+        table = gaussian_parameters("variance", y, X)
+        return {"beta": table["beta"], "sigma_e2": table["sigma_e2"]}
+    table = gaussian_parameters(parametrization, y, X)
+    if prior == "mixture":
+        for name, default in MIXTURE_DEFAULTS.items():
+            table[name] = Parameter(default, UNIT, flat=default, suggestion=UNIT_SUGGESTION)
+    return table
+
+
+#: What a prior on a probability of the mixture should be, for messages.
+UNIT_SUGGESTION = "a distribution on (0, 1), e.g. Prior('Beta', alpha=1, beta=9)"
+
+#: What to do instead when ``priors`` names a parameter that the horseshoe does not have.
+HORSESHOE_HINTS = dict.fromkeys(
+    ("h2", "sigma_p", "sigma_g2", "lambda", "tau", "tau_unit", "c2"),
+    "the local, global and slab scales are set through prior_options",
+)
+
+
 def resolve_sparse_priors(
     prior: str,
     priors: Mapping[str, PriorLike] | str | None,
@@ -110,15 +142,13 @@ def resolve_sparse_priors(
     n_snps: int,
     prior_options: Mapping[str, float] | None = None,
 ) -> tuple[str, dict[str, PriorLike], dict[str, float]]:
-    """Merge the user's priors and options into the defaults of one SNP-effect prior.
+    """The priors and options of one SNP-effect prior: the resolver on :func:`sparse_parameters`.
 
     Parameters
     ----------
     prior : {"normal", "mixture", "horseshoe"}
     priors
-        As in :func:`bayeslmm.snp_model`. ``"mixture"`` also accepts ``pi`` (probability of a
-        large effect, default Beta(1, 9)) and ``rho_excess`` (default Beta(1, 1)); the
-        ``"horseshoe"`` accepts only ``beta`` and ``sigma_e2`` (default HalfStudentT(3, var y)).
+        As in :func:`bayeslmm.snp_model`; see :func:`sparse_parameters` for the names.
     parametrization
         ``"h2"``/``"variance"`` for ``"normal"`` and ``"mixture"``; must be None for the
         horseshoe, whose h² is the realized PVE, not a parameter.
@@ -135,71 +165,34 @@ def resolve_sparse_priors(
     parametrization : str
         ``"horseshoe"`` for the horseshoe.
     priors : dict
-        Every prior the model creates, by variable name.
+        Every prior the model creates, by variable name (the horseshoe's ``lambda``,
+        ``tau_unit`` and ``c2`` from its options).
     options : dict
     """
     if prior not in SPARSE_PRIORS:
         raise InputError(f"prior must be one of {SPARSE_PRIORS}, got {prior!r}.")
     options = _options(prior, prior_options, y, n_snps)
-    if prior == "horseshoe":
+    if prior != "horseshoe":
+        parametrization = choose_parametrization(priors, parametrization, ("sigma_g2", "sigma_e2"))
+        model = f"prior={prior!r} ('{parametrization}' parametrization)"
+        table = sparse_parameters(prior, parametrization, y, X)
         return (
-            "horseshoe",
-            _horseshoe_priors(priors, parametrization, y, X, options),
+            parametrization,
+            resolve(priors, table, model=model, hints=PARAMETRIZATION_HINTS),
             options,
         )
-    if prior == "normal":
-        parametrization, merged = resolve_priors(priors, parametrization, y, X)
-        return parametrization, merged, options
-    user = dict(priors) if isinstance(priors, Mapping) else priors
-    extra = {}
-    if isinstance(user, dict):
-        extra = {name: user.pop(name) for name in list(user) if name in MIXTURE_DEFAULTS}
-    parametrization, merged = resolve_priors(user, parametrization, y, X)
-    for name, default in MIXTURE_DEFAULTS.items():
-        merged[name] = extra.get(name, default)
-        _check_unit_interval(name, merged[name])
-    return parametrization, merged, options
-
-
-def _horseshoe_priors(
-    priors: Mapping[str, PriorLike] | str | None,
-    parametrization: str | None,
-    y: np.ndarray,
-    X: np.ndarray,
-    options: dict[str, float],
-) -> dict[str, PriorLike]:
     if parametrization is not None:
         raise InputError(
             "prior='horseshoe' has no h2/variance parametrization: its h2 is the realized "
             "proportion of variance explained by Wv; leave parametrization unset."
         )
-    if isinstance(priors, str) and priors != "default":
-        raise InputError(
-            f"priors={priors!r} is not available with prior='horseshoe'; pass a dict with "
-            "'beta' and/or 'sigma_e2'."
-        )
-    user = dict(priors) if isinstance(priors, Mapping) else {}
-    unknown = set(user) - {"beta", "sigma_e2"}
-    if unknown:
-        raise InputError(
-            f"unknown prior(s) {sorted(unknown)} for prior='horseshoe'; allowed: ['beta', "
-            "'sigma_e2'] (the local, global and slab scales are set through prior_options)."
-        )
-    defaults = default_priors("variance", y, X)
-    merged: dict[str, PriorLike] = {"beta": defaults["beta"], "sigma_e2": defaults["sigma_e2"]}
-    merged.update(user)
-    for name, value in merged.items():
-        if not isinstance(value, Prior | pt.TensorVariable):
-            raise InputError(
-                f"the prior for '{name}' must be a bayeslmm.Prior or a PyMC distribution made "
-                f"with .dist(...), got {type(value).__name__}."
-            )
-        check_support(name, value, (X.shape[1],) if name == "beta" else ())
+    table = sparse_parameters(prior, "variance", y, X)
+    merged = resolve(priors, table, model="prior='horseshoe'", hints=HORSESHOE_HINTS)
     nu, scale = options["slab_df"], options["slab_scale"]
     merged["lambda"] = Prior("HalfCauchy", beta=1.0)
     merged["tau_unit"] = Prior("HalfCauchy", beta=1.0)
     merged["c2"] = Prior("InverseGamma", alpha=nu / 2, beta=nu * scale**2 / 2)
-    return merged
+    return "horseshoe", merged, options
 
 
 def global_scale(n_nonzero: float, n_snps: int, n_samples: int) -> float:
@@ -377,9 +370,9 @@ def effect_summaries(
 
 
 def postprocess(
-    posterior: Any, info: Any, rng: np.random.Generator | None, random_effects: bool
+    posterior: Any, info: ModelInfo, rng: np.random.Generator | None, random_effects: bool
 ) -> tuple[dict[str, Any], np.ndarray]:
-    r"""The ``ModelInfo.postprocess`` hook of the sparse priors: u = Wv and the log-likelihood.
+    r"""The sparse family's post-processing: u = Wv and the log-likelihood.
 
     Returns
     -------
@@ -493,3 +486,52 @@ def explicit_snp_model(
             pm.Deterministic("sigma_g2", var_g)
             pm.Deterministic("h2", var_g / (var_g + sigma_e2))
     return model, rot, parametrization, priors, {"prior": prior, "options": options}
+
+
+def sparse_snp_model(
+    y: Any,
+    W: Any,
+    X: Any = None,
+    priors: Mapping[str, PriorLike] | str | None = None,
+    *,
+    prior: str = "mixture",
+    parametrization: str | None = None,
+    standardize: bool = True,
+    prior_options: Mapping[str, float] | None = None,
+) -> pm.Model:
+    """Build the SNP-effects LMM under a sparse prior on v (the ``"sparse"`` family).
+
+    Reached through :func:`bayeslmm.snp_model` with ``marginalize=False`` and
+    ``prior="mixture"`` or ``"horseshoe"``; the arguments are those of :func:`bayeslmm.snp_model`.
+    Form ``"snp_lmm_<prior>"``.
+    """
+    if prior not in ("mixture", "horseshoe"):
+        raise InputError(f"a sparse prior is 'mixture' or 'horseshoe', got {prior!r}.")
+    data, W_used, snps, spectral = genotype_inputs(y, W, X, standardize_snps=standardize)
+    coords = {**model_coords(data, spectral), "snp": snps}
+    model, rot, parametrization, priors_used, extra = explicit_snp_model(
+        data, W_used, spectral, coords, prior, priors, parametrization, prior_options
+    )
+    info = ModelInfo(
+        family="sparse",
+        form=f"snp_lmm_{prior}",
+        parametrization=parametrization,
+        priors=priors_used,
+        data=data,
+        spectral=spectral,
+        rotated=rot,
+        W=W_used,
+        snps=snps,
+        marginalize=False,
+        extra=extra,
+    )
+    return register_model(model, info)
+
+
+#: Sparse priors on explicit SNP effects: ``snp_model(y, W, marginalize=False, prior=...)``.
+SPARSE = Family(
+    name="sparse",
+    build=sparse_snp_model,
+    postprocess=postprocess,
+    summary=("h2", "sigma_g2", "sigma_e2", "sigma_v2", "pve", "pge"),
+)

@@ -26,14 +26,15 @@ from xarray import DataTree
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm._version import __version__
 from bayeslmm.errors import InputError, SamplingWarning
-from bayeslmm.families.base import ModelInfo
+from bayeslmm.families.base import ModelInfo, info_of, summary_rows
 from bayeslmm.families.priors import describe
-from bayeslmm.inference.effects import draw_v, flat_draws, loo_pointwise, store_effects, u_and_loo
+from bayeslmm.families.registry import FAMILIES, family_named
 
 SAMPLERS = ("nutpie", "pymc")
 #: Quantiles whose ESS is the tail ESS.
 TAIL_PROB = (0.05, 0.95)
-#: Rows of :func:`heritability`, where present in the posterior.
+#: Rows of :func:`heritability` for a result that names no registered family (one written
+#: before the families were recorded in ``attrs["family"]``), where present in the posterior.
 SUMMARY_VARIABLES = (
     "h2",
     "sigma_g2",
@@ -48,16 +49,6 @@ SUMMARY_VARIABLES = (
 )
 
 
-def _info(model: pm.Model) -> ModelInfo:
-    info = getattr(model, "bayeslmm", None)
-    if not isinstance(info, ModelInfo):
-        raise InputError(
-            "this model was not built by bayeslmm.kinship_model or bayeslmm.snp_model; sample "
-            "other PyMC models with pymc.sample directly."
-        )
-    return info
-
-
 def _seeds(random_seed: int | None) -> tuple[int, np.random.Generator]:
     sampler_seq, effects_seq = np.random.SeedSequence(random_seed).spawn(2)
     return int(sampler_seq.generate_state(1)[0] % (2**31 - 1)), np.random.default_rng(effects_seq)
@@ -70,7 +61,11 @@ def _add_groups(
     rng: np.random.Generator | None,
     random_effects: bool,
 ) -> DataTree:
-    """The result: ``post`` with u (and v), the sample-space log-likelihood, data, provenance."""
+    """The result: ``post``, what its family adds, the log-likelihood, data, provenance.
+
+    The family's ``postprocess`` gives the added variables (u, v, ...) and the sample-space
+    pointwise log-likelihood.
+    """
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     chain_draw = {"chain": post["chain"].values, "draw": post["draw"].values}
 
@@ -81,36 +76,9 @@ def _add_groups(
             coords={**chain_draw, dim: coord},
         )
 
-    new: dict[str, xr.DataArray] = {}
-    if info.postprocess is not None:
-        added, loglik = info.postprocess(post, info, rng, random_effects)
-        new = {name: as_var(val, dim, list(coord)) for name, (val, dim, coord) in added.items()}
-        return _assemble(sample_stats, info, post.assign(new) if new else post, loglik, as_var)
-    beta = flat_draws(post, "beta")
-    sigma_g2, sigma_e2 = flat_draws(post, "sigma_g2"), flat_draws(post, "sigma_e2")
-    rot, spectral, data = info.rotated, info.spectral, info.data
-    width = max(data.n, len(info.snps))
-    loglik = None
-    if store_effects(
-        random_effects,
-        n_chain * n_draw * width,
-        f"{n_chain * n_draw} draws × {width} values",
-        stacklevel=3,
-    ):
-        if info.form == "snp_lmm" and not info.marginalize:
-            loadings = spectral.U.T @ info.W
-            u = (flat_draws(post, "v") @ loadings.T) @ spectral.U.T
-        else:  # u and the LOO terms from one set of tables in log(σg²/σe²)
-            u, loglik = u_and_loo(spectral, data.y, data.X, beta, sigma_g2, sigma_e2, rng)
-        new["u"] = as_var(u, "sample", list(data.samples))
-        if info.form == "snp_lmm" and info.marginalize:
-            loadings = spectral.U.T @ info.W
-            v = draw_v(spectral, loadings, rot.y1, rot.X1, beta, sigma_g2, sigma_e2, rng)
-            new["v"] = as_var(v, "snp", info.snps)
-    posterior = post.assign(new) if new else post
-    if loglik is None:
-        loglik = loo_pointwise(spectral, data.y, data.X, beta, sigma_g2, sigma_e2)
-    return _assemble(sample_stats, info, posterior, loglik, as_var)
+    added, loglik = family_named(info.family).postprocess(post, info, rng, random_effects)
+    new = {name: as_var(val, dim, list(coord)) for name, (val, dim, coord) in added.items()}
+    return _assemble(sample_stats, info, post.assign(new) if new else post, loglik, as_var)
 
 
 def _assemble(
@@ -147,10 +115,11 @@ def _assemble(
 
 
 def provenance(info: ModelInfo) -> dict[str, Any]:
-    """The ``attrs`` stamped on every result: version, model, priors, K normalization."""
+    """The ``attrs`` stamped on every result: version, model and family, priors, K scale."""
     return {
         "bayeslmm_version": __version__,
         "model": info.form,
+        "family": info.family,
         "parametrization": info.parametrization,
         "priors": json.dumps(info.prior_strings()),
         "kinship_scale": float(info.spectral.scale),
@@ -316,7 +285,9 @@ def sample(
     Parameters
     ----------
     model : pymc.Model
-        From :func:`bayeslmm.kinship_model` or :func:`bayeslmm.snp_model`.
+        From :func:`bayeslmm.kinship_model`, :func:`bayeslmm.snp_model`,
+        :func:`bayeslmm.linear_model`, or the builder of another registered family
+        (:data:`bayeslmm.families.registry.FAMILIES`).
     draws, chains, tune : int
         Kept draws per chain, number of chains, warm-up draws per chain.
     random_seed : int, optional
@@ -345,9 +316,10 @@ def sample(
     Notes
     -----
     The sampler sees only the rotated likelihood (O(r·d) per gradient); u and v are drawn
-    afterwards in closed form (see :mod:`bayeslmm.inference.effects`).
+    afterwards in closed form (see :mod:`bayeslmm.inference.effects`) by the model's family
+    (``Family.postprocess``), which also gives the sample-space log-likelihood.
     """
-    info = _info(model)
+    info = info_of(model)
     if sampler not in SAMPLERS:
         raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
     for name, value in (("draws", draws), ("chains", chains), ("tune", tune)):
@@ -411,7 +383,7 @@ def map_estimate(model: pm.Model, *, random_seed: int | None = None) -> DataTree
         Same groups as :func:`sample`; u (and v) are their conditional posterior means at the
         MAP (the BLUP at these variance components).
     """
-    info = _info(model)
+    info = info_of(model)
     found = pm.find_MAP(
         model=model,
         progressbar=False,
@@ -441,24 +413,15 @@ def heritability(idata: DataTree, hdi_prob: float = 0.95) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Rows h2, sigma_g2, sigma_e2 and, where the model has them, sigma_v2, the per-component
-        ``h2_component[name]``, ``h2_loci``, ``h2_background``, ``h2_total``, ``pve``, ``pge``;
-        columns mean, sd, hdi_lower, hdi_upper, ess_bulk, ess_tail, r_hat (NaN for a constant).
+        The rows of the model's family (``Family.summary``, by ``attrs["family"]``): h2,
+        sigma_g2, sigma_e2 and, where the model has them, sigma_v2, the per-component
+        ``h2_component[name]``, ``h2_loci``, ``h2_background``, ``h2_total``, ``pve``, ``pge``
+        (the linear model: sigma_e2); columns mean, sd, hdi_lower, hdi_upper, ess_bulk,
+        ess_tail, r_hat (NaN for a constant).
     """
     import arviz_stats as azs  # (lazy: it loads scipy.stats, ~1 s)
 
-    post = idata["posterior"]
-    columns: dict[str, np.ndarray] = {}
-    for name in SUMMARY_VARIABLES:
-        if name not in post:
-            continue
-        var = post[name]
-        extra_dims = [d for d in var.dims if d not in ("chain", "draw")]
-        if not extra_dims:
-            columns[name] = var.values
-        elif len(extra_dims) == 1:  # e.g. h2_component: one row per component
-            for label in var[extra_dims[0]].values:
-                columns[f"{name}[{label}]"] = var.sel({extra_dims[0]: label}).values
+    columns = _summary_rows(idata)
     rows = {}
     for name, draws in columns.items():
         values = draws.ravel()
@@ -481,6 +444,14 @@ def heritability(idata: DataTree, hdi_prob: float = 0.95) -> pd.DataFrame:
             )
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _summary_rows(idata: DataTree) -> dict[str, np.ndarray]:
+    """Label → draws of the rows of :func:`heritability`: those of the result's family."""
+    family = FAMILIES.get(str(idata.attrs.get("family", "")))
+    if family is None:  # written before attrs["family"], or by a family not registered here
+        return summary_rows(idata["posterior"], SUMMARY_VARIABLES)
+    return family.summary_rows(idata)
 
 
 def summary(idata: DataTree, hdi_prob: float = 0.95) -> str:
