@@ -12,7 +12,16 @@ from hypothesis import strategies as st
 
 import bayeslmm as bl
 from bayeslmm.errors import InputError
-from bayeslmm.io import read_bimbam, read_grm, read_plink, read_table, write_grm
+from bayeslmm.io import (
+    bimbam_text,
+    check_dosages,
+    read_bimbam,
+    read_grm,
+    read_plink,
+    read_table,
+    write_grm,
+)
+from bayeslmm.io.bimbam_text import one_delimiter, parse_arrow, parse_calls, parse_exact, parse_fast
 
 
 def _write_plink(prefix, G, iids=None, chrom=None):
@@ -338,3 +347,212 @@ def test_read_bimbam__fast_parser_equals_reference(tmp_path, rng):
 def test_read_grm__ids_verbatim(tmp_path):
     write_grm(np.eye(2), tmp_path / "k", samples=["NA", "x"])
     assert list(read_grm(tmp_path / "k").samples) == ["NA", "x"]
+
+
+# ---- issue 10: the fast BIMBAM parser, the one dosage check ------------------------------------
+
+#: Dosage tokens: numbers as writers spell them, missing codes, and what the exact parser refuses
+#: or reads differently from C parsers ("1_0" and Arabic-Indic "١" are numbers to float()).
+NUMBERS = [
+    "0",
+    "1",
+    "2",
+    "0.5",
+    "1.",
+    ".25",
+    "1e-1",
+    "1.9999999999999999",
+    "0.1000000000000000055511",
+]
+MISSING_CODES = ["NA", "na", "NaN", "nan", "-9", "-9.0", "NAN", "-nan"]
+ODD = [".", "x", "1_0", "nan(1)", "0x1", "\u0661", "1.5.3", "N/A", "inf", "-0", "+1", "3"]
+#: Between two fields: commas and whitespace in any mix ("," at a line end: a trailing comma).
+GAPS = [", ", ",", " ", "\t", " , ", ",  ", " \t", ",,", "\x0b"]
+
+
+def _bimbam_text(draw, n, m, tokens, gaps, names):
+    lines = []
+    for _ in range(m):
+        fields = [draw(names), draw(st.sampled_from(["A", "G", "NA", "1"])), "T"]
+        fields += [draw(tokens) for _ in range(n)]
+        line = fields[0]
+        for field in fields[1:]:
+            line += draw(gaps) + field
+        lines.append(
+            draw(st.sampled_from(["", " ", ","])) + line + draw(st.sampled_from(["", " ", ","]))
+        )
+        if draw(st.booleans()) and draw(st.booleans()):
+            lines.append(draw(st.sampled_from(["", " ", "\t"])))  # a blank line
+    end = draw(st.sampled_from(["\n", "\r\n"]))
+    return (end.join(lines) + draw(st.sampled_from(["", end]))).encode()
+
+
+@st.composite
+def bimbam_bytes(draw):
+    n, m = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    weights = draw(st.sampled_from(["clean", "missing", "odd"]))
+    pool = (
+        NUMBERS + (MISSING_CODES if weights != "clean" else []) + (ODD if weights == "odd" else [])
+    )
+    layout = draw(st.sampled_from(["gemma", "tabs", "mixed"]))
+    gaps = {"gemma": [", "], "tabs": ["\t"], "mixed": GAPS}[layout]
+    names = st.sampled_from(["rs1", "NA", "rs(2)", "snp\u00e9", "9", "x\u00a0y", "a\x1cb"])
+    return _bimbam_text(draw, n, m, st.sampled_from(pool), st.sampled_from(gaps), names)
+
+
+def _same_lines(a, b):
+    assert (a.snps, a.a1, a.a2) == (b.snps, b.a1, b.a2)
+    assert a.dosages.shape == b.dosages.shape
+    np.testing.assert_array_equal(a.dosages, b.dosages)  # NaN where NaN, bit-equal numbers
+    assert (np.signbit(a.dosages) == np.signbit(b.dosages)).all()
+
+
+def _engines(data):
+    """What parse_fast returns, then what each engine returns on each layout (when it applies)."""
+    yield "parse_fast", parse_fast(data)
+    if data.isascii() and b"nan(" not in data.lower():  # (parse_fast leaves those to exact)
+        for text, delimiter in one_delimiter(data):
+            yield f"parse_calls {delimiter!r}", parse_calls(text, delimiter)
+            yield f"parse_arrow {delimiter!r}", parse_arrow(text, delimiter)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=bimbam_bytes())
+def test_bimbam_parsers__equal_exact_or_decline(data):
+    try:
+        exact = parse_exact(data, "g.txt")
+    except InputError:
+        exact = None
+    for name, lines in _engines(data):
+        if exact is None:
+            assert lines is None, name  # a file the exact parser refuses goes to it, to be named
+        elif lines is not None:
+            _same_lines(lines, exact)
+
+
+def test_bimbam_parsers__take_the_common_layouts(rng):
+    digits = rng.integers(0, 18, size=(30, 8))  # up to 17 significant digits, "2" to "1.2e-05"
+    tokens = np.array(
+        [
+            [f"{x:.{d}g}" for x, d in zip(row, ds, strict=True)]
+            for row, ds in zip(rng.uniform(0, 2, size=(30, 8)) ** 3 / 4, digits, strict=True)
+        ]
+    )
+    tokens[rng.uniform(size=tokens.shape) < 0.1] = "NA"
+    tokens[0, 0], tokens[1, 1], tokens[2, 2] = "-9", "nan", "-9.0"
+    calls = rng.integers(0, 3, size=tokens.shape).astype(str)  # hard calls, a few dosages
+    calls[3, 4], calls[5, 6], calls[7, 7] = "NA", "0.5", "-9"
+    for gap, end in [(", ", "\n"), (",", "\r\n"), ("\t", "\n"), (" ", "\n"), ("  ", "\n")]:
+        for table in (tokens, calls):
+            text = "".join(
+                f"rs{j}{gap}A{gap}G{gap}" + gap.join(t) + end for j, t in enumerate(table)
+            )
+            for trailing in ("", "rs99, C, T" + ", 1" * 8 + ",\n"):  # a trailing comma
+                data = (text + trailing).encode()
+                exact = parse_exact(data, "g.txt")
+                for name, lines in _engines(data):
+                    # only the comma layout refuses the trailing comma (an empty field)
+                    assert lines is not None or (trailing and name.endswith("','")), (name, gap)
+                    if lines is not None:
+                        _same_lines(lines, exact)
+
+
+def test_bimbam_parse_calls__leaves_dosage_files_to_arrow(monkeypatch, rng):
+    tokens = np.round(rng.uniform(0, 2, size=(20, 10)), 3).astype(str)
+    data = "".join(f"rs{j} A G " + " ".join(t) + "\n" for j, t in enumerate(tokens)).encode()
+    assert parse_calls(data, " ") is not None  # 200 dosages: fewer than CALLS_MIN
+    monkeypatch.setattr(bimbam_text, "CALLS_MIN", 50)
+    assert parse_calls(data, " ") is None
+    _same_lines(parse_fast(data), parse_exact(data, "g.txt"))
+
+
+def test_bimbam_parsers__decline_a_merge_the_comma_layout_would_make():
+    # a space that follows no comma separates fields too: deleting it would read "01" and "10"
+    data = b"rs1,A,G,0 1,2\nrs2,A,G,1,1 0\n"
+    exact = parse_exact(data, "g.txt")
+    np.testing.assert_array_equal(exact.dosages, [[0, 1, 2], [1, 1, 0]])
+    assert [delimiter for _, delimiter in one_delimiter(data)] == [" "]
+    _same_lines(parse_fast(data), exact)
+    # an empty allele field would shift every dosage: no comma layout either
+    data = b"rs1,,1,2,0 1,2\n"
+    assert [delimiter for _, delimiter in one_delimiter(data)] == [" "]
+    _same_lines(parse_fast(data), parse_exact(data, "g.txt"))
+
+
+def test_bimbam_parsers__many_blocks_and_a_long_line(monkeypatch, rng):
+    monkeypatch.setattr(bimbam_text, "ARROW_BLOCK", 1)  # blocks of 16 first lines
+    monkeypatch.setattr(bimbam_text, "CALLS_BLOCK", 1)  # blocks of one line
+    G = rng.integers(0, 3, size=(200, 7)).astype(str)
+    G[150, :3] = "1.00000000000000000000000001"  # a line 10× longer than the first
+    data = "".join(f"rs{j}, A, G, " + ", ".join(G[j]) + "\n" for j in range(200)).encode()
+    exact = parse_exact(data, "g.txt")
+    for name, lines in _engines(data):
+        assert lines is not None or name.startswith("parse_arrow"), name
+        if lines is not None:  # (Arrow may find the long line straddling two blocks: declined)
+            _same_lines(lines, exact)
+
+
+def test_read_bimbam__bad_token_far_down_is_named_by_the_exact_parser(tmp_path, rng):
+    G = rng.integers(0, 3, size=(500, 40)).astype(str)
+    G[417, 33] = "0,5"  # a decimal comma: one field too many
+    G[480, 2] = "?"
+    lines = [f"rs{j}, A, G, " + ", ".join(G[j]) for j in range(500)]
+    with gzip.open(tmp_path / "g.txt", "wt") as handle:
+        handle.write("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"line 418 \(SNP rs417\) has 41 genotypes; the first"):
+        read_bimbam(tmp_path / "g.txt")
+    G[417, 33] = "0.5"
+    lines = [f"rs{j}, A, G, " + ", ".join(G[j]) for j in range(500)]
+    (tmp_path / "g.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"line 481 \(SNP rs480\): .*genotype 3 is '\?'"):
+        read_bimbam(tmp_path / "g.txt")
+
+
+def test_read_bimbam__bgzip_members_and_blocks_returned_writable(tmp_path):
+    # bgzip (tabix) writes many gzip members; every one is read
+    parts = [b"rs1, A, T, 0, 1, 2\n", b"rs2, G, C, NA, 0.25, 1\n"]
+    (tmp_path / "g.txt.gz").write_bytes(b"".join(gzip.compress(p) for p in parts))
+    g = read_bimbam(tmp_path / "g.txt.gz")
+    block = g.read()
+    np.testing.assert_array_equal(block, [[0, np.nan], [1, 0.25], [2, 1]])
+    assert block.flags.writeable and list(g.snps["snp"]) == ["rs1", "rs2"]
+
+
+def test_check_dosages__names_snp_sample_value_count_and_the_way_out():
+    G = np.zeros((4, 3))
+    G[0, 2] = np.inf
+    G[3, 1] = -0.5  # first in SNP order: SNP 2 comes before SNP 3
+    G[1, 0] = np.nan
+    G[2, 0] = 2 + 1e-7  # within the tolerance
+    with pytest.raises(InputError) as err:
+        check_dosages(G)
+    assert str(err.value) == (
+        "genotypes must be allele counts or dosages in 0..2 (NaN = missing); 2 values are not, "
+        "the first -0.5 at sample 4, SNP 2. Set missing calls (-9, 3) to NaN; pass standardized "
+        "genotypes to bl.snp_model, not here."
+    )
+    with pytest.raises(
+        InputError,
+        match=r"^g\.txt: .* 2 values are not, the first -0\.5 at sample 4, SNP 2 \(SNP rs2 has "
+        r"genotype 4 = -0\.5, outside 0\.\.2\)\. Rescale\.$",
+    ):
+        check_dosages(G, "g.txt", snps=["rs1", "rs2", "rs3"], fix="Rescale.")
+    G[3, 1], G[0, 2] = 0, 2
+    check_dosages(G)  # passes
+    check_dosages(np.full((2, 2), np.nan))  # all missing: nothing to check
+    check_dosages(np.empty((0, 3)))
+
+
+def test_check_dosages__one_rule_for_arrays_and_files(tmp_path):
+    # kinship of an array and read_bimbam of a file refuse the same value with the same words
+    G = np.array([[0.0, 1.0], [2.5, 1.0]])
+    with pytest.raises(
+        InputError, match=r"^genotypes must be .* the first 2\.5 at sample 2, SNP 1"
+    ):
+        bl.kinship(G)
+    (tmp_path / "g.txt").write_text("rs1, A, T, 0, 2.5\nrs2, A, T, 1, 1\n")
+    with pytest.raises(
+        InputError,
+        match=r"g\.txt: genotypes must be .* the first 2\.5 at sample 2, SNP 1 \(SNP rs1",
+    ):
+        read_bimbam(tmp_path / "g.txt")

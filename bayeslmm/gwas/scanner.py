@@ -35,7 +35,8 @@ from bayeslmm.gwas.association import (
     maximize_lambdas,
     projections,
 )
-from bayeslmm.io import Genotypes, normalize_chromosomes
+from bayeslmm.io.chromosomes import normalize_chromosomes
+from bayeslmm.io.genotypes import Genotypes
 from bayeslmm.io.outputs import atomic_path, check_outputs
 from bayeslmm.linalg.spectral import Spectral, rotate_data, spectral_from_kinship, standardize
 from bayeslmm.relatedness.grm import Kinship, as_genotypes, in_kinship, kinship, loco_kinships
@@ -237,7 +238,7 @@ def _chunk_table(
 
 
 def _read_chunk(source: str, snp_idx: np.ndarray, sample_idx: np.ndarray) -> np.ndarray:
-    from bayeslmm.io import read_plink
+    from bayeslmm.io.plink import read_plink
 
     return read_plink(source).read(snp_idx, sample_idx)
 
@@ -586,7 +587,7 @@ def scan(
         raise InputError(f"chunk_size must be positive, got {chunk_size}.")
     g = as_genotypes(genotypes)
     data = prepare(y, X, g, genetic_name="genotypes", square=False)
-    from bayeslmm.io import as_index
+    from bayeslmm.io.genotypes import as_index
 
     snp_idx = as_index(snps, g.n_snps, "SNPs")
     if resume and out is None:

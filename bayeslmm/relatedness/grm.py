@@ -18,13 +18,14 @@ from scipy.linalg import blas
 
 from bayeslmm.data.samples import positional_ids
 from bayeslmm.errors import InputError
-from bayeslmm.io import (
+from bayeslmm.io.chromosomes import is_autosome, normalize_chromosomes
+from bayeslmm.io.genotypes import (
     DEFAULT_CHUNK,
     Genotypes,
     Index,
     as_index,
-    is_autosome,
-    normalize_chromosomes,
+    check_dosages,
+    in_memory_genotypes,
 )
 from bayeslmm.relatedness.relationship import Kinship
 
@@ -53,16 +54,7 @@ def as_genotypes(G: Any, samples: Any = None) -> Genotypes:
         raise InputError(f"genotypes must be numeric allele counts: {err}") from None
     if values.ndim != 2:
         raise InputError(f"genotypes must be a 2-D matrix (samples × SNPs), got {values.shape}.")
-    outside = ~np.isnan(values) & ((values < -1e-6) | (values > 2 + 1e-6))
-    if outside.any():
-        i, j = np.argwhere(outside)[0]
-        raise InputError(
-            f"genotypes must be allele counts or dosages in 0..2 (NaN = missing); "
-            f"{int(outside.sum())} "
-            f"values are not, the first {values[i, j]:g} at sample {i + 1}, SNP {j + 1}. Set "
-            "missing calls (-9, 3) to NaN; pass standardized genotypes to bl.snp_model, "
-            "not here."
-        )
+    check_dosages(values, snps=names)
     n, m = values.shape
     ids = np.asarray(samples if samples is not None else positional_ids(n), str)
     if len(ids) != n:
@@ -77,12 +69,7 @@ def as_genotypes(G: Any, samples: Any = None) -> Genotypes:
             "a2": "B",
         }
     )
-    fam = pd.DataFrame(
-        {"fid": ids, "iid": ids, "father": "0", "mother": "0", "sex": "0", "phenotype": np.nan}
-    )
-    return Genotypes(
-        samples=ids, snps=snps, fam=fam, source="array", _reader=lambda s, j: values[np.ix_(s, j)]
-    )
+    return in_memory_genotypes(values, ids, snps, "array")
 
 
 def available_memory() -> int:
