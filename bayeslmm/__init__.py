@@ -20,8 +20,8 @@ from bayeslmm.errors import (
 from bayeslmm.estimation.reml import RemlFit, reml
 from bayeslmm.gwas.scanner import scan
 from bayeslmm.io import Genotypes, read_bimbam, read_grm, read_plink, read_table, write_grm
-from bayeslmm.linalg.gram import Gram, gram
 from bayeslmm.linalg.spectral import Spectral, spectral_from_genotypes, spectral_from_kinship
+from bayeslmm.relatedness.gram import Gram, gram
 from bayeslmm.relatedness.grm import Kinship, kinship, kinship_from_pcs, loco_kinships
 from bayeslmm.relatedness.pca import pcs
 

@@ -23,8 +23,8 @@ import bayeslmm as bl
 from bayeslmm.data.inputs import gram_inputs, kinship_inputs
 from bayeslmm.errors import DataWarning, InputError
 from bayeslmm.estimation.reml import profile
-from bayeslmm.linalg.gram import gram_memory
 from bayeslmm.linalg.spectral import rotate_data, standardize
+from bayeslmm.relatedness.gram import gram_memory
 
 N, M = 700, 240
 H2_RTOL = 2e-7
@@ -312,7 +312,7 @@ def test_gram__states_memory_before_the_work(cohort, caplog):
 
 def test_gram__too_big_says_the_way_out(cohort, monkeypatch):
     _, G = cohort
-    monkeypatch.setattr("bayeslmm.linalg.gram.available_memory", lambda: 1_000_000)
+    monkeypatch.setattr("bayeslmm.relatedness.gram.available_memory", lambda: 1_000_000)
     with pytest.raises(InputError, match=r"needs .* GB .* Use fewer model SNPs .* smaller chunk"):
         bl.gram(G)
 

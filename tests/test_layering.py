@@ -55,6 +55,7 @@ CORE = (
     "bayeslmm.linalg.spectral",
     "bayeslmm.plots",
     "bayeslmm.relatedness",
+    "bayeslmm.relatedness.gram",
     "bayeslmm.relatedness.grm",
     "bayeslmm.relatedness.pca",
     "bayeslmm.relatedness.relationship",

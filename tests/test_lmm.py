@@ -86,10 +86,12 @@ def test_kinship_model__user_variance_priors_logp(rng, data):
     loglik = stats.multivariate_normal(mu, 0.8 * K + 1.1 * np.eye(len(y))).logpdf(y)
     sd_y = np.std(y, ddof=1)
     sd_x = np.std(X, axis=0, ddof=1)
-    prior_beta = (
-        stats.norm(np.r_[np.mean(y), 0, 0], np.r_[10 * sd_y, 10 * sd_y / sd_x[1:]])
-        .logpdf(point["beta"])
-        .sum()
+    # the intercept's prior sits at the covariate means: α = β0 + x̄'β ~ N(mean(y), 10 sd(y)),
+    # independent of β_j ~ N(0, 10 sd(y)/sd(x_j)) (a map of unit Jacobian)
+    b = point["beta"]
+    alpha = b[0] + X[:, 1:].mean(axis=0) @ b[1:]
+    prior_beta = stats.norm(np.mean(y), 10 * sd_y).logpdf(alpha) + (
+        stats.norm(0, 10 * sd_y / sd_x[1:]).logpdf(b[1:]).sum()
     )
     prior_g = stats.invgamma(3.0, scale=2.0).logpdf(0.8) + np.log(0.8)  # + log-Jacobian
     prior_e = stats.halfcauchy(scale=1.5).logpdf(1.1) + np.log(1.1)

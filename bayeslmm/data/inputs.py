@@ -12,15 +12,15 @@ import pandas as pd
 
 from bayeslmm.data.samples import Prepared, dropped_message, prepare, sample_ids
 from bayeslmm.errors import DataWarning, InputError
-from bayeslmm.linalg.gram import Gram, GramSubset
 from bayeslmm.linalg.spectral import (
     Spectral,
     check_kinship,
     spectral_from_genotypes,
     spectral_from_kinship,
 )
+from bayeslmm.relatedness.gram import Gram, GramSubset
 
-#: Why a :class:`~bayeslmm.linalg.gram.Gram` is refused where only K or W is accepted so far.
+#: Why a :class:`~bayeslmm.relatedness.gram.Gram` is refused where only K or W is accepted so far.
 GRAM_NOT_YET = (
     "a Gram (bl.gram) is accepted by bl.reml only, so far; for this model pass the kinship "
     "(bl.kinship(genotypes, method=gram.method)) or the genotypes instead."

@@ -19,8 +19,8 @@ from scipy import optimize, special
 from bayeslmm.constants import LOG_2PI
 from bayeslmm.data.inputs import components_inputs, gram_inputs, kinship_inputs
 from bayeslmm.errors import ConvergenceError, InputError, KinshipWarning
-from bayeslmm.linalg.gram import Gram
 from bayeslmm.linalg.spectral import Rotated, rotate_data, standardize
+from bayeslmm.relatedness.gram import Gram
 
 # (scipy.special, not scipy.stats, which takes ~0.7 s to import: the same numbers, bit for bit,
 # as stats.chi2.ppf(0.95, 1) / 2 and stats.norm.ppf(0.975); tests/test_imports.py)
@@ -410,7 +410,7 @@ def reml(
         Kinship [shape: (n_samples, n_samples)]: array, DataFrame indexed by ID, Kinship, or a
         precomputed :class:`~bayeslmm.linalg.spectral.Spectral`. A list (components ``K1``, ``K2``,
         ...) or a dict name → K fits several variance components (see Notes). A
-        :class:`~bayeslmm.linalg.gram.Gram` (:func:`bayeslmm.gram`) stands for K = WW'/M
+        :class:`~bayeslmm.relatedness.gram.Gram` (:func:`bayeslmm.gram`) stands for K = WW'/M
         without forming it (see Notes).
     X
         Covariates [shape: (n_samples, n_covariates)]; an intercept is added unless X spans

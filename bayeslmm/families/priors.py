@@ -281,6 +281,44 @@ def check_prior(name: str, prior: Any, parameter: Parameter) -> None:
         )
 
 
+def centred_intercept_prior(
+    mu: np.ndarray, sigma: np.ndarray, X: np.ndarray, constant: np.ndarray
+) -> Prior:
+    r"""β's prior with the intercept's placed at the covariate means.
+
+    Parameters
+    ----------
+    mu, sigma : ndarray
+        Means and SDs of the intercept at the covariate means (at the constant column) and of
+        the other coefficients [shape: (n_covariates,)].
+    X : ndarray
+        Covariates with intercept [shape: (n_samples, n_covariates)].
+    constant : ndarray of bool
+        Which column is constant [shape: (n_covariates,)].
+
+    Returns
+    -------
+    Prior
+        ``Normal(mu, sigma)`` without an intercept or without other covariates; else
+        ``MvNormal(mu, A diag(sigma²) A')``.
+
+    Notes
+    -----
+    With c the constant column and :math:`\bar x_j` the means of the others,
+    :math:`\alpha = \beta_c + \sum_j \bar x_j \beta_j \sim N(\mu_c, \sigma_c^2)`
+    independently of :math:`\beta_j \sim N(0, \sigma_j^2)` (rstanarm's centred intercept).
+    :math:`\beta = A(\alpha, \beta_j)` with A the identity plus :math:`-\bar x_j` in row c, a
+    map of unit Jacobian, so :math:`\beta \sim MvNormal(\mu, A\,\mathrm{diag}(\sigma^2) A^\top)`.
+    Moving a covariate by a constant (a date, a year of birth) moves the prior with it, and the
+    posterior of everything but the intercept does not change.
+    """
+    if int(np.sum(constant)) != 1 or X.shape[1] == 1:
+        return Prior("Normal", mu=mu, sigma=sigma)
+    A = np.eye(X.shape[1])
+    A[np.flatnonzero(constant)[0], ~constant] = -X[:, ~constant].mean(axis=0)
+    return Prior("MvNormal", mu=mu, cov=A @ np.diag(sigma**2) @ A.T)
+
+
 def default_priors(parametrization: str, y: np.ndarray, X: np.ndarray) -> dict[str, Prior]:
     """Weakly informative defaults scaled by the data (DESIGN §1).
 
@@ -295,7 +333,8 @@ def default_priors(parametrization: str, y: np.ndarray, X: np.ndarray) -> dict[s
     Returns
     -------
     dict
-        ``beta`` ~ Normal(mean(y) for the intercept else 0, 10·sd(y)/sd(x_j)); for ``"h2"``:
+        ``beta``: Normal(0, 10·sd(y)/sd(x_j)) for the covariates and Normal(mean(y), 10·sd(y))
+        for the intercept at the covariate means (:func:`centred_intercept_prior`); for ``"h2"``:
         ``h2`` ~ Beta(1, 1) and ``sigma_p`` ~ HalfStudentT(3, sd(y)); for ``"variance"``:
         ``sigma_g2`` and ``sigma_e2`` ~ HalfStudentT(3, var(y)).
     """
@@ -304,7 +343,7 @@ def default_priors(parametrization: str, y: np.ndarray, X: np.ndarray) -> dict[s
     constant = sd_x == 0
     mu = np.where(constant, float(np.mean(y)), 0.0)
     sigma = np.where(constant, 10 * sd_y, 10 * sd_y / np.where(constant, 1.0, sd_x))
-    priors: dict[str, Prior] = {"beta": Prior("Normal", mu=mu, sigma=sigma)}
+    priors: dict[str, Prior] = {"beta": centred_intercept_prior(mu, sigma, X, constant)}
     if parametrization == "h2":
         priors["h2"] = Prior("Beta", alpha=1, beta=1)
         priors["sigma_p"] = Prior("HalfStudentT", nu=3, sigma=sd_y)

@@ -29,6 +29,7 @@ from bayeslmm.errors import InputError, SamplingWarning
 from bayeslmm.families.base import ModelInfo, info_of, summary_rows
 from bayeslmm.families.priors import describe
 from bayeslmm.families.registry import FAMILIES, family_named
+from bayeslmm.inference.optimize import map_point, map_values
 
 SAMPLERS = ("nutpie", "pymc")
 #: Quantiles whose ESS is the tail ESS.
@@ -376,22 +377,36 @@ def map_estimate(model: pm.Model, *, random_seed: int | None = None) -> DataTree
     model : pymc.Model
         From :func:`bayeslmm.kinship_model` or :func:`bayeslmm.snp_model`.
     random_seed : int, optional
+        Not used: the optimization is deterministic (accepted for symmetry with
+        :func:`sample`).
 
     Returns
     -------
     xarray.DataTree
         Same groups as :func:`sample`; u (and v) are their conditional posterior means at the
         MAP (the BLUP at these variance components).
+
+    Raises
+    ------
+    ConvergenceError
+        When the optimizer does not reach a point where the gradient vanishes.
+
+    Notes
+    -----
+    The optimization runs in coordinates whitened by the curvature at the start
+    (:func:`bayeslmm.inference.optimize.map_point`), so that with the default priors the
+    estimate does not depend on the units or offsets of y and of the covariates.
     """
     info = info_of(model)
-    found = pm.find_MAP(
-        model=model,
-        progressbar=False,
-        random_seed=random_seed,
-        jitter=False,  # start from the priors' support points: the same MAP every time
-        return_inferencedata=True,
+    values = map_values(model, map_point(model))
+    dims = {
+        name: model.named_vars_to_dims.get(name) or [f"{name}_dim_{k}" for k in range(v.ndim)]
+        for name, v in values.items()
+    }
+    posterior = xr.Dataset(
+        {name: (("chain", "draw", *dims[name]), v[None, None, ...]) for name, v in values.items()},
+        coords={"chain": [0], "draw": [0]},
     )
-    posterior = _clean_posterior(found["posterior"].to_dataset())
     posterior = posterior.assign_coords(
         {dim: list(model.coords[dim]) for dim in posterior.dims if dim in model.coords}
     )

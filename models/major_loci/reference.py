@@ -145,7 +145,7 @@ def dense_linear_model(
 
     Priors::
 
-        beta    ~ Normal(mean(y), 10 sd(y))          intercept (a constant column)
+        beta    ~ Normal(mean(y), 10 sd(y))          intercept at the covariate means
                   Normal(0, 10 sd(y) / sd(x_j))       other columns (SDs with ddof = 1)
         sigma_e ~ HalfStudentT(nu=3, sigma=sd(y))
         y       ~ MvNormal(Xβ, σe² I)
@@ -160,13 +160,15 @@ def dense_linear_model(
         if covariates is not None
         else ["intercept"] + [f"x{j}" for j in range(1, d)],
     }
+    mu = np.where(constant, np.mean(y), 0.0)
+    sigma = np.where(constant, 10 * sd_y, 10 * sd_y / sd_x)
     with pm.Model(coords=coords) as model:
-        beta = pm.Normal(
-            "beta",
-            mu=np.where(constant, np.mean(y), 0.0),
-            sigma=np.where(constant, 10 * sd_y, 10 * sd_y / sd_x),
-            dims="covariate",
-        )
+        if constant.sum() != 1 or d == 1:
+            beta = pm.Normal("beta", mu=mu, sigma=sigma, dims="covariate")
+        else:  # intercept prior at the covariate means (models/kinship_lmm/reference.py)
+            A = np.eye(d)
+            A[np.flatnonzero(constant)[0], ~constant] = -X[:, ~constant].mean(axis=0)
+            beta = pm.MvNormal("beta", mu=mu, cov=A @ np.diag(sigma**2) @ A.T, dims="covariate")
         sigma_e = pm.HalfStudentT("sigma_e", nu=3, sigma=sd_y)
         pm.MvNormal(
             "y", mu=pt.as_tensor(X) @ beta, cov=sigma_e**2 * np.eye(n), observed=y, dims="sample"

@@ -224,7 +224,8 @@ def dense_multi_model(y, X, Ks, names: Sequence[str] | None = None) -> pm.Model:
 
         sigma_p ~ HalfStudentT(nu=3, sigma=sd(y))
         shares  ~ Dirichlet(1, ..., 1)          (k genetic shares and the residual share)
-        beta    ~ Normal(mean(y), 10 sd(y)) for the intercept, Normal(0, 10 sd(y)/sd(x_j))
+        beta    ~ Normal(mean(y), 10 sd(y)) for the intercept at the covariate means,
+                  Normal(0, 10 sd(y)/sd(x_j))
         sigma_g2_component = shares[:k] sigma_p², sigma_e2 = shares[k] sigma_p²,
         h2 = Σ shares[:k]
     """
@@ -238,7 +239,12 @@ def dense_multi_model(y, X, Ks, names: Sequence[str] | None = None) -> pm.Model:
     coords = {"covariate": [f"x{j}" for j in range(X.shape[1])], "component": names}
     coords["share"] = [*names, "residual"]
     with pm.Model(coords=coords) as model:
-        beta = pm.Normal("beta", mu=mu, sigma=sigma, dims="covariate")
+        if constant.sum() != 1 or X.shape[1] == 1:
+            beta = pm.Normal("beta", mu=mu, sigma=sigma, dims="covariate")
+        else:  # intercept prior at the covariate means (models/kinship_lmm/reference.py)
+            A = np.eye(X.shape[1])
+            A[np.flatnonzero(constant)[0], ~constant] = -X[:, ~constant].mean(axis=0)
+            beta = pm.MvNormal("beta", mu=mu, cov=A @ np.diag(sigma**2) @ A.T, dims="covariate")
         sigma_p = pm.HalfStudentT("sigma_p", nu=3, sigma=sd_y)
         shares = pm.Dirichlet("shares", a=np.ones(k + 1), dims="share")
         sigma_k2 = pm.Deterministic("sigma_g2_component", shares[:k] * sigma_p**2)

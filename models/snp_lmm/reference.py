@@ -48,7 +48,15 @@ def standardize(G: np.ndarray) -> np.ndarray:
 
 
 def _beta_prior(y: np.ndarray, X: np.ndarray, priors: str) -> pt.TensorVariable:
-    """β ~ Normal(mean(y) or 0, 10·sd(y) / sd(x_j)), or Flat; dims ``covariate``."""
+    """β ~ centred-intercept Normal (below), or Flat; dims ``covariate``.
+
+    The intercept's prior is placed at the covariate means, as rstanarm does: with c the
+    constant column and x̄_j the means of the others, α = β_c + Σ_j x̄_j β_j ~ N(mean(y),
+    (10 sd(y))²) independently of β_j ~ N(0, (10 sd(y)/sd(x_j))²). β = A (α, β_j) with A the
+    identity plus −x̄_j in row c, so β ~ MvNormal(μ, A diag(σ²) A'): moving a covariate by a
+    constant (a date, a year of birth) moves the prior with it. Without covariates besides
+    the intercept (or without an intercept) this is the independent Normal. SDs with ddof = 1.
+    """
     if priors == "flat":
         return pm.Flat("beta", dims="covariate")
     sd_y = np.std(y, ddof=1)
@@ -56,7 +64,12 @@ def _beta_prior(y: np.ndarray, X: np.ndarray, priors: str) -> pt.TensorVariable:
     sd_x = np.where(constant, 1.0, np.std(X, axis=0, ddof=1))
     mu_beta = np.where(constant, np.mean(y), 0.0)
     sigma_beta = np.where(constant, 10 * sd_y, 10 * sd_y / sd_x)
-    return pm.Normal("beta", mu=mu_beta, sigma=sigma_beta, dims="covariate")
+    if constant.sum() != 1 or X.shape[1] == 1:
+        return pm.Normal("beta", mu=mu_beta, sigma=sigma_beta, dims="covariate")
+    A = np.eye(X.shape[1])
+    A[np.flatnonzero(constant)[0], ~constant] = -X[:, ~constant].mean(axis=0)
+    cov = A @ np.diag(sigma_beta**2) @ A.T
+    return pm.MvNormal("beta", mu=mu_beta, cov=cov, dims="covariate")
 
 
 def _variance_components(
