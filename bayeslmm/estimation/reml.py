@@ -32,6 +32,11 @@ MIN_INFORMATION = 1.0
 #: Smallest eigenvalue of the Gram matrix of I, K_1, ..., K_m (unit norm) below which the
 #: variance-component shares are reported as not identifiable.
 MIN_INDEPENDENCE = 1e-6
+#: First half-width of the bracket, relative to max(h², 1e-4), in which :func:`_polish` looks
+#: for the root of the derivative around bounded Brent's answer, and how often it widens it.
+POLISH_WIDTH = 1e-7
+POLISH_STEPS = 5
+EPS = float(np.finfo(float).eps)
 
 
 @dataclass(frozen=True)
@@ -119,8 +124,74 @@ def profile(rot: Rotated, h2: np.ndarray | float, method: str = "reml") -> Profi
     return Profile(loglik=loglik, beta=beta, sigma_p2=sigma_p2, xtwx=xtwx)
 
 
+def profile_derivative(rot: Rotated, h2: float, method: str = "reml") -> float:
+    r"""Derivative in h² of the profiled log-likelihood of :func:`profile`, analytically.
+
+    Parameters
+    ----------
+    rot : Rotated
+        Data in the eigenbasis of K.
+    h2 : float
+        A heritability in [0, 1) (at 1 with a null space the derivative is not finite).
+    method : {"reml", "ml"}
+
+    Returns
+    -------
+    float
+        :math:`\partial\ell/\partial h^2` (NaN where the likelihood is not finite).
+
+    Notes
+    -----
+    With :math:`H = h^2 K + (1-h^2) I`, :math:`\dot H = K - I` (eigenvalues
+    :math:`s_i - 1` on the range of K, −1 on its complement), :math:`r = y - X\hat\beta` and
+    :math:`P = X^\top H^{-1} X`, the envelope theorem (β̂ maximizes, so its own derivative
+    drops out) gives
+
+    .. math::
+
+        \dot{\mathrm{RSS}} = -r^\top H^{-1}\dot H H^{-1} r, \quad
+        \partial_h \log|H| = \operatorname{tr}(H^{-1}\dot H), \quad
+        \partial_h \log|P| = -\operatorname{tr}(P^{-1} X^\top H^{-1}\dot H H^{-1} X),
+
+    and :math:`\ell' = -\tfrac12[n_e\,\dot{\mathrm{RSS}}/\mathrm{RSS} + \partial_h\log|H|
+    (+ \partial_h\log|P| \text{ for REML})]` with :math:`n_e` = N (ML) or N − d (REML).
+    Every term is a sum over the r eigenvalues plus the null-space part (the residual
+    r enters through ``rot.null_factor``), O(r·d²). :func:`_maximize` refines the maximizer
+    to a root of this derivative.
+    """
+    h = float(h2)
+    n, d = rot.n, rot.X1.shape[1]
+    at = profile(rot, h, method)
+    if not np.isfinite(at.loglik[0]):
+        return float("nan")
+    beta = at.beta[0]
+    w = 1.0 / (h * rot.s + (1.0 - h))
+    dw = (rot.s - 1.0) * w  # eigenvalues of H^-1 (K - I) on the range of K
+    resid = rot.y1 - rot.X1 @ beta
+    rss = float(w @ resid**2)
+    d_rss = -float(np.sum(dw * w * resid**2))
+    d_logdet = float(dw.sum())
+    wx = w[:, None] * rot.X1
+    dxx = (dw[:, None] * wx).T @ rot.X1  # X'H^-1 (K - I) H^-1 X on the range
+    if rot.n_null:
+        wc = 1.0 / (1.0 - h)
+        coef = np.concatenate([-beta, [1.0]])
+        if rot.null_factor is not None:
+            null_rss = float(np.sum((rot.null_factor @ coef) ** 2))
+        else:
+            null_rss = float(coef @ rot.gram @ coef)
+        rss += wc * null_rss
+        d_rss += wc**2 * null_rss  # (−1)·wc² on the complement, negated
+        d_logdet -= rot.n_null * wc
+        dxx = dxx - wc**2 * rot.gram[:-1, :-1]
+    if method == "ml":
+        return -0.5 * (n * d_rss / rss + d_logdet)
+    trace = float(np.trace(np.linalg.solve(at.xtwx[0], dxx))) if d else 0.0
+    return -0.5 * ((n - d) * d_rss / rss + d_logdet - trace)
+
+
 def _maximize(rot: Rotated, method: str, grid_size: int) -> float:
-    """Grid plus bounded Brent over [0, 1], endpoints compared."""
+    """Grid plus bounded Brent over [0, 1], endpoints compared, then a root of the derivative."""
     grid = np.linspace(0.0, 1.0, grid_size)
     values = profile(rot, grid, method).loglik
     if not np.isfinite(values).any():
@@ -142,15 +213,64 @@ def _maximize(rot: Rotated, method: str, grid_size: int) -> float:
         value = profile(rot, end, method).loglik[0]
         if value >= best_l:
             best_h, best_l = end, value
-    return float(best_h)
+    return _polish(rot, float(best_h), method)
+
+
+def _polish(rot: Rotated, h: float, method: str) -> float:
+    r"""Refine an interior maximizer to the root of :func:`profile_derivative` next to it.
+
+    Notes
+    -----
+    Near its maximum the log-likelihood changes by :math:`\tfrac12\ell''\delta^2`, which
+    falls below its round-off (:math:`\epsilon|\ell|`) for :math:`|\delta| \lesssim
+    \sqrt{2\epsilon|\ell/\ell''|}`: bounded Brent, which compares values, cannot place the
+    maximum better than that (1e-8 to 1e-7 relative in practice), and two computations of the
+    same likelihood that differ only by round-off (the N×N kinship and the Gram, or a
+    reordering of the samples) stop at points that far apart. The derivative is a sum with
+    no such flattening: it changes sign at the maximum to round-off, so Brent's root finder
+    (``brentq``) in a bracket around the answer pins the maximizer to ~1e-14. The bracket
+    starts at ±:data:`POLISH_WIDTH`·max(h², 1e-4) and widens tenfold (at most
+    :data:`POLISH_STEPS` times) until the derivative goes from positive to negative across it.
+    Where it never does (an answer at 0 or 1, a maximum at a kink, a flat or non-finite
+    likelihood), or where the root would lower the likelihood beyond round-off, the answer
+    is returned unchanged.
+    """
+    if not 0.0 < h < 1.0:
+        return h
+    width = POLISH_WIDTH * max(h, 1e-4)
+    for _ in range(POLISH_STEPS):
+        lo, hi = max(h - width, 0.5 * h), min(h + width, 0.5 * (h + 1.0))
+        f_lo, f_hi = profile_derivative(rot, lo, method), profile_derivative(rot, hi, method)
+        if not (np.isfinite(f_lo) and np.isfinite(f_hi)):
+            return h
+        if f_lo > 0.0 > f_hi:
+            break
+        width *= 10.0
+    else:
+        return h
+    root = float(
+        optimize.brentq(
+            lambda x: profile_derivative(rot, x, method), lo, hi, xtol=1e-300, rtol=4 * EPS
+        )
+    )
+    before, after = profile(rot, np.array([h, root]), method).loglik
+    if not after >= before - 1e-12 * (1.0 + abs(before)):
+        return h
+    return root
 
 
 def _curvature(rot: Rotated, h: float, method: str) -> float:
-    """Second derivative of the profiled log-likelihood at h (Richardson-extrapolated)."""
+    """Second derivative of the profiled log-likelihood at h.
+
+    Central differences of the analytic first derivative (:func:`profile_derivative`),
+    Richardson-extrapolated (error O(step⁴)); differences of the derivative rather than of the
+    values keep the round-off at ~ε·N/step instead of ~ε·|ℓ|/step².
+    """
 
     def second(step: float) -> float:
-        vals = profile(rot, np.array([h - step, h, h + step]), method).loglik
-        return (vals[0] - 2 * vals[1] + vals[2]) / step**2
+        up = profile_derivative(rot, h + step, method)
+        down = profile_derivative(rot, h - step, method)
+        return (up - down) / (2 * step)
 
     step = min(1e-3, h / 2, (1 - h) / 2)
     return (4 * second(step / 2) - second(step)) / 3
@@ -434,17 +554,21 @@ def reml(
     does not depend on the units or offsets of y and of the covariates (a trait of 1e6 + noise
     used to lose every digit of the profile RSS to cancellation).
     Each evaluation of the profiled likelihood costs O(r·d²) after one rotation of y and X;
-    see :func:`profile` for the formulas. The standard error is
-    :math:`(-\partial^2\ell/\partial (h^2)^2)^{-1/2}` at an interior maximum; at h² = 0 or 1,
-    or where that information is not positive, it is the width of the 95 % profile-likelihood
-    interval divided by 2·1.96, and ``se_method`` says so.
+    see :func:`profile` for the formulas. The maximum is found by a grid and bounded Brent,
+    then refined to where the analytic derivative vanishes (Brent, comparing values, stops
+    within ~√ε of the maximizer's scale where the likelihood is flat to round-off). The
+    standard error is :math:`(-\partial^2\ell/\partial (h^2)^2)^{-1/2}` at an interior
+    maximum; at h² = 0 or 1, or where that information is not positive, it is the width of
+    the 95 % profile-likelihood interval divided by 2·1.96, and ``se_method`` says so.
 
     With a Gram of M model SNPs, K = WW'/M is never formed: its M×M Gram restricted to the
     samples analysed (a downdate when some are dropped) is decomposed in O(M³) and y and X are
     rotated through W'[X, y], one streamed O(N·M) pass over the genotypes
     (:class:`~bayeslmm.linalg.spectral.LowRank`); the profiled likelihood equals the one from
-    the N×N kinship ``bl.kinship(genotypes, method=gram.method)`` to round-off (the maximizer
-    ĥ² to the optimizer's step, ~√ε·h², as when only the order of the samples changes).
+    the N×N kinship ``bl.kinship(genotypes, method=gram.method)`` to round-off, and so do ĥ²
+    and its SE (~1e-14 relative): bounded Brent's answer is refined to the root of the
+    analytic derivative of the profile (:func:`profile_derivative`), and the curvature is
+    taken from differences of that derivative.
 
     With several kinships, V = σp² (Σ_k h_k K_k + (1 − Σ_k h_k) I): β and σp² are profiled out
     and the shares h_k are maximized by SLSQP on the simplex with the analytic gradient, on
