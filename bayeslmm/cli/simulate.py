@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import argparse
-import json
-
-import numpy as np
-import pandas as pd
 
 from bayeslmm.cli.arguments import check_prefix_outputs
-from bayeslmm.io.outputs import atomic_path
+from bayeslmm.data.simulation import COHORT_SUFFIXES
 
 #: What ``simulate`` appends to its ``--out`` prefix, one file each.
-SIMULATE_SUFFIXES = (".bed", ".bim", ".fam", ".pheno.tsv", ".covar.tsv", ".truth.json")
+SIMULATE_SUFFIXES = COHORT_SUFFIXES
+
+#: Without ``--stream``/``--no-stream``, the cohort is streamed when holding it would take more
+#: than this many bytes (:func:`in_memory_bytes`).
+STREAM_ABOVE = 2 * 1024**3
+
+
+def in_memory_bytes(n_samples: int, n_snps: int) -> int:
+    """Bytes an in-memory cohort needs at its peak: K (N²) and five N×M float64 arrays.
+
+    Parameters
+    ----------
+    n_samples, n_snps : int
+        N and M.
+
+    Returns
+    -------
+    int
+        ``8 · (N² + 5·N·M)``: K, and G, W, the frequencies and draws behind G, a centred copy.
+    """
+    return 8 * (int(n_samples) ** 2 + 5 * int(n_samples) * int(n_snps))
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -32,7 +48,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "simulate",
         help="write a simulated cohort (PLINK bed/bim/fam, phenotype, covariates)",
         description="Balding–Nichols genotypes with population structure and a phenotype of "
-        "known heritability, written as PLINK 1 files plus phenotype/covariate tables.",
+        "known heritability, written as PLINK 1 files plus phenotype/covariate tables. "
+        "Large cohorts are streamed to the files SNP block by SNP block (no kinship, no "
+        "genotype matrix in memory): with --stream, or by default when holding the cohort "
+        "would take more than 2 GiB (8·(N² + 5·N·M) bytes, e.g. N > 8,000 at M = 5,000).",
     )
     sim.add_argument(
         "--out",
@@ -52,6 +71,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     sim.add_argument("--n-causal", type=int, default=None, help="causal SNPs [all]")
     sim.add_argument("--n-chromosomes", type=int, default=1)
     sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stream the cohort to the files in blocks of 64 SNPs, memory O(N) (--no-stream: "
+        "hold it, as bl.simulate does); default: stream above 2 GiB. The same seed gives "
+        "other genotypes streamed than held (same model; see bl.simulate)",
+    )
     sim.set_defaults(func=run)
     return sim
 
@@ -69,66 +96,30 @@ def run(args: argparse.Namespace) -> int:
     int
         0 on success.
     """
-    from bed_reader import to_bed
+    from bayeslmm.data.simulation import simulate, write_cohort
 
-    from bayeslmm.data.simulation import simulate
-
-    checked = check_prefix_outputs(args.out, SIMULATE_SUFFIXES, args.force)
-    paths = dict(zip(SIMULATE_SUFFIXES, checked, strict=True))
-    data = simulate(
-        args.n_samples,
-        args.n_snps,
-        args.h2,
-        n_covariates=args.n_covariates,
-        n_populations=args.n_populations,
-        fst=args.fst,
-        n_causal=args.n_causal,
-        n_chromosomes=args.n_chromosomes,
-        seed=args.seed,
-    )
+    check_prefix_outputs(args.out, SIMULATE_SUFFIXES, args.force)
+    stream = args.stream
+    if stream is None:
+        stream = in_memory_bytes(args.n_samples, args.n_snps) > STREAM_ABOVE
+    options = {
+        "n_covariates": args.n_covariates,
+        "n_populations": args.n_populations,
+        "fst": args.fst,
+        "n_causal": args.n_causal,
+        "n_chromosomes": args.n_chromosomes,
+        "seed": args.seed,
+    }
     prefix = args.out
-    fam = {
-        "fid": data.samples,
-        "iid": data.samples,
-        "father": ["0"] * len(data.samples),
-        "mother": ["0"] * len(data.samples),
-        "sex": [0] * len(data.samples),
-        "pheno": data.y.astype(str),
-    }
-    bim = {
-        "chromosome": data.snps["chrom"].to_numpy(),
-        "sid": data.snps["snp"].to_numpy(),
-        "cm_position": data.snps["cm"].to_numpy(),
-        "bp_position": data.snps["pos"].to_numpy(),
-        "allele_1": data.snps["a1"].to_numpy(),
-        "allele_2": data.snps["a2"].to_numpy(),
-    }
-    with atomic_path(paths[".bed"]) as tmp:
-        bed_tmp = tmp.with_name(tmp.name + ".bed")  # to_bed writes .bim/.fam beside it
-        try:
-            to_bed(bed_tmp, data.G, properties={**fam, **bim})
-            for ext in (".bim", ".fam"):
-                bed_tmp.with_suffix(ext).replace(paths[ext])
-            bed_tmp.replace(tmp)
-        finally:
-            for ext in (".bed", ".bim", ".fam"):
-                bed_tmp.with_suffix(ext).unlink(missing_ok=True)
-    pheno = pd.DataFrame({"FID": data.samples, "IID": data.samples, "y": data.y})
-    with atomic_path(paths[".pheno.tsv"]) as tmp:
-        pheno.to_csv(tmp, sep="\t", index=False)
-    covar = data.covariates().reset_index(names="IID")
-    covar.insert(0, "FID", data.samples)
-    with atomic_path(paths[".covar.tsv"]) as tmp:
-        covar.to_csv(tmp, sep="\t", index=False)
-    truth = {
-        k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
-        for k, v in data.truth.items()
-        if k != "u"
-    }
-    with atomic_path(paths[".truth.json"]) as tmp:
-        tmp.write_text(json.dumps(truth, indent=1))
+    if stream:
+        simulate(args.n_samples, args.n_snps, args.h2, out=prefix, overwrite=True, **options)
+    else:
+        data = simulate(args.n_samples, args.n_snps, args.h2, **options)
+        write_cohort(data, prefix, overwrite=True)
+    how = "streamed in blocks of 64 SNPs" if stream else "in memory"
     print(
         f"Wrote {prefix}.bed/.bim/.fam (PLINK 1), {prefix}.pheno.tsv, {prefix}.covar.tsv, "
-        f"{prefix}.truth.json ({args.n_samples} samples, {args.n_snps} SNPs, h2 = {args.h2})"
+        f"{prefix}.truth.json ({args.n_samples} samples, {args.n_snps} SNPs, h2 = {args.h2}; "
+        f"{how})"
     )
     return 0
