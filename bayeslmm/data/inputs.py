@@ -13,17 +13,23 @@ import pandas as pd
 from bayeslmm.data.samples import Prepared, dropped_message, prepare, sample_ids
 from bayeslmm.errors import DataWarning, InputError
 from bayeslmm.linalg.spectral import (
+    Rotated,
     Spectral,
     check_kinship,
     spectral_from_genotypes,
     spectral_from_kinship,
 )
+from bayeslmm.linalg.spectral import (
+    standardize as standardize_data,
+)
 from bayeslmm.relatedness.gram import Gram, GramSubset
 
 #: Why a :class:`~bayeslmm.relatedness.gram.Gram` is refused where only K or W is accepted so far.
 GRAM_NOT_YET = (
-    "a Gram (bl.gram) is accepted by bl.reml only, so far; for this model pass the kinship "
-    "(bl.kinship(genotypes, method=gram.method)) or the genotypes instead."
+    "a Gram (bl.gram) is accepted by bl.reml only with one kinship, and by bl.kinship_model / "
+    "bl.snp_model for the Gaussian LMM (one kinship, normal SNP effects integrated out), so far; "
+    "for this model pass the kinship (bl.kinship(genotypes, method=gram.method)) or the "
+    "genotypes instead."
 )
 
 
@@ -326,3 +332,60 @@ def gram_inputs(
     """
     prepared = prepare(y, X, _Samples(pd.Index(gram.samples)), genetic_name="gram")
     return prepared, gram.subset(prepared.rows, normalize=normalize)
+
+
+def rotate_gram(subset: GramSubset, y: np.ndarray, X: np.ndarray) -> Rotated:
+    r"""Rotate y and X as given (not standardized) in the eigenbasis of a Gram: one pass.
+
+    Parameters
+    ----------
+    subset : GramSubset
+        The Gram of the samples analysed (from :func:`gram_inputs`).
+    y : ndarray
+        Phenotype, in the order of ``subset.rows`` [shape: (n_samples,)].
+    X : ndarray
+        Covariates, same order [shape: (n_samples, n_covariates)].
+
+    Returns
+    -------
+    Rotated
+        What :func:`~bayeslmm.linalg.spectral.rotate_data` gives for the N×N K of these
+        samples and the same y and X, up to the signs of the eigenvectors; ``null_factor`` is a
+        square factor of the null-space Gram (not triangular).
+
+    Notes
+    -----
+    :meth:`GramSubset.rotate_data` forms the null-space Gram as :math:`A^\top A - A_1^\top
+    A_1`, which is accurate for standardized data only. So y and X are standardized first
+    (:func:`~bayeslmm.linalg.spectral.standardize`: :math:`\tilde X = XT`,
+    :math:`\tilde y = (y - Xb_0)/c`), rotated, and mapped back exactly: with
+    :math:`A = [X, y] = [\tilde X, \tilde y]\,L`,
+
+    .. math::
+
+        L = \begin{pmatrix} T^{-1} & T^{-1} b_0 \\ 0 & c \end{pmatrix},
+
+    the rotated data are :math:`\tilde A_1 L`, the null-space Gram :math:`L^\top \tilde G L`
+    and its factor :math:`\tilde F L` (so ``‖F(−β, 1)‖²`` is the null-space residual sum of
+    squares of the data as given, without forming the N − r null-space residuals).
+    """
+    std = standardize_data(y, X)
+    rot = subset.rotate_data(std.y, std.X)
+    d = X.shape[1]
+    L = np.zeros((d + 1, d + 1))
+    if d:
+        inverse = np.linalg.inv(std.transform)  # T = sqrt(N) R^-1: T^-1 = R / sqrt(N)
+        L[:d, :d] = inverse
+        L[:d, d] = inverse @ std.offset
+    L[d, d] = std.scale
+    A1 = np.column_stack([rot.X1, rot.y1]) @ L
+    gram = L.T @ rot.gram @ L
+    factor = None if rot.null_factor is None else rot.null_factor @ L
+    return Rotated(
+        y1=A1[:, -1],
+        X1=A1[:, :-1],
+        gram=(gram + gram.T) / 2,
+        n_null=rot.n_null,
+        s=rot.s,
+        null_factor=factor,
+    )

@@ -30,7 +30,7 @@ from bayeslmm.constants import LOG_2PI
 from bayeslmm.data.samples import Prepared
 from bayeslmm.errors import InputError
 from bayeslmm.families.priors import PriorLike, add_prior, describe
-from bayeslmm.linalg.spectral import Rotated, Spectral
+from bayeslmm.linalg.spectral import LowRank, Rotated, Spectral
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,8 +50,9 @@ class ModelInfo:
         Prior of each free parameter, as given to the model.
     data : Prepared
         Aligned sample-space data.
-    spectral : Spectral
-        Decomposition of the normalized K.
+    spectral : Spectral or LowRank
+        Decomposition of the normalized K (a ``LowRank`` for a model built from a Gram, with
+        the :class:`~bayeslmm.relatedness.gram.GramSubset` in ``extra["gram"]``).
     rotated : Rotated
         y and X in the eigenbasis.
     W : ndarray or None
@@ -61,7 +62,8 @@ class ModelInfo:
     marginalize : bool
         Whether v was integrated out (SNP forms).
     extra : dict
-        Family-specific data for its post-processing (component spectra, locus columns, ...).
+        Family-specific data for its post-processing (component spectra, locus columns, the
+        Gram of a large-cohort model, ...).
     """
 
     family: str
@@ -69,7 +71,7 @@ class ModelInfo:
     parametrization: str
     priors: dict[str, PriorLike]
     data: Prepared
-    spectral: Spectral
+    spectral: Spectral | LowRank
     rotated: Rotated
     W: np.ndarray | None = None
     snps: list[str] = field(default_factory=list)
@@ -106,6 +108,10 @@ class Family:
         ``new_vars`` maps a name to ``(values [shape: (n_draws_total, k)], dim, coords)``, added
         to the posterior; ``loglik`` is the pointwise log-likelihood of each sample
         [shape: (n_draws_total, n_samples)], the ``log_likelihood`` group that LOO uses.
+        Large cohorts (the Gaussian families built from a Gram): a ``new_vars`` value may be an
+        :class:`~bayeslmm.inference.effects.EffectSummary` (posterior mean and SD, group
+        ``random_effects``) and ``loglik`` an xarray Dataset, the PSIS-LOO already reduced by
+        sample blocks (group ``loo``; :class:`bayeslmm.inference.comparison.BlockedLoo`).
     summary : tuple of str
         The posterior variables that :func:`bayeslmm.heritability` reports, in order (those
         the model lacks are skipped; one with a dimension gives one row per coordinate).
@@ -265,7 +271,7 @@ def null_space_term(rot: Rotated, beta: pt.TensorVariable, sigma_e2: pt.TensorVa
     pm.Potential("y_null_space", -0.5 * (n_null * (LOG_2PI + pt.log(sigma_e2)) + rss / sigma_e2))
 
 
-def model_coords(data: Prepared, spectral: Spectral) -> dict[str, Any]:
+def model_coords(data: Prepared, spectral: Spectral | LowRank) -> dict[str, Any]:
     """The coordinates ``covariate``, ``eigen`` and ``sample`` of a model in the eigenbasis."""
     return {
         "covariate": list(data.covariates),

@@ -15,10 +15,12 @@ from typing import Any
 import pymc as pm
 
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
+from bayeslmm.data.inputs import GRAM_NOT_YET
 from bayeslmm.errors import InputError
 from bayeslmm.families.priors import PriorLike
 from bayeslmm.families.registry import FAMILIES, selectable_families
 from bayeslmm.families.sparse import SPARSE_PRIORS
+from bayeslmm.relatedness.gram import Gram
 
 
 def kinship_model(
@@ -40,7 +42,9 @@ def kinship_model(
         Phenotype [shape: (n_samples,)]: array or Series indexed by sample ID.
     K
         Kinship [shape: (n_samples, n_samples)]: array, DataFrame indexed by sample ID,
-        Kinship, or a precomputed Spectral.
+        Kinship, or a precomputed Spectral; or a :class:`~bayeslmm.relatedness.gram.Gram`
+        (:func:`bayeslmm.gram`) for K = WW'/M without an N×N matrix (large cohorts; the
+        ``"gaussian"`` family only: see Notes).
     X
         Covariates [shape: (n_samples, n_covariates)]; None means intercept only. An intercept
         column is added unless X already spans the constant.
@@ -82,8 +86,20 @@ def kinship_model(
 
     plus the null-space term of the residual with variance σe² (DESIGN §1). One evaluation of
     the log-density and its gradient costs O(r·d).
+
+    With a Gram of M model SNPs the model is the same, built from the M×M eigenbasis and one
+    streamed pass over the genotypes (y and X rotated through W'[X, y]); it equals the model
+    of ``bl.kinship(genotypes, method=gram.method)`` to round-off. :func:`bayeslmm.sample`
+    then streams the genotypes once more for u and the LOO terms, and above
+    :data:`~bayeslmm.inference.effects.LARGE_COHORT_VALUES` draws × samples stores the
+    posterior mean and SD of u (group ``random_effects``) and the PSIS-LOO computed by
+    sample blocks (group ``loo``) instead of draws × samples arrays. A Gram takes
+    ``family="gaussian"`` and no ``fixed_snps`` (an InputError says what to pass instead).
     """
     several = isinstance(K, (list, tuple, dict))
+    if isinstance(K, Gram) and (family != "gaussian" or fixed_snps is not None):
+        what = f"family={family!r}" if family != "gaussian" else "fixed_snps"
+        raise InputError(f"kinship_model(y, gram, {what}): {GRAM_NOT_YET}")
     if fixed_snps is not None and (several or family != "gaussian"):
         raise InputError(
             "fixed_snps works with one kinship matrix and family='gaussian'; for several "
@@ -122,7 +138,11 @@ def snp_model(
     W
         Genotypes [shape: (n_samples, n_snps)]: array, DataFrame indexed by sample ID with SNP
         names as columns, or :class:`~bayeslmm.Genotypes`. Missing calls (NaN) are imputed by
-        the SNP mean, with a DataWarning.
+        the SNP mean, with a DataWarning. Or a :class:`~bayeslmm.relatedness.gram.Gram`
+        (:func:`bayeslmm.gram`, large cohorts): W are its standardized model SNPs, v has
+        dimension M, and the model is built without N×N or N×M matrices
+        (``marginalize=True`` and ``standardize=True`` only; see
+        :func:`bayeslmm.families.lmm.gram_snp_lmm`).
     X
         Covariates; None means intercept only.
     priors

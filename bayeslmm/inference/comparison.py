@@ -10,6 +10,13 @@ that what users read does not change with ArviZ's table. It and
 
 WAIC is not offered: ArviZ 1 dropped it, and PSIS-LOO estimates the same quantity with a
 per-sample diagnostic (Pareto k) that WAIC lacks (Vehtari, Gelman & Gabry 2017).
+
+Large cohorts: a fit whose pointwise terms (draws × samples) would not fit in memory (a model
+built from a Gram above :data:`bayeslmm.inference.effects.LARGE_COHORT_VALUES`) stores no
+``log_likelihood`` group but its PSIS-LOO, reduced sample block by sample block by
+:class:`BlockedLoo` while the terms are computed (group
+:data:`bayeslmm.inference.effects.LOO_GROUP`: ``elpd_i``, ``pareto_k``, ``p_loo_i`` by
+sample); :func:`loo` and :func:`compare` read it as they would compute it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import xarray as xr
 from xarray import DataTree
 
 from bayeslmm.errors import InputError, SamplingWarning
+from bayeslmm.inference.effects import LOO_GROUP
 
 #: Columns of :func:`compare`, in order, with their meaning (also in its docstring).
 COMPARE_COLUMNS = {
@@ -43,13 +51,127 @@ COMPARE_COLUMNS = {
 }
 
 
-def _loglik(idata: DataTree, label: str) -> xr.DataArray:
-    """The sample-space pointwise log-likelihood of a fit, or an InputError saying why not."""
+def relative_efficiency(posterior: xr.Dataset) -> float:
+    """ArviZ's relative efficiency of the draws for PSIS: mean ESS (method "mean") / draws.
+
+    The mean over every value of every variable of ``posterior`` (1 with one chain), as
+    :func:`arviz_stats.loo` computes it from a result's posterior group.
+    """
+    n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    if n_chains == 1:
+        return 1.0
+    ess = posterior.azstats.ess(method="mean")
+    values = np.hstack([np.ravel(ess[name].values) for name in ess.data_vars])
+    return float(values.mean() / (n_chains * n_draws))
+
+
+class BlockedLoo:
+    r"""PSIS-LOO of pointwise terms that arrive by blocks of samples and are not kept.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        The draws the terms belong to (dims ``chain``, ``draw``): their relative efficiency
+        (:func:`relative_efficiency`) sets the Pareto smoothing, as in :func:`arviz_stats.loo`.
+    samples : list of str
+        Sample IDs, in the order of the terms.
+
+    Notes
+    -----
+    PSIS smooths the importance weights of each sample separately (over its draws), so the
+    pointwise results of a block of samples are those of the whole matrix given the same
+    relative efficiency: ``add`` runs arviz_stats' PSIS-LOO on one block [draws, block] at a
+    time (memory O(draws·block)) and keeps elpd_i, Pareto k and p_loo_i; :meth:`result` gives
+    them as the :data:`LOO_GROUP` group of a result. The relative efficiency is that of the
+    model's parameters (the draws of u and v, drawn afterwards and not stored at this size,
+    are not among them), so elpd_i can differ by ~1e-3 of its Monte Carlo error from what
+    ``arviz_stats.loo`` gives on a result that stores u's draws.
+    """
+
+    def __init__(self, posterior: xr.Dataset, samples: list[str]) -> None:
+        self.shape = (posterior.sizes["chain"], posterior.sizes["draw"])
+        self.reff = relative_efficiency(posterior)
+        self.samples = list(samples)
+        n = len(self.samples)
+        self.values = {name: np.full(n, np.nan) for name in ("elpd_i", "pareto_k", "p_loo_i")}
+
+    def add(self, rows: np.ndarray | slice, loglik: np.ndarray) -> None:
+        """PSIS-LOO of the samples at positions ``rows`` from their terms [shape: (draws, k)]."""
+        terms = xr.DataArray(
+            np.asarray(loglik, dtype=float).reshape(*self.shape, -1),
+            dims=("chain", "draw", "sample"),
+        )
+        with warnings.catch_warnings():  # (counted and reported by loo() and compare())
+            warnings.filterwarnings("ignore", message=".*[Pp]areto.*", category=UserWarning)
+            parts = terms.azstats.loo(sample_dims=["chain", "draw"], r_eff=self.reff)
+        for name, part in zip(self.values, parts, strict=True):
+            self.values[name][rows] = np.asarray(part.values, dtype=float)
+
+    def result(self) -> xr.Dataset:
+        """The :data:`LOO_GROUP` group: pointwise values by sample, and how they were made."""
+        coords = {"sample": self.samples}
+        return xr.Dataset(
+            {
+                name: xr.DataArray(values, dims="sample", coords=coords)
+                for name, values in self.values.items()
+            },
+            attrs={
+                "reff": self.reff,
+                "n_draws": int(np.prod(self.shape)),
+                "method": "PSIS-LOO by sample blocks (the pointwise terms were not stored)",
+            },
+        )
+
+
+def _stored(idata: DataTree) -> bool:
+    """Whether a fit holds its PSIS-LOO (large cohorts) instead of the pointwise terms."""
+    return (
+        isinstance(idata, DataTree)
+        and LOO_GROUP in idata.children
+        and "log_likelihood" not in idata.children
+    )
+
+
+def _stored_elpd(idata: DataTree, label: str) -> Any:
+    """The ELPDDataLOO of a fit that stores its PSIS-LOO (see :class:`BlockedLoo`)."""
+    group = idata[LOO_GROUP]
+    missing = [name for name in ("elpd_i", "pareto_k", "p_loo_i") if name not in group]
+    if missing or group["elpd_i"].dims != ("sample",):
+        raise InputError(
+            f"the {LOO_GROUP} group of {label} lacks {missing or 'the sample dimension'}; it "
+            "is not a result of bayeslmm.sample."
+        )
+    elpd_i, pareto_k, p_loo_i = (group[name] for name in ("elpd_i", "pareto_k", "p_loo_i"))
+    n_draws = int(group.attrs["n_draws"])
+    elpd, se, p, _ = elpd_i.azstats.loo_summary(p_loo_i)
+    good_k = min(1 - 1 / np.log10(n_draws), 0.7) if n_draws > 1 else 0.7
+    return azs.ELPDDataLOO(
+        elpd=float(elpd),
+        se=float(se),
+        p=float(p),
+        n_samples=n_draws,
+        n_data_points=elpd_i.size,
+        scale="log",
+        warning=bool(np.any(pareto_k.values > good_k)),
+        good_k=good_k,
+        elpd_i=elpd_i.copy(),
+        pareto_k=pareto_k.copy(),
+        p_loo_i=p_loo_i.copy(),
+    )
+
+
+def _loglik(idata: DataTree, label: str) -> xr.DataArray | None:
+    """The sample-space pointwise log-likelihood of a fit, or an InputError saying why not.
+
+    None for a fit that stores its PSIS-LOO instead (large cohorts, :data:`LOO_GROUP`).
+    """
     if not isinstance(idata, DataTree):
         raise InputError(
             f"{label} is a {type(idata).__name__}, not an xarray.DataTree (ArviZ 1's result "
             "type); pass the result of bayeslmm.sample."
         )
+    if _stored(idata):
+        return None
     if "log_likelihood" not in idata.children:
         raise InputError(
             f"{label} has no log_likelihood group, so its LOO cannot be computed; fit it "
@@ -158,6 +280,10 @@ def _warn_unreliable(elpd: Any, label: str, stacklevel: int) -> None:
 
 def _elpd(idata: DataTree, label: str, stacklevel: int) -> Any:
     loglik = _loglik(idata, label)
+    if loglik is None:  # reduced by sample blocks when it was computed (large cohorts)
+        elpd = _stored_elpd(idata, label)
+        _warn_unreliable(elpd, label, stacklevel + 1)
+        return elpd
     if loglik.sizes["chain"] * loglik.sizes["draw"] < 2:
         raise InputError(
             f"{label} has a single draw (a MAP estimate?); LOO needs posterior draws "
@@ -204,6 +330,17 @@ def loo(idata: DataTree) -> Any:
     \theta)\, p(\theta \mid y_{-i})\, d\theta` by importance-weighting the full-data posterior
     draws with weights :math:`\propto 1/p(y_i \mid y_{-i}, \theta)` (Bürkner, Gabry & Vehtari
     2021, non-factorized models).
+
+    Large cohorts: the terms of a model built from a Gram with more than
+    :data:`~bayeslmm.inference.effects.LARGE_COHORT_VALUES` draws × samples (3.2 GB for
+    N = 100,000 and 4,000 draws) are not stored: :func:`bayeslmm.sample` computes them in sample
+    blocks and runs this same PSIS-LOO on each block as it goes (PSIS smooths each sample's
+    weights on its own, so nothing is approximated), keeping elpd_i, Pareto k and p_loo_i per
+    sample (the :data:`~bayeslmm.inference.effects.LOO_GROUP` group, :class:`BlockedLoo`).
+    This function then reads them: the same ``ELPDDataLOO``, without ``log_weights``.
+    (``arviz_stats.loo_subsample`` would estimate elpd from a subsample of samples instead, at
+    the price of a subsampling error; with every term available block by block there is no
+    need.)
     """
     return _elpd(idata, "this fit", stacklevel=3)
 
@@ -261,6 +398,11 @@ def compare(fits: Mapping[str, DataTree], *, ic: str = "loo") -> pd.DataFrame:
 
     WAIC estimates the same elpd as PSIS-LOO but has no per-sample diagnostic of when it
     fails; ArviZ 1 dropped it, and so did bayeslmm 0.2.0.
+
+    Fits of large cohorts (a model built from a Gram above
+    :data:`~bayeslmm.inference.effects.LARGE_COHORT_VALUES` draws × samples) carry their
+    PSIS-LOO computed by sample blocks instead of the pointwise terms (see :func:`loo`); they
+    compare with each other and with any other fit on the same samples.
 
     Examples
     --------

@@ -8,16 +8,28 @@ of posterior draws at once with matrix products (O(N·r) per draw). It knows not
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from bayeslmm.constants import LOG_2PI
 from bayeslmm.errors import SamplingWarning
-from bayeslmm.linalg.spectral import Spectral
+from bayeslmm.linalg.spectral import Rotated, Spectral
+from bayeslmm.relatedness.gram import GramSubset
 
 #: Above this many numbers (draws × samples or SNPs) random effects are not stored.
 MAX_EFFECT_VALUES = 100_000_000
+#: Models built from a Gram (large cohorts): above this many numbers (draws × samples, or
+#: draws × SNPs for v) the draws of u (v) are not stored but their posterior mean and SD
+#: (:class:`EffectSummary`), and above it in draws × samples the pointwise log-likelihood is
+#: not stored either but reduced to PSIS-LOO sample block by sample block (160 MB of float64
+#: per draws × samples array at this size: N = 5,000 with 4,000 draws).
+LARGE_COHORT_VALUES = 20_000_000
+#: The group of a result that holds, instead of the pointwise log-likelihood, its PSIS-LOO
+#: computed by sample blocks (large cohorts; :class:`bayeslmm.inference.comparison.BlockedLoo`).
+LOO_GROUP = "loo"
 
 
 def flat_draws(posterior: Any, name: str) -> np.ndarray:
@@ -63,6 +75,8 @@ def draw_u(
     sigma_g2: np.ndarray,
     sigma_e2: np.ndarray,
     rng: np.random.Generator | None,
+    *,
+    noise: np.ndarray | None = None,
 ) -> np.ndarray:
     r"""Draw u | y, β, σg², σe² (or its mean when ``rng`` is None) for each draw.
 
@@ -76,11 +90,14 @@ def draw_u(
     sigma_g2, sigma_e2 : ndarray
         [shape: (draws,)].
     rng : numpy Generator or None
+    noise : ndarray, optional
+        The random part of a, drawn beforehand (:func:`u_noise`) [shape: (draws, rank)];
+        used instead of ``rng`` (as when the rows of U come in blocks, which must share it).
 
     Returns
     -------
     ndarray
-        [shape: (draws, n_samples)].
+        [shape: (draws, n_samples)] (the rows of ``spectral.U``).
 
     Notes
     -----
@@ -98,7 +115,9 @@ def draw_u(
         g = sigma_g2[sl, None] * s[None, :]
         v = g + sigma_e2[sl, None]
         a = g / v * residual_rotated(y1, X1, beta[sl])
-        if rng is not None:
+        if noise is not None:
+            a += noise[sl]
+        elif rng is not None:
             a += np.sqrt(g * sigma_e2[sl, None] / v) * rng.standard_normal(a.shape)
         out[sl] = a @ spectral.U.T
     return out
@@ -200,6 +219,8 @@ def u_and_loo(
     rng: np.random.Generator | None,
     *,
     with_u: bool = True,
+    rotated: tuple[np.ndarray, np.ndarray] | None = None,
+    noise: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray]:
     r"""Draws of u | y, β, σg², σe² and the sample-space LOO terms, from one set of tables.
 
@@ -219,6 +240,13 @@ def u_and_loo(
         (:func:`draw_u`).
     with_u : bool
         False: the LOO terms only (the first value returned is None).
+    rotated : tuple of ndarray, optional
+        ``(U.T @ y, U.T @ X)`` over all the samples. Given, ``spectral.U`` may hold only some
+        rows of U (a block of samples, with y and X of the same rows): every other quantity is
+        computed row by row. Default: from ``spectral.U``, y and X.
+    noise : ndarray, optional
+        The random part of u in the eigenbasis, drawn beforehand by :func:`u_noise`
+        [shape: (draws, rank)], used instead of ``rng`` (blocks of rows must share it).
 
     Returns
     -------
@@ -260,18 +288,19 @@ def u_and_loo(
     stream of standard normals as in :func:`draw_u`, so a seed gives the same draws each run.
     """
     n_draws, d = beta.shape
+    y1, X1 = (spectral.U.T @ y, spectral.U.T @ X) if rotated is None else rotated
     t = _log_ratio(spectral, sigma_g2, sigma_e2)
     lo, hi = (float(t.min()), float(t.max())) if n_draws else (0.0, 0.0)
     n_nodes = int(np.ceil((hi - lo) / LOO_GRID_STEP)) + 2
-    exact_u = with_u and rng is None
+    exact_u = with_u and rng is None and noise is None
     if 3 * n_nodes * (d + 2) > n_draws:  # columns of the tables vs per-draw products
         u = None
         if with_u:
-            U = spectral.U
-            u = draw_u(spectral, U.T @ y, U.T @ X, beta, sigma_g2, sigma_e2, rng)
-        return u, loo_pointwise_exact(spectral, y, X, beta, sigma_g2, sigma_e2)
+            u = draw_u(spectral, y1, X1, beta, sigma_g2, sigma_e2, rng, noise=noise)
+        loglik = loo_pointwise_exact(spectral, y, X, beta, sigma_g2, sigma_e2, rotated=(y1, X1))
+        return u, loglik
     nodes = lo + LOO_GRID_STEP * np.arange(n_nodes)
-    diag_a, table = _tables(spectral, y, X, nodes)
+    diag_a, table = _tables(spectral, y1, X1, nodes)
     cell, basis = _hermite_weights(t, lo, n_nodes)
     u = np.empty((n_draws, spectral.n)) if with_u else None
     loglik = np.empty((n_draws, spectral.n))
@@ -307,10 +336,9 @@ def u_and_loo(
             h += offset[rows, None]
             loglik[rows] = h
     if exact_u:
-        U = spectral.U
-        u = draw_u(spectral, U.T @ y, U.T @ X, beta, sigma_g2, sigma_e2, None)
+        u = draw_u(spectral, y1, X1, beta, sigma_g2, sigma_e2, None)
     elif with_u:
-        _add_u_noise(u, spectral, sigma_g2, sigma_e2, rng)
+        _add_u_noise(u, spectral, sigma_g2, sigma_e2, rng, noise)
     return u, loglik
 
 
@@ -319,21 +347,26 @@ def _add_u_noise(
     spectral: Spectral,
     sigma_g2: np.ndarray,
     sigma_e2: np.ndarray,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None,
+    noise: np.ndarray | None = None,
 ) -> None:
     """Add the random part U1(√c ∘ z) of u to ``out`` in place [shape: (draws, n_samples)].
 
     The product in float32 where N·r ≥ :data:`FLOAT32_MIN_SIZE` (see :func:`u_and_loo`), in
-    float64 below; z drawn batch by batch in draw order, as in :func:`draw_u`.
+    float64 below; z drawn batch by batch in draw order, as in :func:`draw_u`, unless the
+    random parts √c ∘ z are given (``noise`` [shape: (draws, rank)], from :func:`u_noise`).
     """
     s = spectral.s
     dtype = np.float32 if spectral.n * spectral.rank >= FLOAT32_MIN_SIZE else np.float64
     U_cast = spectral.U.astype(dtype)
     buffer = np.empty(0, dtype=dtype)
     for sl in _batches(out.shape[0], spectral.n + spectral.rank):
-        g = sigma_g2[sl, None] * s[None, :]
-        sd = np.sqrt(g * sigma_e2[sl, None] / (g + sigma_e2[sl, None]))
-        sd *= rng.standard_normal(sd.shape)
+        if noise is not None:
+            sd = noise[sl]
+        else:
+            g = sigma_g2[sl, None] * s[None, :]
+            sd = np.sqrt(g * sigma_e2[sl, None] / (g + sigma_e2[sl, None]))
+            sd *= rng.standard_normal(sd.shape)
         n = sd.shape[0]
         if buffer.size < n * spectral.n:
             buffer = np.empty(n * spectral.n, dtype=dtype)
@@ -367,9 +400,11 @@ def _log_ratio(spectral: Spectral, sigma_g2: np.ndarray, sigma_e2: np.ndarray) -
 
 
 def _tables(
-    spectral: Spectral, y: np.ndarray, X: np.ndarray, nodes: np.ndarray
+    spectral: Spectral, y1: np.ndarray, X1: np.ndarray, nodes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """diag(A), and Ay and AX, with their t-derivatives (orders 0, 1, 2) at ``nodes``.
+
+    ``y1`` and ``X1`` are U'y and U'X; the rows of the tables are those of ``spectral.U``.
 
     Returns arrays of shapes (G·3, N) and (G·3·(d+1), N), rows ordered (node, order) and
     (node, order, column of [y, X]), derivatives scaled by the step (order m by step^m), as
@@ -382,7 +417,7 @@ def _tables(
     h = LOO_GRID_STEP
     coef = np.stack([p, p * q * h, p * q * (q - p) * h**2], axis=1).reshape(-1, s.size)
     diag_a = coef @ (U**2).T
-    both = np.concatenate([(U.T @ y)[None, :], (U.T @ X).T], 0)  # [shape: (d+1, rank)]
+    both = np.concatenate([y1[None, :], X1.T], 0)  # [shape: (d+1, rank)]
     table = (coef[:, None, :] * both[None, :, :]).reshape(-1, s.size) @ U.T
     return diag_a, table
 
@@ -418,6 +453,8 @@ def loo_pointwise_exact(
     beta: np.ndarray,
     sigma_g2: np.ndarray,
     sigma_e2: np.ndarray,
+    *,
+    rotated: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     r"""Sample-space leave-one-out log predictive densities log p(y_i | y_−i, θ) per draw.
 
@@ -434,6 +471,9 @@ def loo_pointwise_exact(
         [shape: (draws, d)].
     sigma_g2, sigma_e2 : ndarray
         [shape: (draws,)].
+    rotated : tuple of ndarray, optional
+        ``(U.T @ y, U.T @ X)`` over all samples, when ``spectral.U``, y and X hold only a block
+        of rows (as in :func:`u_and_loo`).
 
     Returns
     -------
@@ -455,7 +495,8 @@ def loo_pointwise_exact(
     """
     U = spectral.U
     U_sq = U**2
-    y1, X1 = U.T @ y, U.T @ X  # U'(y − Xβ) = y1 − X1β: no product with U per draw
+    # U'(y − Xβ) = y1 − X1β: no product with U per draw
+    y1, X1 = (U.T @ y, U.T @ X) if rotated is None else rotated
     out = np.empty((beta.shape[0], spectral.n))
     for sl in _batches(beta.shape[0], 3 * spectral.n):
         se2 = sigma_e2[sl, None]
@@ -465,3 +506,158 @@ def loo_pointwise_exact(
         c = dinv @ U_sq.T + 1.0 / se2
         out[sl] = -0.5 * LOG_2PI + 0.5 * np.log(c) - 0.5 * g**2 / c
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class EffectSummary:
+    """Posterior mean and SD of a random effect, stored instead of its draws (large cohorts).
+
+    Attributes
+    ----------
+    mean, sd : ndarray
+        Mean and standard deviation (ddof = 1) over all draws of every chain
+        [shape: (k,)].
+    dim : str
+        Its dimension (``sample`` for u, ``snp`` for v).
+    coords : list of str
+        The labels of that dimension.
+    n_draws : int
+        Number of draws summarized.
+    """
+
+    mean: np.ndarray
+    sd: np.ndarray
+    dim: str
+    coords: list[str]
+    n_draws: int
+
+
+def summarize_draws(draws: np.ndarray, dim: str, coords: list[str]) -> EffectSummary:
+    """The :class:`EffectSummary` of draws [shape: (draws, k)] (SD 0 for a single draw)."""
+    n = draws.shape[0]
+    sd = draws.std(axis=0, ddof=1) if n > 1 else np.zeros(draws.shape[1])
+    return EffectSummary(draws.mean(axis=0), sd, dim, list(coords), n)
+
+
+def u_noise(
+    s: np.ndarray, sigma_g2: np.ndarray, sigma_e2: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    r"""The random part of u's coordinates in the eigenbasis, :math:`\sqrt{c}\circ z`.
+
+    Parameters
+    ----------
+    s : ndarray
+        Eigenvalues of the normalized K [shape: (rank,)].
+    sigma_g2, sigma_e2 : ndarray
+        [shape: (draws,)].
+    rng : numpy Generator
+
+    Returns
+    -------
+    ndarray
+        [shape: (draws, rank)], with :math:`c_i = \sigma_g^2 s_i\sigma_e^2/(\sigma_g^2 s_i +
+        \sigma_e^2)` and z ~ N(0, I) (see :func:`draw_u`). Drawn once, so that every block of
+        samples of :func:`gram_u_and_loo` adds the same random vector.
+    """
+    g = sigma_g2[:, None] * s[None, :]
+    sd = np.sqrt(g * sigma_e2[:, None] / (g + sigma_e2[:, None]))
+    return sd * rng.standard_normal(sd.shape)
+
+
+def lowrank_blocks(subset: GramSubset) -> Iterator[tuple[np.ndarray, Spectral]]:
+    r"""The rows of the eigenvectors U of a Gram's K, one block of samples at a time.
+
+    Parameters
+    ----------
+    subset : GramSubset
+        The Gram of the samples analysed, with its eigenbasis.
+
+    Yields
+    ------
+    rows : ndarray of int
+        Positions of the block's samples among the samples analysed (the data's order).
+    block : Spectral
+        ``U`` holds the rows of U for those samples [shape: (block, rank)]; ``s`` and
+        ``scale`` are the whole K's.
+
+    Notes
+    -----
+    :math:`U = W V \operatorname{diag}(s)^{-1/2}/\sqrt{Mc}` (see
+    :class:`~bayeslmm.linalg.spectral.LowRank`), so a block of rows of U is the block
+    :math:`W_b` of standardized genotypes read by :meth:`Gram.blocks
+    <bayeslmm.relatedness.gram.Gram.blocks>` times an M × r matrix: O(block·M·r) flops and
+    memory O(block·(M + r)); U itself (N × r) is never formed. The samples are read in the
+    order of the genotype file (the fastest for a .bed), not in the data's.
+    """
+    basis, gram = subset.basis, subset.gram
+    loadings = basis.V / np.sqrt(basis.s * basis.n_snps * basis.scale)  # [shape: (M, rank)]
+    order = np.argsort(gram.sample_index[subset.rows], kind="stable")
+    for start, W in gram.blocks(subset.rows[order]):
+        yield (
+            order[start : start + W.shape[0]],
+            Spectral(U=W @ loadings, s=basis.s, scale=basis.scale),
+        )
+
+
+def gram_u_and_loo(
+    subset: GramSubset,
+    rotated: Rotated,
+    y: np.ndarray,
+    X: np.ndarray,
+    beta: np.ndarray,
+    sigma_g2: np.ndarray,
+    sigma_e2: np.ndarray,
+    rng: np.random.Generator | None,
+    *,
+    with_u: bool = True,
+) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
+    r"""Draws of u and the sample-space LOO terms of a Gram's model, by blocks of samples.
+
+    Parameters
+    ----------
+    subset : GramSubset
+        The Gram of the samples analysed.
+    rotated : Rotated
+        y and X rotated in its eigenbasis (``y1``, ``X1``).
+    y, X : ndarray
+        Phenotype and covariates in the order of ``subset.rows`` [shapes: (N,), (N, d)].
+    beta, sigma_g2, sigma_e2, rng
+        As in :func:`u_and_loo`.
+    with_u : bool
+        False: the LOO terms only (u is None in every block).
+
+    Yields
+    ------
+    rows : ndarray of int
+        Positions of the block's samples among the samples analysed.
+    u : ndarray or None
+        Draws of u for the block's samples (conditional means when ``rng`` is None)
+        [shape: (draws, block)].
+    loglik : ndarray
+        log p(y_i | y_−i, θ) for the block's samples [shape: (draws, block)].
+
+    Notes
+    -----
+    Every quantity of :func:`u_and_loo` is a function of the rows of U alone, given the
+    rotated data :math:`U^\top y` and :math:`U^\top X` (one O(r·d) vector each), so each block
+    is :func:`u_and_loo` on the rows of U from :func:`lowrank_blocks`, with the same random
+    part of u (:func:`u_noise`, drawn once). One pass over the genotypes; memory
+    O(draws·(block + r)) beyond the caller's. The values equal those of the N×N path to
+    round-off (for the conditional means and the LOO terms; the random parts differ by the
+    eigenvectors' arbitrary signs).
+    """
+    noise = u_noise(subset.s, sigma_g2, sigma_e2, rng) if with_u and rng is not None else None
+    for rows, block in lowrank_blocks(subset):
+        u, loglik = u_and_loo(
+            block,
+            y[rows],
+            X[rows],
+            beta,
+            sigma_g2,
+            sigma_e2,
+            None,
+            with_u=with_u,
+            rotated=(rotated.y1, rotated.X1),
+            noise=noise,
+        )
+        yield rows, u, loglik

@@ -29,6 +29,7 @@ from bayeslmm.errors import InputError, SamplingWarning
 from bayeslmm.families.base import ModelInfo, info_of, summary_rows
 from bayeslmm.families.priors import describe
 from bayeslmm.families.registry import FAMILIES, family_named
+from bayeslmm.inference.effects import LOO_GROUP, EffectSummary
 from bayeslmm.inference.optimize import map_point, map_values
 
 SAMPLERS = ("nutpie", "pymc")
@@ -65,7 +66,10 @@ def _add_groups(
     """The result: ``post``, what its family adds, the log-likelihood, data, provenance.
 
     The family's ``postprocess`` gives the added variables (u, v, ...) and the sample-space
-    pointwise log-likelihood.
+    pointwise log-likelihood. Large cohorts (models from a Gram): an added variable may come
+    as an :class:`~bayeslmm.inference.effects.EffectSummary` (posterior mean and SD instead of
+    draws: group ``random_effects``), and the log-likelihood as its PSIS-LOO already reduced
+    by sample blocks (an xarray Dataset: group ``loo``).
     """
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     chain_draw = {"chain": post["chain"].values, "draw": post["draw"].values}
@@ -78,22 +82,57 @@ def _add_groups(
         )
 
     added, loglik = family_named(info.family).postprocess(post, info, rng, random_effects)
-    new = {name: as_var(val, dim, list(coord)) for name, (val, dim, coord) in added.items()}
-    return _assemble(sample_stats, info, post.assign(new) if new else post, loglik, as_var)
+    summaries = {name: v for name, v in added.items() if isinstance(v, EffectSummary)}
+    new = {
+        name: as_var(val, dim, list(coord))
+        for name, (val, dim, coord) in ((n, v) for n, v in added.items() if n not in summaries)
+    }
+    out = _assemble(sample_stats, info, post.assign(new) if new else post, loglik, as_var)
+    if summaries:
+        out["random_effects"] = DataTree(_summary_group(summaries))
+    return out
+
+
+def _summary_group(summaries: dict[str, EffectSummary]) -> xr.Dataset:
+    """The ``random_effects`` group: ``<name>_mean`` and ``<name>_sd`` of each summary."""
+    data = {}
+    for name, summary in summaries.items():
+        coords = {summary.dim: list(summary.coords)}
+        data[f"{name}_mean"] = xr.DataArray(summary.mean, dims=summary.dim, coords=coords)
+        data[f"{name}_sd"] = xr.DataArray(summary.sd, dims=summary.dim, coords=coords)
+    n_draws = {summary.n_draws for summary in summaries.values()}
+    return xr.Dataset(
+        data,
+        attrs={
+            "n_draws": int(n_draws.pop()),
+            "note": "posterior mean and SD (ddof=1) over every draw, stored instead of the "
+            "draws (large cohort; see bayeslmm.inference.effects.LARGE_COHORT_VALUES)",
+        },
+    )
 
 
 def _assemble(
     sample_stats: xr.Dataset | None,
     info: ModelInfo,
     posterior: xr.Dataset,
-    loglik: np.ndarray,
+    loglik: np.ndarray | xr.Dataset,
     as_var: Any,
 ) -> DataTree:
-    """Build the returned DataTree: posterior, sample-space log-likelihood, data, attrs."""
+    """Build the returned DataTree: posterior, sample-space log-likelihood, data, attrs.
+
+    ``loglik`` as an xarray Dataset is the PSIS-LOO of a large cohort (group
+    :data:`~bayeslmm.inference.effects.LOO_GROUP`), stored instead of the pointwise terms.
+    """
     data, spectral = info.data, info.spectral
+    if isinstance(loglik, xr.Dataset):
+        likelihood = {LOO_GROUP: loglik}
+    else:
+        likelihood = {
+            "log_likelihood": xr.Dataset({"y": as_var(loglik, "sample", list(data.samples))})
+        }
     groups: dict[str, Any] = {
         "posterior": posterior,
-        "log_likelihood": xr.Dataset({"y": as_var(loglik, "sample", list(data.samples))}),
+        **likelihood,
         "observed_data": xr.Dataset(
             {"y": xr.DataArray(data.y, dims="sample", coords={"sample": list(data.samples)})}
         ),
@@ -304,7 +343,9 @@ def sample(
     target_accept : float, optional
         NUTS target acceptance (raise toward 0.95–0.99 if there are divergences).
     random_effects : bool
-        Draw u (and v in the SNP form) from their conditional posterior for every draw.
+        Draw u (and v in the SNP form) from their conditional posterior for every draw (for a
+        model built from a Gram above the large-cohort size, store their mean and SD instead:
+        see Notes).
 
     Returns
     -------
@@ -312,13 +353,26 @@ def sample(
         ``posterior`` (h2, sigma_g2, sigma_e2, beta, ..., u [sample], v [snp]),
         ``log_likelihood`` (y [sample]: sample-space LOO terms, so ``az.loo`` works),
         ``observed_data`` (y [sample]), ``constant_data`` (X, kinship eigenvalues),
-        ``sample_stats``, and provenance ``attrs``.
+        ``sample_stats``, and provenance ``attrs``. Large cohorts (see Notes): no u draws
+        and no ``log_likelihood``, but ``random_effects`` (u_mean, u_sd [sample]; v_mean,
+        v_sd [snp] when v's draws are too many as well) and ``loo`` (elpd_i, pareto_k,
+        p_loo_i [sample], which :func:`bayeslmm.loo` and :func:`bayeslmm.compare` read).
 
     Notes
     -----
     The sampler sees only the rotated likelihood (O(r·d) per gradient); u and v are drawn
     afterwards in closed form (see :mod:`bayeslmm.inference.effects`) by the model's family
     (``Family.postprocess``), which also gives the sample-space log-likelihood.
+
+    Large cohorts: for a model built from a Gram (``kinship_model(y, gram)``,
+    ``snp_model(y, gram)``), u and the LOO terms are computed by blocks of samples streamed
+    from the genotypes. Up to :data:`~bayeslmm.inference.effects.LARGE_COHORT_VALUES`
+    (2·10⁷) draws × samples they are stored as for any model; above, draws × samples arrays
+    are never formed: the posterior mean and SD (ddof = 1) of u over the same draws are stored
+    (group ``random_effects``; likewise v above that many draws × SNPs), and the PSIS-LOO of
+    each block is computed as it goes and stored per sample (group ``loo``), the same numbers
+    ``arviz_stats.loo`` would give on the whole matrix with the relative efficiency of the
+    model's parameters.
     """
     info = info_of(model)
     if sampler not in SAMPLERS:
