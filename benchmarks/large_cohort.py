@@ -379,7 +379,11 @@ def _child(args: argparse.Namespace, stage: str, **extra: Any) -> dict:
         cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     for name, value in extra.items():
         cmd += [f"--{name}", str(value)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if args.threads:  # BLAS threads of the stage (dask workers keep their own 1 thread)
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[name] = str(args.threads)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
@@ -434,7 +438,8 @@ def report(args: argparse.Namespace, results: dict) -> None:
     print()
     print(
         f"Large cohort: N = {n:,}, M = {m:,} model SNPs, T = {t:,} tested, "
-        f"{args.chromosomes} chromosomes; {os.cpu_count()} CPUs"
+        f"{args.chromosomes} chromosomes; {os.cpu_count()} CPUs, BLAS threads "
+        f"{args.threads or 'all'}"
     )
     print(f"  {'stage':<34} {'time':>20} {'peak RSS':>10}   {'target':<22}")
     files = results.get("files")
@@ -556,12 +561,12 @@ def project(args: argparse.Namespace, results: dict, m: int) -> None:
         return
     dask = results.get("dask", {})
     one = dask.get("workers_1", {}) if isinstance(dask, dict) else {}
-    cores = os.cpu_count() or 1
+    cores = args.threads or os.cpu_count() or 1
     if one.get("gram"):
         per_worker, source = n * m * m / one["gram"], "dask, 1 worker of 1 thread"
     else:
         per_worker = n * m * m / reml["gram"] / cores
-        source = f"the local Gram over {cores} cores"
+        source = f"the local Gram over {cores} thread(s)"
     print(
         f"Projection to N = {N:,}, M = {M:,} on {P} workers of one thread "
         f"(Gram rate per worker {per_worker / 1e9:.1f} GF/s, from {source}):"
@@ -572,7 +577,7 @@ def project(args: argparse.Namespace, results: dict, m: int) -> None:
     t_wy = reml["wty"] * (N * M) / (n * m) / P * cores
     t_profile = max(reml["reml"] - reml["wty"], 0.0) * M / m
     print(
-        f"  Gram {_s(t_gram)}; eigh of W'W (M³) on this machine's {cores} cores "
+        f"  Gram {_s(t_gram)}; eigh of W'W (M³) with {cores} thread(s) here "
         f"{_s(t_eigh)}, on a node of 32 such cores ≥ {_s(t_eigh * cores / 32)}; "
         f"W'y {_s(t_wy)}; REML profile {_s(t_profile)} (O(M) per evaluation)"
     )
@@ -585,10 +590,20 @@ def project(args: argparse.Namespace, results: dict, m: int) -> None:
         )
     print(f"  files → REML {_s(t_gram + t_eigh + 2 * t_wy + t_profile)}")
     scan = results.get("scan", {})
-    if "scan" in scan:
-        per_test = scan["scan"] * cores / (scan["tests"] * n * m)  # core-seconds per N·M
-        t_scan = per_test * N * M * 1_000_000 / P
-        print(f"  scan of 1,000,000 SNPs {_s(t_scan)} (2·N·M flops per SNP, at this run's rate)")
+    if "scan" in scan and "eigh_seconds" in gemm:
+        # LOCO: one eigendecomposition of the Gram without each chromosome (≈ M·(C-1)/C SNPs)
+        c = args.chromosomes
+        loco = c * gemm["eigh_seconds"] * ((c - 1) / c) ** 3 if c > 1 else 0.0
+        tests = max(scan["scan"] - loco, 0.1 * scan["scan"])
+        per_test = tests * cores / (scan["tests"] * n * m)  # core-seconds per N·M
+        t_tests = per_test * N * M * 1_000_000 / P
+        t_loco = loco * (M / m) ** 3
+        print(
+            f"  scan of 1,000,000 SNPs: tests {_s(t_tests)} on {P} workers (2·N·M flops per SNP, "
+            f"at this run's rate); the {c} LOCO eigendecompositions {_s(t_loco)} on this "
+            f"machine's cores, {_s(t_loco / c)} with one per worker ({c} workers of "
+            f"{gram_memory(N, M) / 1e9:.0f} GB)"
+        )
     need = gram_memory(N, M)
     print(
         f"  memory: the driver's W'W and its eigendecomposition {need / 1e9:.1f} GB "
@@ -619,6 +634,13 @@ def main() -> None:
         "--dask-snps", type=int, default=10_000, help="SNPs scanned in the dask comparison [10,000]"
     )
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS threads of each stage [all cores]; 1 on a machine shared with other work "
+        "(OpenBLAS threads that wait for a busy core slow eigh by up to 4×)",
+    )
     parser.add_argument("--workdir", default=None, help="where the cohort is written [a tmp dir]")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)
