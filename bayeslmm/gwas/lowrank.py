@@ -43,7 +43,7 @@ from bayeslmm.linalg.spectral import (
     spectral_from_gram,
     standardize,
 )
-from bayeslmm.relatedness.gram import Gram, SnpReader
+from bayeslmm.relatedness.gram import Gram, SnpReader, n_workers
 
 #: Test SNPs multiplied with one pass over W (whole chunks; at least one chunk). Each pass
 #: decodes W once (N·M values), so long passes amortize it; memory is about
@@ -302,12 +302,14 @@ def scan_pass(
     return tables
 
 
-def _passes(pending: list[tuple[int, np.ndarray, Any]]) -> list[list[tuple[int, np.ndarray, Any]]]:
-    """Consecutive pending chunks grouped into passes of about :data:`PASS_SNPS` SNPs."""
+def _passes(
+    pending: list[tuple[int, np.ndarray, Any]], limit: int
+) -> list[list[tuple[int, np.ndarray, Any]]]:
+    """Consecutive pending chunks grouped into passes of at most ``limit`` SNPs (or one chunk)."""
     out: list[list[tuple[int, np.ndarray, Any]]] = []
     size = 0
     for item in pending:
-        if not out or size + item[1].size > PASS_SNPS:
+        if not out or size + item[1].size > limit:
             out.append([])
             size = 0
         out[-1].append(item)
@@ -361,6 +363,9 @@ def scan_gram(
         )
     distributed = client is not None and test.bed is not None and gram.bed is not None
     remote_samples = client.scatter(samples, broadcast=True) if distributed else None
+    limit = PASS_SNPS
+    if distributed:  # at least ~2 passes a worker, for balance
+        limit = min(limit, max(chunk_size, -(-snp_idx.size // (2 * n_workers(client)))))
     model_chrom = normalize_chromosomes(gram.snps["chrom"])
     total = sum(-(-group.size // chunk_size) for _, _, group in plan)
     tables: list[pd.DataFrame | None] = []
@@ -394,9 +399,12 @@ def scan_gram(
             tables.append(None)
         if not pending:
             continue
-        sub = wtw if excluded is None else wtw[np.ix_(cols, cols)]
-        basis = spectral_from_gram(sub, rows.size, normalize=True, rtol=DEFAULT_RTOL)
-        del sub
+        if excluded is None:
+            basis = spectral_from_gram(wtw, rows.size, normalize=True, rtol=DEFAULT_RTOL)
+        else:  # the submatrix is made for the purpose: decomposed in place
+            sub = wtw[np.ix_(cols, cols)]
+            basis = spectral_from_gram(sub, rows.size, rtol=DEFAULT_RTOL, overwrite=True)
+            del sub
         rot = rotate_lowrank(basis, std.y, std.X, WtA[cols])
         fit = fit_null(rot, std, data, null, posterior, exact, scale=basis.scale, basis=basis)
         model = gram.reader(cols)
@@ -405,7 +413,7 @@ def scan_gram(
                 collect(in_flight.popleft())
             remote_fit = client.scatter(fit, broadcast=True)
             submitted = []
-            for batch in _passes(pending):
+            for batch in _passes(pending, limit):
                 chunks = [idx for _, idx, _ in batch]
                 future = client.submit(
                     scan_pass,
@@ -422,7 +430,7 @@ def scan_gram(
                 submitted.append((batch, future))
             in_flight.append(submitted)
             continue
-        for batch in _passes(pending):
+        for batch in _passes(pending, limit):
             chunks = [idx for _, idx, _ in batch]
             frames = scan_pass(
                 fit,

@@ -419,7 +419,12 @@ class LowRank:
 
 
 def spectral_from_gram(
-    WtW: np.ndarray, n_samples: int, *, normalize: bool = True, rtol: float = DEFAULT_RTOL
+    WtW: np.ndarray,
+    n_samples: int,
+    *,
+    normalize: bool = True,
+    rtol: float = DEFAULT_RTOL,
+    overwrite: bool = False,
 ) -> LowRank:
     r"""Decompose K = W W'/M through the Gram W'W of the standardized genotypes.
 
@@ -435,6 +440,9 @@ def spectral_from_gram(
     rtol : float
         Eigenvalues at or below ``rtol * max(eigenvalue)`` are treated as zero (the range kept
         is that of :func:`spectral_from_kinship` on the same K).
+    overwrite : bool
+        Scale ``WtW`` in place (its values are then lost) instead of scaling a copy: one M×M
+        matrix less at the peak (the LOCO scan decomposes a submatrix it made for the purpose).
 
     Returns
     -------
@@ -447,9 +455,11 @@ def spectral_from_gram(
 
     Notes
     -----
-    Cost O(M³) (LAPACK ``syevd``) whatever N is; memory about four M×M matrices. W'W is
-    positive semi-definite by construction, so negative eigenvalues are round-off and are
-    dropped with the other negligible ones, without a warning.
+    Cost O(M³) (LAPACK ``syevd``) whatever N is; memory about four M×M matrices besides
+    ``WtW`` (three with ``overwrite``: LAPACK's copy, its workspace and the eigenvectors, which
+    are put in descending order in place). W'W is positive semi-definite by construction, so
+    negative eigenvalues are round-off and are dropped with the other negligible ones, without
+    a warning.
     """
     WtW = np.asarray(WtW, dtype=float)
     if WtW.ndim != 2 or WtW.shape[0] != WtW.shape[1] or not np.isfinite(WtW).all():
@@ -457,15 +467,46 @@ def spectral_from_gram(
     m = WtW.shape[0]
     if not n_samples > 0 or m == 0:
         raise InputError(f"W'W of {n_samples} samples × {m} SNPs is empty.")
-    if np.abs(WtW - WtW.T).max() > 1e-8 * max(np.abs(WtW).max(), 1e-300):
+    if _asymmetry(WtW) > 1e-8 * max(float(np.abs(WtW).max()), 1e-300):
         raise InputError("W'W is not symmetric; it is not the Gram matrix of a genotype matrix.")
     scale = float(np.trace(WtW) / (n_samples * m)) if normalize else 1.0
     if not scale > 0:
         raise InputError("W'W has a zero trace; no SNP varies across the samples analysed.")
-    values, vectors = np.linalg.eigh(WtW / (m * scale))
+    if overwrite:
+        WtW /= m * scale
+        values, vectors = np.linalg.eigh(WtW)
+    else:
+        values, vectors = np.linalg.eigh(WtW / (m * scale))
     keep, _ = _keep(values, rtol)
     order = np.flatnonzero(keep)[::-1]
-    return LowRank(V=vectors[:, order], s=values[order], scale=scale, n=int(n_samples))
+    return LowRank(V=_descending(vectors, order), s=values[order], scale=scale, n=int(n_samples))
+
+
+def _asymmetry(A: np.ndarray, step: int = 512) -> float:
+    """The largest |A - A'| entry, in blocks of ``step`` columns (no M×M temporary)."""
+    worst = 0.0
+    for j0 in range(0, A.shape[0], step):
+        block = A[:, j0 : j0 + step] - A[j0 : j0 + step, :].T
+        worst = max(worst, float(np.abs(block).max()))
+    return worst
+
+
+def _descending(vectors: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``vectors[:, order]`` for the kept eigenvalues in descending order, in place if possible.
+
+    ``order`` lists the last columns last-first (eigh sorts ascending and the kept ones are the
+    largest): when it is every column they are reversed by swapping pairs, without a copy.
+    """
+    m = vectors.shape[1]
+    if order.size != m:
+        return vectors[:, order]
+    spare = np.empty(vectors.shape[0], dtype=vectors.dtype)
+    for lo in range(m // 2):
+        hi = m - 1 - lo
+        spare[:] = vectors[:, lo]
+        vectors[:, lo] = vectors[:, hi]
+        vectors[:, hi] = spare
+    return vectors
 
 
 def rotate_lowrank(basis: LowRank, y: np.ndarray, X: np.ndarray, WtA: np.ndarray) -> Rotated:
