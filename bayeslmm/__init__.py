@@ -17,6 +17,7 @@ from bayeslmm.errors import (
     KinshipWarning,
     SamplingWarning,
 )
+from bayeslmm.estimation.multivariate import MultiRemlFit, reml_multivariate
 from bayeslmm.estimation.reml import RemlFit, reml
 from bayeslmm.gwas.scanner import scan
 from bayeslmm.io import Genotypes, read_bimbam, read_grm, read_plink, read_table, write_grm
@@ -79,6 +80,7 @@ __all__ = [
     "DataWarning",
     "InputError",
     "KinshipWarning",
+    "MultiRemlFit",
     "Prior",
     "RemlFit",
     "SamplingWarning",
@@ -102,6 +104,7 @@ __all__ = [
     "pcs",
     "map_estimate",
     "reml",
+    "reml_multivariate",
     "sample",
     "scan",
     "simulate",

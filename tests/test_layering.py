@@ -41,6 +41,7 @@ CORE = (
     "bayeslmm.errors",
     "bayeslmm.estimation",
     "bayeslmm.estimation.multi",
+    "bayeslmm.estimation.multivariate",
     "bayeslmm.estimation.reml",
     "bayeslmm.families",
     "bayeslmm.families.liability",

@@ -1,0 +1,1 @@
+"""Dense reference of the multi-trait LMM (see MODEL.md)."""
