@@ -206,7 +206,11 @@ def _phenotype(y: Any) -> tuple[np.ndarray, str]:
             raise InputError(f"y could not be read as numbers ({exc}).") from None
     values = np.squeeze(values) if values.ndim == 2 and 1 in values.shape else values
     if values.ndim != 1:
-        raise InputError(f"y must be one phenotype [shape (n_samples,)], got shape {values.shape}.")
+        raise InputError(
+            f"y must be one phenotype [shape (n_samples,)], got shape {values.shape}; for the "
+            "genetic covariance of several traits use bl.reml_multivariate(Y, K, X) with Y a "
+            "DataFrame of trait columns."
+        )
     if np.isinf(values).any():
         bad = np.flatnonzero(np.isinf(values))[:5].tolist()
         raise InputError(
