@@ -103,6 +103,20 @@ def test_scan_gram__exact_mode_equals_nxn(cohort):
     _assert_same_scan(new, ref, p_tol=EXACT_MODE)
 
 
+def test_scan_gram__posterior_null_equals_nxn(cohort):
+    # the null λ from draws of h² (Bayes factors averaged over them): the same draws, the
+    # same statistics
+    import xarray as xr
+
+    _, _, g, y, X = cohort
+    draws = np.random.default_rng(4).uniform(0.3, 0.6, size=(2, 40))
+    posterior = xr.DataTree.from_dict({"posterior": xr.Dataset({"h2": (("chain", "draw"), draws)})})
+    kwargs = {"X": X, "null": "posterior", "posterior": posterior, "progress": False}
+    ref = bl.scan(g, y, K=bl.kinship(g, "centered"), snps=np.arange(150), **kwargs)
+    new = bl.scan(g, y, K=bl.gram(g, "centered"), loco=False, snps=np.arange(150), **kwargs)
+    _assert_same_scan(new, ref)
+
+
 def test_scan_gram__missing_phenotypes_and_shuffled_ids_equal_nxn(cohort):
     # samples without y are dropped: the Gram is downdated, K restricted (same means)
     data, G, g, y, X = cohort

@@ -39,6 +39,7 @@ from bayeslmm.io.genotypes import Genotypes
 from bayeslmm.io.plink_codes import BedFile, Codebook, code_counts, decode, moments, value_table
 from bayeslmm.linalg.spectral import (
     DEFAULT_RTOL,
+    Standardized,
     rotate_lowrank,
     spectral_from_gram,
     standardize,
@@ -255,6 +256,54 @@ def test_products(
     return PassProducts(WtG, AtG, gtg, af, count, ok, sd_g)
 
 
+def group_fit(
+    wtw: np.ndarray,
+    cols: np.ndarray | None,
+    WtA: np.ndarray,
+    std: Standardized,
+    data: Prepared,
+    null: str,
+    posterior: Any,
+    exact: bool,
+) -> NullFit:
+    r"""The null model of one group from W'W of the samples analysed (a dask task, or local).
+
+    Parameters
+    ----------
+    wtw : ndarray
+        W'W over the samples analysed, every model SNP [shape: (M, M)]; not modified.
+    cols : ndarray of int or None
+        The model SNPs of the group's kinship (LOCO: those of the other chromosomes); None:
+        all of them.
+    WtA : ndarray
+        W'[X, y] of the standardized covariates and phenotype, every model SNP
+        [shape: (M, d + 1)].
+    std, data, null, posterior, exact
+        As for :func:`bayeslmm.gwas.snp_statistics.fit_null`.
+
+    Returns
+    -------
+    NullFit
+        With the :class:`~bayeslmm.linalg.spectral.LowRank` basis of the group's K.
+
+    Notes
+    -----
+    The kinship of the other chromosomes' model SNPs, :math:`W_J W_J^\top/M_J`, has the
+    Gram :math:`W_J^\top W_J`, the principal submatrix of W'W on J: decomposed in place
+    (O(M_J³)), normalized to mean diagonal 1 as the N×N scan normalizes its LOCO kinships.
+    """
+    if cols is None:
+        basis = spectral_from_gram(wtw, data.n, normalize=True, rtol=DEFAULT_RTOL)
+        WtA_group = WtA
+    else:  # the submatrix is made for the purpose: decomposed in place
+        sub = wtw[np.ix_(cols, cols)]
+        basis = spectral_from_gram(sub, data.n, rtol=DEFAULT_RTOL, overwrite=True)
+        del sub
+        WtA_group = WtA[cols]
+    rot = rotate_lowrank(basis, std.y, std.X, WtA_group)
+    return fit_null(rot, std, data, null, posterior, exact, scale=basis.scale, basis=basis)
+
+
 def scan_pass(
     fit: NullFit,
     model: SnpReader,
@@ -338,9 +387,11 @@ def scan_gram(
 
     Per LOCO group: the Gram of the model SNPs of the other chromosomes over the samples
     analysed (a submatrix of W'W, downdated once for samples the Gram has but the scan does
-    not), its eigendecomposition, the null fit from W'[X, y], then passes of chunks
-    (:func:`scan_pass`). Completed chunks are read back from ``parts``; new ones written
-    there, as in the N×N scan.
+    not), its eigendecomposition and the null fit from W'[X, y] (:func:`group_fit`), then
+    passes of chunks (:func:`scan_pass`). On dask both are tasks: the fits of up to
+    :data:`GROUPS_IN_FLIGHT` groups run beside the passes and stay on the workers.
+    Completed chunks are read back from ``parts``; new ones written there, as in the N×N
+    scan.
     """
     rows = gram_rows(gram, data)
     std = standardize(data.y, data.X)
@@ -363,6 +414,7 @@ def scan_gram(
         )
     distributed = client is not None and test.bed is not None and gram.bed is not None
     remote_samples = client.scatter(samples, broadcast=True) if distributed else None
+    remote_wtw = client.scatter(wtw) if distributed else None
     limit = PASS_SNPS
     if distributed:  # at least ~2 passes a worker, for balance
         limit = min(limit, max(chunk_size, -(-snp_idx.size // (2 * n_workers(client)))))
@@ -381,6 +433,7 @@ def scan_gram(
         for batch, future in group:
             for (position, _, part), table in zip(batch, future.result(), strict=True):
                 tables[position] = _keep(table, part)
+            report(sum(t is not None for t in tables), "on the cluster")
 
     for label, excluded, group_snps in plan:
         cols = (
@@ -399,19 +452,23 @@ def scan_gram(
             tables.append(None)
         if not pending:
             continue
-        if excluded is None:
-            basis = spectral_from_gram(wtw, rows.size, normalize=True, rtol=DEFAULT_RTOL)
-        else:  # the submatrix is made for the purpose: decomposed in place
-            sub = wtw[np.ix_(cols, cols)]
-            basis = spectral_from_gram(sub, rows.size, rtol=DEFAULT_RTOL, overwrite=True)
-            del sub
-        rot = rotate_lowrank(basis, std.y, std.X, WtA[cols])
-        fit = fit_null(rot, std, data, null, posterior, exact, scale=basis.scale, basis=basis)
         model = gram.reader(cols)
-        if distributed:
+        group_cols = None if excluded is None else cols
+        if distributed:  # the null fit (an M_J³ eigendecomposition) is a task too
             while len(in_flight) >= GROUPS_IN_FLIGHT:
                 collect(in_flight.popleft())
-            remote_fit = client.scatter(fit, broadcast=True)
+            remote_fit = client.submit(
+                group_fit,
+                remote_wtw,
+                group_cols,
+                WtA,
+                std,
+                data,
+                null,
+                posterior,
+                exact,
+                pure=False,
+            )
             submitted = []
             for batch in _passes(pending, limit):
                 chunks = [idx for _, idx, _ in batch]
@@ -430,6 +487,8 @@ def scan_gram(
                 submitted.append((batch, future))
             in_flight.append(submitted)
             continue
+        fit = None  # (the previous group's M×M basis goes before the next comes)
+        fit = group_fit(wtw, group_cols, WtA, std, data, null, posterior, exact)
         for batch in _passes(pending, limit):
             chunks = [idx for _, idx, _ in batch]
             frames = scan_pass(

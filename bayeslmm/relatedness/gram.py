@@ -821,7 +821,8 @@ def gram(
     from the four counts), the second reads, for each block of samples, only the bytes holding
     them (one ``pread`` per SNP) and decodes them by table look-up straight into
     standardized values (:mod:`bayeslmm.io.plink_codes`), the same numbers to the last bit as
-    standardizing float allele counts. The syrk is then ~95 % of the time.
+    standardizing float allele counts. The syrk is then ~90 % of the time (measured at
+    N = 100,000, M = 2,000).
     Then :math:`K = WW^\top/M` equals ``bl.kinship(genotypes, method).matrix`` and a phenotype
     is rotated with :math:`U^\top a = \operatorname{diag}(s)^{-1/2}V^\top(W^\top a)/\sqrt{Mc}`
     (:class:`~bayeslmm.linalg.spectral.LowRank`): one O(N·M) pass per phenotype.
