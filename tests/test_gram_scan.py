@@ -9,6 +9,7 @@ Brent, stopped at ~1e-7 relative, which round-off moves by as much). The tests a
 """
 
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -163,6 +164,67 @@ def test_scan_gram__model_panel_apart_from_test_snps_equals_nxn_loco_dict(cohort
     ref = bl.scan(g, y, K=loco_k, X=X, chunk_size=256, progress=False)
     new = bl.scan(g, y, K=gram, X=X, chunk_size=256, progress=False)
     _assert_same_scan(new, ref)
+
+
+@pytest.mark.parametrize("method", ["centered", "standardized_empirical"])
+def test_scan_gram__loco_by_update_equals_nxn_and_decompositions(cohort, method, monkeypatch):
+    # N > M: LOCO as a rank-k update of the whole Gram's eigenbasis (one decomposition),
+    # against the N×N scan with the LOCO kinships of the same panel, and against the
+    # decomposition of each chromosome's submatrix
+    import bayeslmm.gwas.lowrank as lowrank
+
+    _, _, g, y, X = cohort
+    panel = np.arange(1, M, 2)
+    gram = bl.gram(g, method, snps=panel)
+    chrom = g.snps["chrom"].to_numpy()
+    loco_k = {c: bl.kinship(g, method, snps=panel[chrom[panel] != c]) for c in np.unique(chrom)}
+    ref = bl.scan(g, y, K=loco_k, X=X, chunk_size=256, progress=False)
+    monkeypatch.setattr(lowrank, "LOCO_BY_UPDATE_FROM", 0)
+    calls = []
+    monkeypatch.setattr(lowrank, "group_fit", lambda *a, **k: calls.append(1))
+    new = bl.scan(g, y, K=gram, X=X, chunk_size=256, progress=False)
+    assert calls == []  # no per-chromosome decomposition
+    _assert_same_scan(new, ref)
+    monkeypatch.undo()
+    monkeypatch.setattr(lowrank, "LOCO_BY_UPDATE_FROM", 10**9)
+    _assert_same_scan(bl.scan(g, y, K=gram, X=X, chunk_size=256, progress=False), new)
+
+
+def test_loco_update__likelihood_and_derivative_equal_the_decomposition(cohort):
+    from bayeslmm.data.samples import prepare
+    from bayeslmm.estimation.reml import fit_rotated
+    from bayeslmm.gwas.association import NullData, loglik, projections
+    from bayeslmm.gwas.loco import LeftOut, maximize_h2, whole_gram
+    from bayeslmm.gwas.snp_statistics import null_block
+    from bayeslmm.linalg.spectral import rotate_lowrank, spectral_from_gram, standardize
+
+    data, G, _, _, _ = cohort
+    frame = pd.DataFrame(G[:, 1::2], index=data.samples)
+    gram = bl.gram(frame, "centered")
+    prepared = prepare(data.y, data.X, gram.genotypes, genetic_name="genotypes", square=False)
+    std = standardize(prepared.y, prepared.X)
+    WtA = gram.project(np.column_stack([std.X, std.y]))
+    whole = whole_gram(gram.wtw, N, std, WtA)
+    chrom = data.snps["chrom"].to_numpy()[1::2][gram.snp_index]
+    out, kept = np.flatnonzero(chrom == "2"), np.flatnonzero(chrom != "2")
+    left = LeftOut.build(whole, out, N)
+    basis = spectral_from_gram(gram.wtw[np.ix_(kept, kept)], N)
+    rot = rotate_lowrank(basis, std.y, std.X, WtA[kept])
+    null = NullData(X1=rot.X1, y1=rot.y1, gram=rot.gram, s=rot.s, n=N)
+    assert left.scale == pytest.approx(basis.scale, rel=1e-14)
+    for h2 in (0.0, 0.2, 0.5, 0.9):
+        for method in ("reml", "ml"):
+            lam = h2 / (1 - h2)
+            proj = projections(null, null_block(null), np.array([lam]))
+            exact_logdet = np.array([np.log1p(lam * rot.s).sum()])  # (not the spline's)
+            ref = loglik(replace(proj, logdet_h=exact_logdet), N, 3, method, False)[0]
+            assert left.loglik(h2, method) == pytest.approx(ref, rel=1e-11)
+            if h2 > 0:
+                step = 1e-6
+                diff = (left.loglik(h2 + step, method) - left.loglik(h2 - step, method)) / 2 / step
+                assert left.derivative(h2, method) == pytest.approx(diff, rel=1e-6, abs=1e-6)
+    h2 = fit_rotated(rot, prepared.covariates, "reml")[0]
+    assert maximize_h2(left) == pytest.approx(h2, rel=1e-12)
 
 
 def test_scan_gram__other_chromosomes_share_the_whole_gram(cohort, tmp_path):
@@ -349,11 +411,16 @@ def test_gram__from_bed_codes_equals_float_path(cohort):
 
 
 @pytest.mark.slow
-def test_gram_and_scan__dask_local_cluster_equal_local_run(cohort):
+def test_gram_and_scan__dask_local_cluster_equal_local_run(cohort, monkeypatch):
+    import bayeslmm.gwas.lowrank as lowrank
+
     distributed = pytest.importorskip("dask.distributed")
     _, _, g, y, X = cohort
     local_gram = bl.gram(g, "centered", chunk_size=100)
     local = bl.scan(g, y, K=local_gram, X=X, chunk_size=150, progress=False)
+    monkeypatch.setattr(lowrank, "LOCO_BY_UPDATE_FROM", 0)  # N > M: LOCO by update
+    panel = bl.gram(g, "centered", snps=np.arange(0, M, 2))
+    local_panel = bl.scan(g, y, K=panel, X=X, chunk_size=150, progress=False)
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
@@ -362,8 +429,10 @@ def test_gram_and_scan__dask_local_cluster_equal_local_run(cohort):
     ):
         remote_gram = bl.gram(g, "centered", chunk_size=100, client=client)
         remote = bl.scan(g, y, K=remote_gram, X=X, chunk_size=150, client=client, progress=False)
+        remote_panel = bl.scan(g, y, K=panel, X=X, chunk_size=150, client=client, progress=False)
     assert remote_gram.qc == local_gram.qc
     np.testing.assert_array_equal(remote_gram.center, local_gram.center)
     scale = np.abs(local_gram.wtw).max()
     np.testing.assert_allclose(remote_gram.wtw, local_gram.wtw, rtol=0, atol=1e-13 * scale)
     _assert_same_scan(remote, local, p_tol=1e-10)
+    _assert_same_scan(remote_panel, local_panel, p_tol=1e-10)

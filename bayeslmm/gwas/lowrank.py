@@ -6,7 +6,9 @@ g'g (DESIGN §6, "Large cohorts"). Testing T SNPs is then one (M×N)(N×T) produ
 blocks of samples: W is decoded block by block from the model SNPs' file and multiplied with the
 same block of the test SNPs (:func:`scan_pass`). LOCO needs no second pass over the genotypes:
 the Gram of the other chromosomes' model SNPs is a principal submatrix of W'W, decomposed once
-per chromosome. The null model, the statistics and the output are those of the N×N scan
+per chromosome (:func:`group_fit`), or for P3D tests with many model SNPs read as a rank-k
+update of the whole Gram's eigenbasis (:mod:`bayeslmm.gwas.loco`). The null model, the
+statistics and the output are those of the N×N scan
 (:mod:`bayeslmm.gwas.snp_statistics`, :mod:`bayeslmm.gwas.parts`).
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from scipy.linalg import blas
 
 from bayeslmm.data.samples import Prepared
 from bayeslmm.errors import DataWarning, InputError
+from bayeslmm.gwas.loco import loco_null, whole_gram
 from bayeslmm.gwas.parts import read_part, remove_parts, write_table
 from bayeslmm.gwas.snp_statistics import (
     COLUMNS,
@@ -39,6 +42,7 @@ from bayeslmm.io.genotypes import Genotypes
 from bayeslmm.io.plink_codes import BedFile, Codebook, code_counts, decode, moments, value_table
 from bayeslmm.linalg.spectral import (
     DEFAULT_RTOL,
+    LowRank,
     Standardized,
     rotate_lowrank,
     spectral_from_gram,
@@ -53,6 +57,13 @@ PASS_SNPS = 4096
 
 #: Groups of LOCO whose null fits may be on the workers at once (each holds an M × M basis).
 GROUPS_IN_FLIGHT = 2
+
+#: Model SNPs from which LOCO for P3D tests with a REML null is a rank-k update of the whole
+#: Gram's eigenbasis (:mod:`bayeslmm.gwas.loco`: one O(M³) decomposition, then ~150 O(k²M)
+#: likelihood evaluations per chromosome) rather than a decomposition of each chromosome's
+#: submatrix of W'W (22 × O(M³)); below it the decompositions are cheaper. The exact mode, a
+#: posterior null and N ≤ M always decompose each submatrix.
+LOCO_BY_UPDATE_FROM = 2000
 
 
 @dataclass(frozen=True, eq=False)
@@ -313,6 +324,7 @@ def scan_pass(
     snp_tables: list[pd.DataFrame],
     exact: bool,
     bf_prior_sd: float,
+    basis: LowRank | None = None,
 ) -> list[pd.DataFrame]:
     """The tables of some chunks of one group: one pass over W (a dask task, or local).
 
@@ -328,12 +340,17 @@ def scan_pass(
         Their rows of the genotypes' SNP table.
     exact, bf_prior_sd
         As in :func:`bayeslmm.scan`.
+    basis : LowRank, optional
+        The basis of a ``fit`` sent without it (LOCO by update on dask: the whole Gram's
+        basis is on every worker once, each group's fit is small).
 
     Returns
     -------
     list of DataFrame
         One table per chunk, the columns of :func:`bayeslmm.scan`.
     """
+    if fit.basis is None:
+        fit = replace(fit, basis=basis)
     products = test_products(model, test, chunks, samples)
     tables, start = [], 0
     for idx, snp_table in zip(chunks, snp_tables, strict=True):
@@ -435,10 +452,16 @@ def scan_gram(
                 tables[position] = _keep(table, part)
             report(sum(t is not None for t in tables), "on the cluster")
 
+    # LOCO by a rank-k update of the whole Gram's eigenbasis (one O(M³) decomposition, not one
+    # per chromosome) for P3D tests with a REML null, when N > M (K rank deficient, as there)
+    by_update = null == "reml" and not exact and LOCO_BY_UPDATE_FROM <= gram.n_snps < data.n
+    whole, remote_basis = None, None
     for label, excluded, group_snps in plan:
-        cols = (
-            np.arange(gram.n_snps) if excluded is None else np.flatnonzero(model_chrom != excluded)
-        )
+        update = by_update and excluded is not None
+        if update or excluded is None:
+            cols = np.arange(gram.n_snps)
+        else:
+            cols = np.flatnonzero(model_chrom != excluded)
         pending = []
         for start in range(0, group_snps.size, chunk_size):
             idx = group_snps[start : start + chunk_size]
@@ -454,21 +477,30 @@ def scan_gram(
             continue
         model = gram.reader(cols)
         group_cols = None if excluded is None else cols
+        if update and whole is None:
+            whole = whole_gram(wtw, data.n, std, WtA)
+            if distributed:
+                remote_basis = client.scatter(whole.basis, broadcast=True)
+        out = np.flatnonzero(model_chrom == excluded) if update else None
         if distributed:  # the null fit (an M_J³ eigendecomposition) is a task too
             while len(in_flight) >= GROUPS_IN_FLIGHT:
                 collect(in_flight.popleft())
-            remote_fit = client.submit(
-                group_fit,
-                remote_wtw,
-                group_cols,
-                WtA,
-                std,
-                data,
-                null,
-                posterior,
-                exact,
-                pure=False,
-            )
+            if update:  # small (F is k × r): made here, sent without the whole basis
+                fit = loco_null(whole, out, std, data)
+                remote_fit = client.scatter(replace(fit, basis=None))
+            else:
+                remote_fit = client.submit(
+                    group_fit,
+                    remote_wtw,
+                    group_cols,
+                    WtA,
+                    std,
+                    data,
+                    null,
+                    posterior,
+                    exact,
+                    pure=False,
+                )
             submitted = []
             for batch in _passes(pending, limit):
                 chunks = [idx for _, idx, _ in batch]
@@ -482,13 +514,17 @@ def scan_gram(
                     [g.snps.iloc[idx] for idx in chunks],
                     exact,
                     bf_prior_sd,
+                    remote_basis if update else None,
                     pure=False,
                 )
                 submitted.append((batch, future))
             in_flight.append(submitted)
             continue
         fit = None  # (the previous group's M×M basis goes before the next comes)
-        fit = group_fit(wtw, group_cols, WtA, std, data, null, posterior, exact)
+        if update:
+            fit = loco_null(whole, out, std, data)
+        else:
+            fit = group_fit(wtw, group_cols, WtA, std, data, null, posterior, exact)
         for batch in _passes(pending, limit):
             chunks = [idx for _, idx, _ in batch]
             frames = scan_pass(

@@ -320,12 +320,15 @@ def scan(
     /\sqrt{Mc}`, [X, y]'G and the squared norms of its SNPs, the null-space terms being
     differences, as in the N×N scan (:mod:`bayeslmm.gwas.lowrank`). W'G is one
     (M×N)(N×T) product per pass of test SNPs, streamed over blocks of samples: never N×N,
-    never U, never the genotypes as an N×M float matrix. LOCO decomposes the submatrix of W'W
-    of the other chromosomes' model SNPs (no second pass over the genotypes); the null is fitted
-    from the same submatrix. Per-SNP means and divisors of the model SNPs stay those of the
-    Gram's samples (as when a given K is restricted to the samples analysed). ``null="map"``
-    is not available with a Gram. The statistics equal those of the N×N scan with the kinship
-    of the same model SNPs to round-off (P3D −log10 p within ~1e-12).
+    never U, never the genotypes as an N×M float matrix. LOCO needs no second pass over the
+    genotypes: the Gram of the other chromosomes' model SNPs is a submatrix of W'W, and the
+    null is fitted from it. With M ≥ 2,000 model SNPs (and N > M), P3D tests with a REML null
+    read it as a rank-k update of the whole Gram's one eigendecomposition
+    (:mod:`bayeslmm.gwas.loco`); otherwise each chromosome's submatrix is decomposed.
+    Per-SNP means and divisors of the model SNPs stay those of the Gram's samples (as when a
+    given K is restricted to the samples analysed). ``null="map"`` is not available with a
+    Gram. The statistics equal those of the N×N scan with the kinship of the same model SNPs
+    to round-off (P3D −log10 p within ~1e-12).
     """
     if null not in NULLS:
         raise InputError(f"null must be one of {NULLS}, got {null!r}.")

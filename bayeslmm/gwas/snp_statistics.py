@@ -79,6 +79,9 @@ class NullFit:
         Residual sd of the user's y on X: beta and se back in user units.
     basis : LowRank or None
         The eigenbasis known through W'W (the Gram path): chunks are rotated from W'G.
+    update : ndarray or None
+        LOCO from the whole Gram (:mod:`bayeslmm.gwas.loco`): F [shape: (k, r)], whose rows
+        extend the coordinates U'G by F·U'G (weight 1 at ``lam``, the only λ valid).
     """
 
     U: np.ndarray | None
@@ -92,6 +95,7 @@ class NullFit:
     sd_y: float
     y_scale: float = 1.0
     basis: LowRank | None = None
+    update: np.ndarray | None = None
 
 
 def null_block(null: NullData) -> SnpBlock:
@@ -216,12 +220,17 @@ def block_from_products(
     -----
     :math:`U^\top G = \operatorname{diag}(s)^{-1/2}V^\top(W^\top G)/\sqrt{Mc}`
     (:meth:`~bayeslmm.linalg.spectral.LowRank.coordinates`); the null-space cross products
-    are :math:`a^\top g - (U^\top a)^\top(U^\top g)`, as in :func:`rotate_block`.
+    are :math:`a^\top g - (U^\top a)^\top(U^\top g)`, as in :func:`rotate_block`. With
+    ``fit.update`` (LOCO from the whole Gram) U is the whole Gram's and the coordinates are
+    extended by :math:`F U^\top G` (:mod:`bayeslmm.gwas.loco`).
     """
     G1 = fit.basis.coordinates(WtG)
-    cross_X = AtG[:-1] - fit.null.X1.T @ G1
-    cross_y = AtG[-1] - fit.null.y1 @ G1
+    r = G1.shape[0]
+    cross_X = AtG[:-1] - fit.null.X1[:r].T @ G1
+    cross_y = AtG[-1] - fit.null.y1[:r] @ G1
     cross_g = gtg - np.einsum("ij,ij->j", G1, G1)
+    if fit.update is not None:  # LOCO as an update of the whole Gram: k more coordinates
+        G1 = np.vstack([G1, fit.update @ G1])
     return SnpBlock(G1=G1, cross_X=cross_X, cross_y=cross_y, cross_g=np.maximum(cross_g, 0.0))
 
 
