@@ -28,6 +28,7 @@ N×N scan's per-chromosome eigenbasis to round-off.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -220,14 +221,33 @@ class LeftOut:
         return value, -0.5 * slope / lam / (1.0 - h2) ** 2
 
 
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """BLAS on one thread for a while, where threadpoolctl is installed (else no change).
+
+    The likelihood of a LOCO group is ~150 products of k × r by r × k (k ~ M/22): on two
+    cores already busy, OpenBLAS's second thread made each 40 times slower (57 ms instead
+    of 1.5 ms, k = 114, r = 2,500, measured), and one thread is never far from two here.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # (a development dependency of bayeslmm, often installed)
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def maximize_h2(left: LeftOut, method: str = "reml") -> float:
     """ĥ² of one LOCO group, found as :func:`bayeslmm.reml` finds it.
 
     A grid of :data:`GRID_SIZE` points on [0, 1], bounded Brent around the best, both ends
     compared, then the root of the analytic derivative next to an interior answer
     (``brentq`` to a few ε), so that the answer is the maximizer to round-off, the one the
-    N×N scan's REML finds.
+    N×N scan's REML finds. BLAS runs on one thread meanwhile (:func:`one_blas_thread`).
     """
+    with one_blas_thread():
+        return _maximize_h2(left, method)
+
+
+def _maximize_h2(left: LeftOut, method: str) -> float:
     grid = np.linspace(0.0, 1.0, GRID_SIZE)
     values = np.array([left.loglik(h, method) for h in grid])
     k = int(np.nanargmax(values))
