@@ -210,10 +210,10 @@ def test_products(
     :math:`g_i = x_i - \bar x` (0 where missing), as the N×N scan does. For a .bed the calls,
     mean and sum of squares come from the code counts and g is decoded block by block
     (:mod:`bayeslmm.io.plink_codes`); the test SNPs' codes over all samples are held for the
-    pass (N/4 bytes each). Per block b, W_b is decoded once for the pass and the products of
-    each chunk are one GEMM :math:`W_b^\top G_b` (BLAS, accumulated in place),
-    :math:`A_b^\top G_b` and :math:`\sum_i g_{ib}^2`: a chunk's numbers do not depend on the
-    other chunks of its pass, so a resumed scan writes the same bytes.
+    pass (N/4 bytes each). Per block b, W_b is decoded once for the pass beside the block's
+    rows of A, and the products of each chunk are one GEMM :math:`[W_b, A_b]^\top G_b`
+    (BLAS, accumulated in place) and :math:`\sum_i g_{ib}^2`: a chunk's numbers do not
+    depend on the other chunks of its pass, so a resumed scan writes the same bytes.
     """
     snps = np.concatenate(chunks)
     n, t = samples.n, snps.size
@@ -250,21 +250,19 @@ def test_products(
         def test_block(rows: slice) -> np.ndarray:
             return G[rows]
 
-    WtG = np.zeros((model.n_snps, t), order="F")
-    AtG = np.zeros((samples.A.shape[1], t))
+    m = model.n_snps
+    P = np.zeros((m + samples.A.shape[1], t), order="F")  # [W, A]'G
     gtg = np.zeros(t)
-    for start, W in model.blocks(samples.model, samples.block):
-        rows = slice(start, start + W.shape[0])
+    for start, WA in model.blocks(samples.model, samples.block, extra=samples.A):
+        rows = slice(start, start + WA.shape[0])
         Gb = np.asfortranarray(test_block(rows))
-        A = samples.A[rows]
         for a, b in zip(edges[:-1], edges[1:], strict=True):
-            acc = WtG[:, a:b]  # (a view: columns of a column-major array)
-            out = blas.dgemm(1.0, W, Gb[:, a:b], beta=1.0, c=acc, trans_a=1, overwrite_c=1)
+            acc = P[:, a:b]  # (a view: columns of a column-major array)
+            out = blas.dgemm(1.0, WA, Gb[:, a:b], beta=1.0, c=acc, trans_a=1, overwrite_c=1)
             if out is not acc:  # (f2py copied the accumulator)
                 acc[...] = out
-            AtG[:, a:b] += A.T @ Gb[:, a:b]
             gtg[a:b] += np.einsum("ij,ij->j", Gb[:, a:b], Gb[:, a:b])
-    return PassProducts(WtG, AtG, gtg, af, count, ok, sd_g)
+    return PassProducts(P[:m], P[m:], gtg, af, count, ok, sd_g)
 
 
 def group_fit(

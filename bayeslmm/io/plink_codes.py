@@ -183,7 +183,9 @@ class Codebook:
         return Codebook(table, byte_values)
 
 
-def decode(codes: np.ndarray, book: Codebook, positions: np.ndarray) -> np.ndarray:
+def decode(
+    codes: np.ndarray, book: Codebook, positions: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """Values of the samples at ``positions`` of SNP rows of codes, as a block.
 
     Parameters
@@ -195,11 +197,15 @@ def decode(codes: np.ndarray, book: Codebook, positions: np.ndarray) -> np.ndarr
         Values of the codes for these k SNPs.
     positions : ndarray of int
         Samples wanted, counted from the first field of byte 0, in the order wanted.
+    out : ndarray, optional
+        Where to write the values: column-major [shape: (len(positions), k)], e.g. the first
+        k columns of a column-major block with more.
 
     Returns
     -------
     ndarray
-        [shape: (len(positions), k)], column-major (each SNP contiguous, as BLAS wants it).
+        [shape: (len(positions), k)], column-major (each SNP contiguous, as BLAS wants it):
+        ``out`` when given.
 
     Notes
     -----
@@ -212,7 +218,12 @@ def decode(codes: np.ndarray, book: Codebook, positions: np.ndarray) -> np.ndarr
     """
     positions = np.asarray(positions, dtype=np.intp).ravel()
     k, n = codes.shape[0], positions.size
-    out = np.empty((k, n))
+    if out is None:
+        out = np.empty((k, n))
+    else:
+        out = out.T
+        if out.shape != (k, n) or not out.flags.c_contiguous:
+            raise ValueError(f"out must be column-major of shape ({n}, {k}).")
     if k == 0 or n == 0:
         return out.T
     first, last = int(positions[0]), int(positions[-1])

@@ -119,7 +119,9 @@ class SnpReader:
         """The decoding table of these SNPs for blocks of ``block_samples`` samples."""
         return Codebook.build(value_table(self.center, self.spread), block_samples)
 
-    def block(self, positions: np.ndarray, book: Codebook | None = None) -> np.ndarray:
+    def block(
+        self, positions: np.ndarray, book: Codebook | None = None, extra: np.ndarray | None = None
+    ) -> np.ndarray:
         """W of the samples at ``positions`` of the file, in that order [shape: (len, k)].
 
         Parameters
@@ -129,40 +131,60 @@ class SnpReader:
             the bytes between the first and the last).
         book : Codebook, optional
             From :meth:`codebook` (built here when None).
+        extra : ndarray, optional
+            Columns to append, rows in the order of ``positions`` [shape: (len, e)].
 
         Returns
         -------
         ndarray
-            Column-major.
+            Column-major [shape: (len, k + e)]: W, then ``extra`` (one GEMM then gives W'G
+            and extra'G together).
         """
         positions = np.asarray(positions, dtype=np.intp)
+        e = 0 if extra is None else extra.shape[1]
+        out = np.empty((positions.size, self.n_snps + e), order="F")
+        if e:
+            out[:, self.n_snps :] = extra
+        W = out[:, : self.n_snps]
         if self.bed is None:
-            block = np.asfortranarray(self.genotypes.read(self.snps, positions))
-            missing = np.isnan(block)
-            block -= self.center
+            W[...] = self.genotypes.read(self.snps, positions)
+            missing = np.isnan(W)
+            W -= self.center
             if self.spread is not None:
-                block /= self.spread
-            block[missing] = 0.0
-            return block
+                W /= self.spread
+            W[missing] = 0.0
+            return out
         if positions.size == 0:
-            return np.empty((0, self.n_snps), order="F")
+            return out
         b0, b1 = int(positions.min()) // 4, int(positions.max()) // 4 + 1
         codes = self.bed.read(self.snps, b0, b1)
         book = self.codebook(positions.size) if book is None else book
-        return decode(codes, book, positions - 4 * b0)
+        decode(codes, book, positions - 4 * b0, out=W)
+        return out
 
     def blocks(
-        self, positions: np.ndarray, size: int, book: Codebook | None = None
+        self,
+        positions: np.ndarray,
+        size: int,
+        book: Codebook | None = None,
+        extra: np.ndarray | None = None,
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (start, W of the next block of ``positions``), one block at a time.
 
         Blocks hold ``size`` samples, or for a .bed read a run of consecutive samples, about
-        ``size`` on byte boundaries (:func:`bayeslmm.io.plink_codes.block_starts`).
+        ``size`` on byte boundaries (:func:`bayeslmm.io.plink_codes.block_starts`). With
+        ``extra`` [shape: (len(positions), e)] its rows of the block follow W as e more
+        columns (see :meth:`block`).
         """
         positions = np.asarray(positions, dtype=np.intp)
+
+        def rows(a: int, b: int) -> np.ndarray | None:
+            return None if extra is None else extra[a:b]
+
         if self.bed is None:
             for start in range(0, positions.size, size):
-                yield start, self.block(positions[start : start + size], book)
+                stop = start + size
+                yield start, self.block(positions[start:stop], book, rows(start, stop))
             return
         starts = block_starts(positions, size)
         stops = np.r_[starts[1:], positions.size]
@@ -182,8 +204,13 @@ class SnpReader:
                 last, b1 = last + 1, max(hi, b1)
             codes = self.bed.read(self.snps, b0, b1)
             for i in range(first, last + 1):
-                block = positions[starts[i] : stops[i]]
-                yield int(starts[i]), decode(codes, book, block - 4 * b0)
+                a, b = int(starts[i]), int(stops[i])
+                e = 0 if extra is None else extra.shape[1]
+                out = np.empty((b - a, self.n_snps + e), order="F")
+                if e:
+                    out[:, self.n_snps :] = extra[a:b]
+                decode(codes, book, positions[a:b] - 4 * b0, out=out[:, : self.n_snps])
+                yield a, out
             first = last + 1
 
 
