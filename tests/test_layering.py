@@ -50,6 +50,7 @@ CORE = (
     "bayeslmm.gwas.scanner",
     "bayeslmm.inference",
     "bayeslmm.inference.effects",
+    "bayeslmm.inference.psis",
     "bayeslmm.io",
     "bayeslmm.io.outputs",
     "bayeslmm.linalg",
