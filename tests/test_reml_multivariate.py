@@ -5,6 +5,7 @@ Checked against the dense NT×NT likelihood and its brute-force optimizer
 (tests/data/eur_mv/, frozen by its run_gemma.sh).
 """
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -445,6 +446,86 @@ def test_reml_multivariate__summary_and_fields(frame):
     assert list(fit.Vg.index) == ["a", "b"] and fit.Vg.index.name == "trait"
     assert fit.kinship_scale == pytest.approx(np.trace(K.to_numpy()) / 100)
     assert isinstance(fit, bl.MultiRemlFit)
+
+
+def test_multiremlfit__to_series(frame):
+    Y, K, _ = frame
+    fit = bl.reml(Y, K)
+    table = fit.to_series()
+    assert table["h2[a]"] == fit.h2["a"] and table["h2_se[b]"] == fit.h2_se["b"]
+    assert (
+        table["Vg[a,b]"] == fit.Vg.loc["a", "b"] and table["Ve_se[b,b]"] == fit.Ve_se.loc["b", "b"]
+    )
+    assert (
+        table["rg[a,b]"] == fit.rg.loc["a", "b"] and table["re_se[a,b]"] == fit.re_se.loc["a", "b"]
+    )
+    assert "rg[b,a]" not in table and "rg[a,a]" not in table
+    assert table["loglik"] == fit.loglik and table["converged"] is True
+    assert table["method"] == "reml" and table["n"] == 100 and table["boundary"] == ""
+    # on the boundary (here rg = -1 with a noise trait) the profile intervals come too
+    noise = np.random.default_rng(1).normal(size=Y.shape)[:, 0]
+    edge = bl.reml(Y[["a"]].assign(n1=noise), K).to_series()
+    assert edge["se_method"] == "profile likelihood" and edge["boundary"].startswith("the genetic")
+    assert edge["h2_lower[n1]"] <= edge["h2[n1]"] <= edge["h2_upper[n1]"]
+    assert edge["rg_lower[a,n1]"] <= edge["rg[a,n1]"] <= edge["rg_upper[a,n1]"]
+
+
+def _assert_same_fit(a, b):
+    """Every field of two MultiRemlFits equal, bit for bit."""
+    assert type(a) is type(b) is bl.MultiRemlFit
+    for name in (f.name for f in dataclasses.fields(a)):
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(x, pd.DataFrame | pd.Series):
+            pd.testing.assert_frame_equal(
+                x.to_frame() if isinstance(x, pd.Series) else x,
+                y.to_frame() if isinstance(y, pd.Series) else y,
+                check_exact=True,
+            )
+        elif name == "intervals":
+            assert x.keys() == y.keys()
+        else:
+            assert x == y, name
+
+
+@pytest.mark.parametrize("method", ["reml", "ml"])
+def test_reml__several_traits_is_reml_multivariate(frame, method):
+    # bl.reml(Y, K, X) is the entry point of the multi-trait fit (issue 12, point 2); K full
+    # rank, so that ML has a maximum (a centred K with an intercept has none, see above)
+    Y, K, rng = frame
+    K = K + 0.1 * np.eye(len(K))
+    X = pd.DataFrame({"x": rng.normal(size=len(Y))}, index=Y.index)
+    _assert_same_fit(bl.reml(Y, K, X, method=method), bl.reml_multivariate(Y, K, X, method=method))
+    # a 2-D array of several columns too, aligned by position
+    Ya, Ka = Y.to_numpy(), K.to_numpy()
+    _assert_same_fit(bl.reml(Ya, Ka, method=method), bl.reml_multivariate(Ya, Ka, method=method))
+    _assert_same_fit(
+        bl.reml(Y, K, method=method, normalize=False),
+        bl.reml_multivariate(Y, K, method=method, normalize=False),
+    )
+
+
+def test_reml__one_trait_column_is_the_univariate_fit(frame):
+    Y, K, _ = frame
+    for one in (Y[["a"]], Y["a"], Y[["a"]].to_numpy(), Y["a"].to_numpy()[None, :]):
+        fit = bl.reml(one, K.to_numpy() if isinstance(one, np.ndarray) else K)
+        assert isinstance(fit, bl.RemlFit)
+        assert fit.h2 == bl.reml(Y["a"], K).h2
+
+
+def test_reml__several_traits_bad_inputs(frame):
+    Y, K, _ = frame
+    with pytest.raises(InputError, match=r"2 trait columns and K holds 2 kinships: .* one kinship"):
+        bl.reml(Y, [K, K])
+    with pytest.raises(InputError, match=r"2 trait columns and K holds 2 kinships"):
+        bl.reml(Y, {"K1": K, "K2": K})
+    G = np.random.default_rng(0).binomial(2, 0.3, size=(len(Y), 30)).astype(float)
+    gram = bl.gram(pd.DataFrame(G, index=Y.index))
+    with pytest.raises(InputError, match=r"2 trait columns and K is a Gram: .*bl\.kinship"):
+        bl.reml(Y, gram)
+    with pytest.raises(InputError, match="method must be"):
+        bl.reml(Y, K, method="bayes")
+    with pytest.raises(InputError, match="trait 'b' is constant"):
+        bl.reml(Y.assign(b=3.0), K)
 
 
 # --------------------------------------------------------------------------------------------

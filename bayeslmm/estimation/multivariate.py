@@ -22,7 +22,7 @@ from scipy import linalg, optimize
 from bayeslmm.constants import LOG_2PI
 from bayeslmm.data.inputs import kinship_inputs
 from bayeslmm.errors import BayeslmmWarning, ConvergenceError, InputError
-from bayeslmm.estimation.reml import CHI2_HALF, Z95, profile
+from bayeslmm.estimation.likelihood import CHI2_HALF, Z95, profile
 from bayeslmm.linalg.spectral import Rotated, Spectral, standardize
 from bayeslmm.relatedness.gram import Gram
 
@@ -1078,6 +1078,55 @@ class MultiRemlFit:
     def at_boundary(self) -> bool:
         """Whether the estimate is on the boundary of the parameter space."""
         return bool(self.boundary)
+
+    def to_series(self) -> pd.Series:
+        """The results as one Series (for tables and TSV output, as ``RemlFit.to_series``).
+
+        Returns
+        -------
+        pandas.Series
+            Per trait ``h2[t]``, ``h2_se[t]`` (and ``h2_lower[t]``, ``h2_upper[t]`` with profile
+            intervals); per pair a ≤ b ``Vg[a,b]``, ``Vg_se[a,b]``, ``Ve[a,b]``, ``Ve_se[a,b]``;
+            per pair a < b ``rg[a,b]``, ``rg_se[a,b]``, ``re[a,b]``, ``re_se[a,b]`` (and their
+            profile bounds); then ``se_method``, ``boundary`` (``"; "``-joined), ``loglik``,
+            ``at_boundary``, ``method``, ``n``, ``kinship_scale``, ``converged``,
+            ``iterations``, ``optimizer_message``.
+        """
+        out: dict[str, Any] = {}
+        h2_ci = self.intervals.get("h2")
+        for t in self.traits:
+            out[f"h2[{t}]"] = float(self.h2[t])
+            out[f"h2_se[{t}]"] = float(self.h2_se[t])
+            if h2_ci is not None:
+                out[f"h2_lower[{t}]"] = float(h2_ci.loc[t, "lower"])
+                out[f"h2_upper[{t}]"] = float(h2_ci.loc[t, "upper"])
+        pairs = [(a, b) for i, a in enumerate(self.traits) for b in self.traits[i:]]
+        for name in ("Vg", "Ve"):
+            value, se = getattr(self, name), getattr(self, f"{name}_se")
+            for a, b in pairs:
+                out[f"{name}[{a},{b}]"] = float(value.loc[a, b])
+                out[f"{name}_se[{a},{b}]"] = float(se.loc[a, b])
+        for name in ("rg", "re"):
+            value, se = getattr(self, name), getattr(self, f"{name}_se")
+            bounds = self.intervals.get(name)
+            for a, b in ((a, b) for a, b in pairs if a != b):
+                out[f"{name}[{a},{b}]"] = float(value.loc[a, b])
+                out[f"{name}_se[{a},{b}]"] = float(se.loc[a, b])
+                if bounds is not None:
+                    out[f"{name}_lower[{a},{b}]"], out[f"{name}_upper[{a},{b}]"] = bounds[(a, b)]
+        out.update(
+            se_method=self.se_method,
+            boundary="; ".join(self.boundary),
+            loglik=self.loglik,
+            at_boundary=self.at_boundary,
+            method=self.method,
+            n=self.n,
+            kinship_scale=self.kinship_scale,
+            converged=self.converged,
+            iterations=self.iterations,
+            optimizer_message=self.optimizer_message,
+        )
+        return pd.Series(out, dtype=object)
 
     def __str__(self) -> str:
         T = len(self.traits)

@@ -14,19 +14,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import optimize
 
-from bayeslmm.constants import LOG_2PI
 from bayeslmm.data.inputs import components_inputs, gram_inputs, kinship_inputs
 from bayeslmm.errors import ConvergenceError, InputError, KinshipWarning
+from bayeslmm.estimation.likelihood import CHI2_HALF, Z95, Profile, profile
+from bayeslmm.estimation.multivariate import MultiRemlFit, reml_multivariate
 from bayeslmm.linalg.spectral import Rotated, rotate_data, standardize
 from bayeslmm.relatedness.gram import Gram
 
-# (scipy.special, not scipy.stats, which takes ~0.7 s to import: the same numbers, bit for bit,
-# as stats.chi2.ppf(0.95, 1) / 2 and stats.norm.ppf(0.975); tests/test_imports.py)
-#: Half the 95 % quantile of chi-square(1): the drop in log-likelihood that bounds the interval.
-CHI2_HALF = float(special.gammaincinv(0.5, 0.95))
-Z95 = float(special.ndtri(0.975))
 #: Expected information about h² below which h² is reported as not identifiable (SE > 1).
 MIN_INFORMATION = 1.0
 #: Smallest eigenvalue of the Gram matrix of I, K_1, ..., K_m (unit norm) below which the
@@ -37,91 +33,6 @@ MIN_INDEPENDENCE = 1e-6
 POLISH_WIDTH = 1e-7
 POLISH_STEPS = 5
 EPS = float(np.finfo(float).eps)
-
-
-@dataclass(frozen=True)
-class Profile:
-    """The profiled likelihood and its maximizers at one or more values of h²."""
-
-    loglik: np.ndarray
-    beta: np.ndarray
-    sigma_p2: np.ndarray
-    xtwx: np.ndarray
-
-
-def profile(rot: Rotated, h2: np.ndarray | float, method: str = "reml") -> Profile:
-    r"""Evaluate the profiled log-likelihood at given h² (vectorized).
-
-    Parameters
-    ----------
-    rot : Rotated
-        Data in the eigenbasis of K.
-    h2 : float or ndarray
-        Heritability values [shape: (g,)] in [0, 1].
-    method : {"reml", "ml"}
-
-    Returns
-    -------
-    Profile
-        ``loglik`` [shape: (g,)], ``beta`` (g, d), ``sigma_p2`` (g,), ``xtwx`` (g, d, d).
-
-    Notes
-    -----
-    With :math:`H = h^2 K + (1-h^2) I`, weights :math:`w_i = 1/(h^2 s_i + 1 - h^2)` on the
-    range of K and :math:`w_c = 1/(1-h^2)` on its N − r dimensional complement:
-
-    .. math::
-
-        \hat\beta = (X^\top H^{-1} X)^{-1} X^\top H^{-1} y, \quad
-        \mathrm{RSS} = y^\top H^{-1} y - \hat\beta^\top X^\top H^{-1} y,
-
-    ML: :math:`\hat\sigma_p^2 = \mathrm{RSS}/N`,
-    :math:`\ell = -\tfrac12[N\log(2\pi\hat\sigma_p^2) + \log|H| + N]`;
-    REML: :math:`\hat\sigma_p^2 = \mathrm{RSS}/(N-d)`,
-    :math:`\ell = -\tfrac12[(N-d)\log(2\pi\hat\sigma_p^2) + \log|H| +
-    \log|X^\top H^{-1}X| - \log|X^\top X| + (N-d)]`, the convention of GEMMA and GCTA
-    (invariant to a reparametrization of the fixed effects).
-    """
-    h = np.atleast_1d(np.asarray(h2, dtype=float))
-    n, d = rot.n, rot.X1.shape[1]
-    diag = h[:, None] * rot.s[None, :] + (1.0 - h[:, None])  # (g, r)
-    w = 1.0 / diag
-    with np.errstate(divide="ignore"):
-        wc = np.where(h < 1.0, 1.0 / (1.0 - h), np.inf) if rot.n_null else np.zeros_like(h)
-    gxx, gxy, gyy = rot.gram[:-1, :-1], rot.gram[:-1, -1], rot.gram[-1, -1]
-    with np.errstate(invalid="ignore"):
-        xtwx = np.einsum("gr,ri,rj->gij", w, rot.X1, rot.X1) + wc[:, None, None] * gxx
-        xtwy = np.einsum("gr,ri,r->gi", w, rot.X1, rot.y1) + wc[:, None] * gxy
-        ytwy = w @ rot.y1**2 + wc * gyy
-    logdet_h = np.log(diag).sum(axis=1)
-    if rot.n_null:
-        with np.errstate(divide="ignore"):
-            logdet_h = logdet_h + rot.n_null * np.log1p(-h)
-    finite = np.isfinite(xtwx).all(axis=(1, 2)) & np.isfinite(ytwy)
-    beta = np.full((h.size, d), np.nan)
-    rss = np.full(h.size, np.nan)
-    logdet_x = np.full(h.size, np.nan)
-    if finite.any():
-        chol = np.linalg.cholesky(xtwx[finite])
-        z = np.linalg.solve(chol, xtwy[finite][..., None])[..., 0]
-        beta[finite] = np.linalg.solve(np.swapaxes(chol, 1, 2), z[..., None])[..., 0]
-        rss[finite] = ytwy[finite] - (z**2).sum(axis=1)
-        logdet_x[finite] = 2 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-    rss = np.maximum(rss, np.finfo(float).tiny)
-    if method == "ml":
-        sigma_p2 = rss / n
-        loglik = -0.5 * (n * (LOG_2PI + np.log(sigma_p2)) + logdet_h + n)
-    elif method == "reml":
-        sigma_p2 = rss / (n - d)
-        xtx = rot.X1.T @ rot.X1 + rot.gram[:-1, :-1]
-        logdet_xtx = np.linalg.slogdet(xtx)[1]
-        loglik = -0.5 * (
-            (n - d) * (LOG_2PI + np.log(sigma_p2)) + logdet_h + logdet_x - logdet_xtx + (n - d)
-        )
-    else:
-        raise InputError(f"method must be 'reml' or 'ml', got {method!r}.")
-    loglik = np.where(finite, loglik, -np.inf)
-    return Profile(loglik=loglik, beta=beta, sigma_p2=sigma_p2, xtwx=xtwx)
 
 
 def profile_derivative(rot: Rotated, h2: float, method: str = "reml") -> float:
@@ -492,6 +403,16 @@ class RemlFit:
         return out
 
 
+def _n_traits(y: Any) -> int:
+    """Trait columns of y: those of a DataFrame, of a 2-D array of more than one row, else 1."""
+    if isinstance(y, pd.DataFrame):
+        return int(y.shape[1])
+    if isinstance(y, pd.Series):
+        return 1
+    shape = np.shape(y) if isinstance(y, np.ndarray | list | tuple) else ()
+    return int(shape[1]) if len(shape) == 2 and shape[0] > 1 else 1
+
+
 def fit_rotated(
     rot: Rotated, covariates: tuple[str, ...], method: str = "reml", grid_size: int = 101
 ) -> tuple[float, float, tuple[float, float], str, Profile]:
@@ -519,13 +440,16 @@ def reml(
     *,
     normalize: bool = True,
     grid_size: int = 101,
-) -> RemlFit:
+) -> RemlFit | MultiRemlFit:
     r"""Estimate h² and the variance components by profiled REML or ML.
 
     Parameters
     ----------
     y
-        Phenotype [shape: (n_samples,)]; array, or Series indexed by sample ID.
+        Phenotype [shape: (n_samples,)]; array, or Series indexed by sample ID. Several traits
+        [shape: (n_samples, n_traits)], a DataFrame of T ≥ 2 trait columns indexed by sample ID
+        or a 2-D array, fit the multi-trait model with one kinship
+        (:func:`~bayeslmm.estimation.multivariate.reml_multivariate`, see Notes).
     K
         Kinship [shape: (n_samples, n_samples)]: array, DataFrame indexed by ID, Kinship, or a
         precomputed :class:`~bayeslmm.linalg.spectral.Spectral`. A list (components ``K1``, ``K2``,
@@ -543,10 +467,23 @@ def reml(
 
     Returns
     -------
-    RemlFit
+    RemlFit or MultiRemlFit
+        A :class:`MultiRemlFit` (Σg, Σe, h², rg, re with SEs) when y holds several traits.
+
+    Raises
+    ------
+    InputError
+        Several traits with several kinships or with a Gram (the multi-trait fit takes one
+        kinship), and everything :func:`reml_multivariate` refuses.
 
     Notes
     -----
+    With several traits, ``reml(Y, K, X, method)`` is ``reml_multivariate(Y, K, X,
+    method=method, normalize=normalize)``: :math:`Y = XB + U + E`,
+    :math:`\operatorname{vec}(U) \sim N(0, \Sigma_g\otimes K)`,
+    :math:`\operatorname{vec}(E) \sim N(0, \Sigma_e\otimes I)`, complete cases only
+    (``grid_size`` is not used). A one-column DataFrame is one trait.
+
     y is first replaced by its least-squares residual on X in units of its residual standard
     deviation, and X by orthogonal columns spanning it
     (:func:`bayeslmm.linalg.spectral.standardize`);
@@ -587,6 +524,22 @@ def reml(
     >>> round(fit.h2, 2)  # doctest: +SKIP
     0.47
     """
+    if (n_traits := _n_traits(y)) > 1:
+        if isinstance(K, Gram):
+            raise InputError(
+                f"y has {n_traits} trait columns and K is a Gram: the multi-trait fit takes one "
+                "kinship (array, DataFrame, Kinship or Spectral); form it with "
+                "bl.kinship(genotypes, method=gram.method), or fit each trait alone with "
+                "bl.reml(Y[trait], gram, X)."
+            )
+        if isinstance(K, list | tuple | Mapping):
+            raise InputError(
+                f"y has {n_traits} trait columns and K holds {len(K)} kinships: several traits "
+                "are fitted with one kinship only (several variance components with several "
+                "traits are not supported); pass one K, or fit each trait alone with "
+                "bl.reml(Y[trait], [K1, K2], X)."
+            )
+        return reml_multivariate(y, K, X, method=method, normalize=normalize)
     if isinstance(K, list | tuple | Mapping):
         if method not in ("reml", "ml"):
             raise InputError(f"method must be 'reml' or 'ml', got {method!r}.")
