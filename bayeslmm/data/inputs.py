@@ -115,9 +115,21 @@ def standardize(G: np.ndarray) -> np.ndarray:
 
 
 def genotype_inputs(
-    y: Any, W: Any, X: Any = None, *, standardize_snps: bool = True, normalize: bool = True
-) -> tuple[Prepared, np.ndarray, list[str], Spectral]:
-    """Align y, X with the genotype matrix W; return the prepared data, the W used and SNP names."""
+    y: Any,
+    W: Any,
+    X: Any = None,
+    *,
+    standardize_snps: bool = True,
+    normalize: bool = True,
+    with_transform: bool = False,
+) -> tuple:
+    """Align y, X with the genotype matrix W; return the prepared data, the W used and SNP names.
+
+    With ``with_transform``, a fifth element maps ``snp_mean`` (the training mean, which
+    imputes a missing call), ``snp_center`` and ``snp_scale`` [each shape: (n_snps,)] to how
+    the W used was made from the allele counts: ``W_used = (G - snp_center) / snp_scale``
+    (what :func:`bayeslmm.inference.prediction.predict` applies to new samples' genotypes).
+    """
     if isinstance(W, Gram):
         raise InputError(GRAM_NOT_YET)
     if hasattr(W, "read") and hasattr(W, "snps") and hasattr(W, "samples"):  # Genotypes
@@ -151,10 +163,16 @@ def genotype_inputs(
             stacklevel=3,
         )
         values = np.where(missing, np.nanmean(values, axis=0), values)
+    mean = values.mean(axis=0)
+    center, sd = (mean, values.std(axis=0)) if standardize_snps else (0 * mean, 1 + 0 * mean)
     if standardize_snps:
         values = standardize(values)
     spectral = spectral_from_genotypes(values, normalize=normalize)
-    return prepared, values / np.sqrt(spectral.scale), snps, spectral
+    out = (prepared, values / np.sqrt(spectral.scale), snps, spectral)
+    if not with_transform:
+        return out
+    transform = {"snp_mean": mean, "snp_center": center, "snp_scale": sd * np.sqrt(spectral.scale)}
+    return (*out, transform)
 
 
 def _names(Ks: Any) -> tuple[list[str], list[Any]]:

@@ -173,7 +173,9 @@ def snp_lmm(
             parametrization=parametrization,
             standardize=standardize,
         )
-    data, W_used, snps, spectral = genotype_inputs(y, W, X, standardize_snps=standardize)
+    data, W_used, snps, spectral, transform = genotype_inputs(
+        y, W, X, standardize_snps=standardize, with_transform=True
+    )
     n_snps = W_used.shape[1]
     coords = {**model_coords(data, spectral), "snp": snps}
     extra: dict[str, Any] = {}
@@ -187,6 +189,8 @@ def snp_lmm(
         model, rot, parametrization, priors, extra = explicit_snp_model(
             data, W_used, spectral, coords, "normal", priors, parametrization, prior_options
         )
+    # the training standardization, kept in constant_data for predicting new samples
+    extra = {**extra, "constant_data": {name: (v, "snp", snps) for name, v in transform.items()}}
     info = ModelInfo(
         family="snp",
         form="snp_lmm",

@@ -144,6 +144,10 @@ def _assemble(
                     coords={"sample": list(data.samples), "covariate": list(data.covariates)},
                 ),
                 "kinship_eigenvalues": xr.DataArray(spectral.s, dims="eigen"),
+                **{  # family-specific data, e.g. the SNP form's training standardization
+                    name: xr.DataArray(values, dims=dim, coords={dim: list(coords)})
+                    for name, (values, dim, coords) in info.extra.get("constant_data", {}).items()
+                },
             }
         ),
     }
