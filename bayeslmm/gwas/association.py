@@ -95,7 +95,7 @@ class SnpBlock:
     cross_g: np.ndarray
 
 
-def _weights(null: NullData, lam: np.ndarray) -> np.ndarray:
+def eigen_weights(null: NullData, lam: np.ndarray) -> np.ndarray:
     """w_ij = 1/(λ_j s_i + 1) [shape: (rank, len(lam))]."""
     W = np.multiply.outer(null.s, lam)
     W += 1.0
@@ -106,7 +106,7 @@ def _pair_index(d: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(d)
 
 
-def _covariate_terms(null: NullData, W: np.ndarray):
+def covariate_terms(null: NullData, W: np.ndarray):
     """X'H⁻¹X [shape: (m, d, d)], X'H⁻¹y (m, d), y'H⁻¹y (m,) for each weight column."""
     d = null.d
     rows, cols = _pair_index(d)
@@ -140,8 +140,8 @@ def projections(null: NullData, block: SnpBlock, lam: np.ndarray) -> Projections
     With A = X'H⁻¹X, b = X'H⁻¹g, the Schur complements give P_gg = g'H⁻¹g − b'A⁻¹b etc.; all
     sums over the r eigen-directions are matrix products (BLAS), O((d² + d)·r·c) per call.
     """
-    W = _weights(null, lam)  # (r, c)
-    xtx, xty, yty = _covariate_terms(null, W)
+    W = eigen_weights(null, lam)  # (r, c)
+    xtx, xty, yty = covariate_terms(null, W)
     WG = W * block.G1
     xtg = (null.X1.T @ WG).T + block.cross_X.T  # (c, d)
     gtg = np.einsum("rc,rc->c", WG, block.G1) + block.cross_g
@@ -194,8 +194,8 @@ def grid_projections(null: NullData, block: SnpBlock, lam: np.ndarray) -> Projec
     gᵢxᵢₖ against it are d + 2 GEMMs of c × r × L, so a dense grid costs about as much as a few
     elementwise evaluations. The covariate-only terms and log|H| depend on λ alone.
     """
-    W = _weights(null, lam)  # (r, L)
-    xtx, xty, yty = _covariate_terms(null, W)  # (L, d, d), (L, d), (L,)
+    W = eigen_weights(null, lam)  # (r, L)
+    xtx, xty, yty = covariate_terms(null, W)  # (L, d, d), (L, d), (L,)
     G1, d = block.G1, null.d
     c, L = G1.shape[1], lam.size
     # gᵢ², gᵢyᵢ and gᵢxᵢₖ side by side: one GEMM against the weights [shape: ((d + 2)·c, L)]
@@ -263,7 +263,7 @@ def maximize_lambdas(
                 return loglik(proj, null.n, null.d, method, with_snp)
 
             k = np.clip(centre[cols], 1, grid_size - 2)
-            x, fx = _brent(
+            x, fx = brent_maximize(
                 f,
                 grid[k - 1],
                 grid[k],
@@ -293,7 +293,7 @@ def maximize_lambda(
     return maximize_lambdas(null, block, (method,), with_snp, bounds)[method]
 
 
-def _brent(
+def brent_maximize(
     f, a, m, b, fa, fm, fb, iterations: int, golden_steps: int = GOLDEN_STEPS
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectorized parabolic interpolation with golden fall-back, maximizing f.

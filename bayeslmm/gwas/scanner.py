@@ -8,6 +8,7 @@ re-estimates λ = σg²/σe² for every SNP (GEMMA ``-lmm 4``), vectorized acros
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import warnings
 from collections.abc import Iterator, Mapping
@@ -18,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from bayeslmm.data.inputs import kinship_array
-from bayeslmm.data.samples import Prepared, prepare
+from bayeslmm.data.samples import Prepared, prepare, sample_ids
 from bayeslmm.errors import DataWarning, InputError
+from bayeslmm.gwas.interaction import GXE_COLUMNS, GxeBlock, gxe_statistics
 from bayeslmm.gwas.lowrank import scan_gram
 from bayeslmm.gwas.parts import (
     input_fingerprint,
@@ -48,7 +50,12 @@ from bayeslmm.relatedness.grm import Kinship, as_genotypes, in_kinship, kinship,
 
 
 def _fit_null(
-    spectral: Spectral, data: Prepared, null: str, posterior: Any, exact: bool
+    spectral: Spectral,
+    data: Prepared,
+    null: str,
+    posterior: Any,
+    exact: bool,
+    env: np.ndarray | None = None,
 ) -> NullFit:
     std = standardize(data.y, data.X)  # no cancellation from the units or offsets of y and X
     rot = rotate_data(spectral, std.y, std.X)
@@ -59,9 +66,10 @@ def _fit_null(
 
         model = kinship_model(data.y, spectral, data.X[:, 1:] if _has_intercept(data) else data.X)
         map_h2 = float(map_estimate(model)["posterior"]["h2"].values.ravel()[0])
-    return fit_null(
+    fit = fit_null(
         rot, std, data, null, posterior, exact, scale=spectral.scale, U=spectral.U, map_h2=map_h2
     )
+    return fit if env is None else dataclasses.replace(fit, env=env)
 
 
 def _has_intercept(data: Prepared) -> bool:
@@ -72,7 +80,101 @@ def _test_chunk(fit: NullFit, G: np.ndarray, exact: bool, bf_prior_sd: float) ->
     """All statistics of one chunk [G: (n_samples, c), imputed]."""
     sd_g = G.std(axis=0, ddof=1)
     G = G - G.mean(axis=0)
-    return snp_statistics(fit, rotate_block(fit, G), sd_g, exact, bf_prior_sd)
+    block = rotate_block(fit, G)
+    out = snp_statistics(fit, block, sd_g, exact, bf_prior_sd)
+    if fit.env is not None:  # the interaction g∘e, centred (the span of [1, e, g, g∘e] is kept)
+        H = G * fit.env[:, None]
+        H -= H.mean(axis=0)
+        inter = rotate_block(fit, H)
+        cross = np.einsum("ij,ij->j", G, H) - np.einsum("ij,ij->j", block.G1, inter.G1)
+        lam0 = float(np.mean(fit.lam))
+        out.update(
+            gxe_statistics(
+                fit.null,
+                GxeBlock(block, inter, cross),
+                lam0,
+                fit.lam_ml,
+                fit.bounds,
+                exact,
+                fit.y_scale,
+            )
+        )
+    return out
+
+
+def _environment(env: Any, data: Prepared, g: Genotypes) -> tuple[Prepared, np.ndarray]:
+    """Align the G×E environment with the analysed samples and add it to the covariates.
+
+    Returns the data with e as the last column of X and e centred [shape: (n_samples,)].
+    """
+    name = "env"
+    if isinstance(env, pd.DataFrame):
+        if env.shape[1] != 1:
+            raise InputError(
+                f"gxe is a table with {env.shape[1]} columns {list(env.columns)[:5]}; pass one "
+                "environment column, e.g. covariates['smoking']."
+            )
+        env = env.iloc[:, 0]
+    if isinstance(env, pd.Series):
+        name = str(env.name) if env.name is not None else name
+        if not (pd.api.types.is_numeric_dtype(env.dtype) or env.dtype == bool):
+            raise InputError(
+                f"environment '{name}' is not numeric (dtype {env.dtype}); give numbers (a "
+                "two-level factor as 0/1; test a factor of more levels one indicator at a time)."
+            )
+        ids = sample_ids(env, "gxe")
+        values = env.to_numpy(dtype=float, na_value=np.nan)
+        pos = ids.get_indexer(pd.Index(data.samples))
+        aligned = np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan)
+    else:
+        try:
+            values = np.asarray(env, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"environment gxe could not be read as numbers ({exc}); give numbers (a "
+                "two-level factor as 0/1)."
+            ) from None
+        values = np.squeeze(values) if values.ndim == 2 and 1 in values.shape else values
+        if values.ndim != 1 or values.shape[0] != g.n_samples:
+            raise InputError(
+                f"gxe has shape {values.shape} but the genotypes have {g.n_samples} samples; a "
+                "plain array environment is aligned by position with the genotype file (pass a "
+                "Series indexed by sample ID to align by ID)."
+            )
+        aligned = values[data.rows]
+    missing = np.isnan(aligned)
+    if missing.any():
+        shown = [str(i) for i in data.samples[missing][:5]]
+        raise InputError(
+            f"environment '{name}' is missing for {int(missing.sum())} of the {data.n} samples "
+            f"analysed (e.g. {shown}); give it for every sample, or set their phenotype to NaN "
+            "to leave them out of the scan."
+        )
+    if np.isinf(aligned).any():
+        raise InputError(f"environment '{name}' has infinite values; fix them.")
+    if np.ptp(aligned) == 0:
+        raise InputError(
+            f"environment '{name}' is constant ({aligned[0]:g}) over the {data.n} samples "
+            "analysed, so g×e is the SNP itself and no interaction can be tested; give an "
+            "environment that varies."
+        )
+    names = list(data.covariates)
+    while name in names:
+        name = "_" + name
+    X = np.column_stack([data.X, aligned])
+    scaled = X / np.linalg.norm(X, axis=0)
+    if np.linalg.matrix_rank(scaled, tol=X.shape[0] * np.finfo(float).eps * 1e3) < X.shape[1]:
+        raise InputError(
+            f"environment '{name}' is collinear with the covariates {names}; gxe adds it to "
+            "the covariates itself, so remove it (or what spans it) from X."
+        )
+    if data.n <= X.shape[1] + 3:
+        raise InputError(
+            f"{data.n} samples cannot support a G×E test with {X.shape[1]} covariates; need "
+            "more samples than covariates + 3."
+        )
+    data = dataclasses.replace(data, X=X, covariates=(*names, name))
+    return data, aligned - aligned.mean()
 
 
 def _impute(G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -91,7 +193,8 @@ def _chunk_table(
 ) -> pd.DataFrame:
     G, af, count, ok = _impute(G)
     res = _test_chunk(fit, G[:, ok], exact, bf_prior_sd) if ok.any() else None
-    return chunk_frame(snp_table, af, count, ok, res)
+    extra = GXE_COLUMNS if fit.env is not None else ()
+    return chunk_frame(snp_table, af, count, ok, res, extra)
 
 
 def _read_chunk(source: str, snp_idx: np.ndarray, sample_idx: np.ndarray) -> np.ndarray:
@@ -228,6 +331,7 @@ def scan(
     *,
     K: Any = None,
     X: Any = None,
+    gxe: Any = None,
     loco: bool = True,
     exact: bool = False,
     null: str = "reml",
@@ -260,6 +364,12 @@ def scan(
         with ``loco`` each chromosome is then tested against the model SNPs of the others.
     X : optional
         Covariates (an intercept is added unless X spans the constant).
+    gxe : optional
+        An environment e for a per-SNP G×E test: Series indexed by sample ID (or an array
+        aligned with the genotype samples), numeric, known for every sample analysed. e joins
+        the covariates (so the usual columns test g with e as a covariate), and the
+        interaction g∘e is tested with X, e and g as covariates (GEMMA ``-gxe``; see
+        :mod:`bayeslmm.gwas.interaction`). Not available with a Gram.
     loco : bool
         Leave-one-chromosome-out kinships when K is None.
     exact : bool
@@ -305,6 +415,9 @@ def scan(
         One row per SNP: chrom, snp, pos, a1, a2, af (frequency of a1), n (calls), beta
         (per a1 allele), se, p_wald, p_lrt, p_score, log10_bf, h2 (the null h² used; the SNP's
         REML h² in exact mode). Monomorphic or all-missing SNPs have NaN statistics.
+        With ``gxe``, also beta_gxe (the interaction's effect per a1 allele per unit of e),
+        se_gxe, p_wald_gxe, p_lrt_gxe, p_score_gxe and h2_gxe (the h² used; the SNP's REML h²
+        of the interaction model in exact mode).
 
     Notes
     -----
@@ -345,8 +458,16 @@ def scan(
             "null='map' needs the N×N kinship model; with a Gram use null='reml' (the default) "
             "or null='posterior' with the draws of bl.sample."
         )
+    if gxe is not None and isinstance(K, Gram):
+        raise InputError(
+            "gxe (a G×E scan) needs an N×N kinship; pass K=None (built from the genotypes) or "
+            "a Kinship/array instead of a Gram."
+        )
     g = as_genotypes(genotypes)
     data = prepare(y, X, g, genetic_name="genotypes", square=False)
+    env = None
+    if gxe is not None:
+        data, env = _environment(gxe, data, g)
     from bayeslmm.io.genotypes import as_index
 
     snp_idx = as_index(snps, g.n_snps, "SNPs")
@@ -405,6 +526,7 @@ def scan(
             out_path,
             parts,
             progress,
+            env,
         )
     except KeyboardInterrupt as exc:
         if parts is not None and parts.is_dir():
@@ -431,6 +553,7 @@ def _scan_chunks(
     out_path: Path | None,
     parts: Path | None,
     progress: bool,
+    env: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The chunk loop of :func:`scan` (local or on dask workers), writing parts and the table."""
     tables: list[pd.DataFrame] = []
@@ -445,7 +568,7 @@ def _scan_chunks(
             spectral = matrix.spectral()
         else:
             spectral = spectral_from_kinship(matrix)
-        fit = _fit_null(spectral, data, null, posterior, exact)
+        fit = _fit_null(spectral, data, null, posterior, exact, env)
         remote_fit = client.scatter(fit, broadcast=True) if client is not None else None
         for start in range(0, group_snps.size, chunk_size):
             idx = group_snps[start : start + chunk_size]
@@ -496,7 +619,8 @@ def _scan_chunks(
         tables[position] = table
     if progress:
         print(file=sys.stderr)
-    result = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
+    columns = [*COLUMNS, *GXE_COLUMNS] if env is not None else COLUMNS
+    result = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
     order = np.argsort(np.concatenate(positions), kind="stable") if positions else []
     result = result.iloc[order].reset_index(drop=True)
     if out_path is not None:

@@ -82,6 +82,9 @@ class NullFit:
     update : ndarray or None
         LOCO from the whole Gram (:mod:`bayeslmm.gwas.loco`): F [shape: (k, r)], whose rows
         extend the coordinates U'G by F·U'G (weight 1 at ``lam``, the only λ valid).
+    env : ndarray or None
+        The centred environment of a G×E scan [shape: (n_samples,)] (also a column of X),
+        or None.
     """
 
     U: np.ndarray | None
@@ -96,6 +99,7 @@ class NullFit:
     y_scale: float = 1.0
     basis: LowRank | None = None
     update: np.ndarray | None = None
+    env: np.ndarray | None = None
 
 
 def null_block(null: NullData) -> SnpBlock:
@@ -327,6 +331,7 @@ def chunk_frame(
     count: np.ndarray,
     ok: np.ndarray,
     results: dict[str, np.ndarray] | None,
+    extra: tuple[str, ...] | list[str] = (),
 ) -> pd.DataFrame:
     """The table of one chunk: SNP columns, af, n and the statistics of the testable SNPs.
 
@@ -340,14 +345,17 @@ def chunk_frame(
         The SNPs tested (polymorphic, with calls) [shape: (c,)].
     results : dict or None
         :func:`snp_statistics` of ``ok`` SNPs (None when there is none); the others are NaN.
+    extra : sequence of str
+        Further statistics columns after the usual ones (a G×E scan's).
     """
-    out = {k: np.full(ok.size, np.nan) for k in COLUMNS[7:]}
+    names = [*COLUMNS[7:], *extra]
+    out = {k: np.full(ok.size, np.nan) for k in names}
     if results is not None:
         for k, v in results.items():
             out[k][ok] = v
     table = snp_table[["chrom", "snp", "pos", "a1", "a2"]].reset_index(drop=True).copy()
     table["af"] = af
     table["n"] = count
-    for k in COLUMNS[7:]:
+    for k in names:
         table[k] = out[k]
     return table
