@@ -122,7 +122,14 @@ def add_inputs(parser: argparse.ArgumentParser, kinship_only: bool = False) -> N
         help="phenotype table (FID IID values, or CSV/TSV "
         "with a header); default: the .fam's 6th column",
     )
-    phe.add_argument("--pheno-name", metavar="COL", help="phenotype column to analyse")
+    phe.add_argument(
+        "--pheno-name",
+        metavar="COL",
+        nargs="+",
+        action="extend",
+        help="phenotype column to analyse; reml takes several (--pheno-name A B, as GEMMA's "
+        "-n 1 2) and fits the multi-trait model",
+    )
     phe.add_argument("--covar", metavar="FILE", help="covariate table (an intercept is added)")
     phe.add_argument("--covar-name", metavar="A,B", help="covariate columns to use [all]")
     phe.add_argument(

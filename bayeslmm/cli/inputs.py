@@ -131,6 +131,32 @@ def read_mgrm(path: str) -> dict[str, Kinship]:
     return out
 
 
+def pheno_names(args: argparse.Namespace) -> list[str]:
+    """The columns named by ``--pheno-name`` (none, one, or several), in order.
+
+    Parameters
+    ----------
+    args
+        Parsed arguments with ``pheno_name`` (a list, a string, or None).
+
+    Returns
+    -------
+    list of str
+        The names; empty when the option was not given.
+
+    Raises
+    ------
+    BayeslmmError
+        When a name is given twice.
+    """
+    names = getattr(args, "pheno_name", None) or []
+    names = [names] if isinstance(names, str) else list(names)
+    if len(set(names)) < len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise BayeslmmError(f"--pheno-name names {dup} more than once; name each trait once.")
+    return names
+
+
 def phenotype_from_args(args: argparse.Namespace) -> pd.Series:
     """The phenotype of ``--pheno`` (column ``--pheno-name``), or the ``.fam``'s 6th column.
 
@@ -147,11 +173,17 @@ def phenotype_from_args(args: argparse.Namespace) -> pd.Series:
     Raises
     ------
     BayeslmmError
-        When no phenotype is given, the table has several columns and no ``--pheno-name``, or
-        the named column is missing.
+        When no phenotype is given, the table has several columns and no ``--pheno-name``,
+        several are named, or the named column is missing.
     """
     import bayeslmm as bl
 
+    names = pheno_names(args)
+    if len(names) > 1:
+        raise BayeslmmError(
+            f"bayeslmm {getattr(args, 'command', '')} analyses one phenotype, got "
+            f"--pheno-name {' '.join(names)}; name one (several traits: bayeslmm reml)."
+        )
     if args.pheno is None:
         if not getattr(args, "bfile", None):
             raise BayeslmmError(
@@ -161,19 +193,51 @@ def phenotype_from_args(args: argparse.Namespace) -> pd.Series:
         return pd.Series(
             genotypes.fam["phenotype"].to_numpy(), index=genotypes.samples, name="fam_phenotype"
         )
-    if not args.pheno_name:
+    if not names:
         columns = list(bl.read_table(args.pheno).columns)
         if len(columns) != 1:
             raise BayeslmmError(
                 f"{args.pheno} has {len(columns)} phenotype columns {columns}; "
                 "choose one with --pheno-name."
             )
-    table = bl.read_table(
-        args.pheno, columns=[args.pheno_name] if args.pheno_name else None, numeric=True
-    )
-    if args.pheno_name and args.pheno_name not in table.columns:
-        raise BayeslmmError(f"{args.pheno} has no column '{args.pheno_name}'.")
+    table = bl.read_table(args.pheno, columns=names or None, numeric=True)
+    if names and names[0] not in table.columns:
+        raise BayeslmmError(f"{args.pheno} has no column '{names[0]}'.")
     return table.iloc[:, 0]
+
+
+def phenotypes_from_args(args: argparse.Namespace) -> pd.DataFrame:
+    """The traits of ``--pheno`` named by several ``--pheno-name`` values, as one table.
+
+    Parameters
+    ----------
+    args
+        Parsed arguments with ``pheno`` and ``pheno_name`` (two names or more).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per trait, in the order named, indexed by sample ID.
+        [shape: (n_samples, n_traits)]
+
+    Raises
+    ------
+    BayeslmmError
+        Without ``--pheno``, or when a named column is missing.
+    """
+    import bayeslmm as bl
+
+    names = pheno_names(args)
+    if args.pheno is None:
+        raise BayeslmmError(
+            f"--pheno-name {' '.join(names)} names columns of a phenotype table; give it with "
+            "--pheno FILE."
+        )
+    table = bl.read_table(args.pheno, columns=names, numeric=True)
+    missing = [n for n in names if n not in table.columns]
+    if missing:
+        raise BayeslmmError(f"{args.pheno} has no column(s) {missing}.")
+    return table[names]
 
 
 def covariates_from_args(args: argparse.Namespace) -> pd.DataFrame | None:
