@@ -307,3 +307,21 @@ def test_cross_validate__errors(cohort):
         cross_validate(y, K=c["K"], groups=np.zeros(y.size), n_folds=2)
     with pytest.raises(InputError, match="method must be 'map' or 'sample'"):
         cross_validate(y, K=c["K"], method="reml")
+
+
+@pytest.mark.slow
+def test_predict__sparse_prior_snp_form(cohort):
+    """A sparse-prior fit keeps its standardization too: g = W_new v for each draw of v."""
+    c = cohort
+    t, new = c["train"], c["new"]
+    model = bl.snp_model(c["y"], c["G"].iloc[t], c["X"].iloc[t], marginalize=False, prior="mixture")
+    fit = bl.sample(model, draws=100, chains=1, tune=100, random_seed=3, progressbar=False)
+    pred = predict(fit, genotypes=c["G"].iloc[new], X=c["X"], random_seed=1)
+    const = fit["constant_data"]
+    W_new = pref.standardize_new(
+        c["data"].G[new].astype(float), const["snp_center"].values, const["snp_scale"].values
+    )
+    v = fit["posterior"]["v"].values.reshape(-1, W_new.shape[1])
+    np.testing.assert_allclose(
+        pred.draws["predictions"]["g"].values.reshape(-1, N_NEW), v @ W_new.T
+    )

@@ -507,11 +507,15 @@ def sparse_snp_model(
     """
     if prior not in ("mixture", "horseshoe"):
         raise InputError(f"a sparse prior is 'mixture' or 'horseshoe', got {prior!r}.")
-    data, W_used, snps, spectral = genotype_inputs(y, W, X, standardize_snps=standardize)
+    data, W_used, snps, spectral, transform = genotype_inputs(
+        y, W, X, standardize_snps=standardize, with_transform=True
+    )
     coords = {**model_coords(data, spectral), "snp": snps}
     model, rot, parametrization, priors_used, extra = explicit_snp_model(
         data, W_used, spectral, coords, prior, priors, parametrization, prior_options
     )
+    # the training standardization, kept in constant_data for predicting new samples
+    extra = {**extra, "constant_data": {name: (v, "snp", snps) for name, v in transform.items()}}
     info = ModelInfo(
         family="sparse",
         form=f"snp_lmm_{prior}",
