@@ -379,6 +379,13 @@ def _add_u_noise(
 #: is cheap, and float64 keeps draws equal to ~1e-9 across BLAS thread counts; float32 rounds
 #: the ~1e-16 thread-dependent differences of U to ~1e-7 of the random part).
 FLOAT32_MIN_SIZE = 1_000_000
+#: Draws × samples of each block of :func:`gram_u_and_loo` (its u, LOO terms and PSIS arrays
+#: are this size; at N = 100,000 and 4,000 draws, blocks of 1,000 samples keep the whole
+#: post-processing within ~1 GB).
+POSTPROCESS_BLOCK_VALUES = 4_000_000
+#: Fewest samples per block (the rows of U cost a block × M × r product: tiny blocks lose the
+#: GEMM rate).
+POSTPROCESS_MIN_BLOCK = 256
 #: Grid step in log ρ of :func:`u_and_loo` (quintic Hermite error ~ step⁶/46080 per unit of
 #: the tabulated quantities).
 LOO_GRID_STEP = 0.05
@@ -564,13 +571,17 @@ def u_noise(
     return sd * rng.standard_normal(sd.shape)
 
 
-def lowrank_blocks(subset: GramSubset) -> Iterator[tuple[np.ndarray, Spectral]]:
+def lowrank_blocks(
+    subset: GramSubset, size: int | None = None
+) -> Iterator[tuple[np.ndarray, Spectral]]:
     r"""The rows of the eigenvectors U of a Gram's K, one block of samples at a time.
 
     Parameters
     ----------
     subset : GramSubset
         The Gram of the samples analysed, with its eigenbasis.
+    size : int, optional
+        Samples per block [default: the Gram's ``chunk_size``].
 
     Yields
     ------
@@ -592,7 +603,7 @@ def lowrank_blocks(subset: GramSubset) -> Iterator[tuple[np.ndarray, Spectral]]:
     basis, gram = subset.basis, subset.gram
     loadings = basis.V / np.sqrt(basis.s * basis.n_snps * basis.scale)  # [shape: (M, rank)]
     order = np.argsort(gram.sample_index[subset.rows], kind="stable")
-    for start, W in gram.blocks(subset.rows[order]):
+    for start, W in gram.blocks(subset.rows[order], size):
         yield (
             order[start : start + W.shape[0]],
             Spectral(U=W @ loadings, s=basis.s, scale=basis.scale),
@@ -641,13 +652,16 @@ def gram_u_and_loo(
     Every quantity of :func:`u_and_loo` is a function of the rows of U alone, given the
     rotated data :math:`U^\top y` and :math:`U^\top X` (one O(r·d) vector each), so each block
     is :func:`u_and_loo` on the rows of U from :func:`lowrank_blocks`, with the same random
-    part of u (:func:`u_noise`, drawn once). One pass over the genotypes; memory
-    O(draws·(block + r)) beyond the caller's. The values equal those of the N×N path to
+    part of u (:func:`u_noise`, drawn once). One pass over the genotypes, in blocks of
+    :data:`POSTPROCESS_BLOCK_VALUES`/draws samples (at least :data:`POSTPROCESS_MIN_BLOCK`),
+    so that each draws × block array stays ~32 MB; memory O(draws·(block + r)) beyond the
+    caller's. The values equal those of the N×N path to
     round-off (for the conditional means and the LOO terms; the random parts differ by the
     eigenvectors' arbitrary signs).
     """
     noise = u_noise(subset.s, sigma_g2, sigma_e2, rng) if with_u and rng is not None else None
-    for rows, block in lowrank_blocks(subset):
+    size = max(POSTPROCESS_MIN_BLOCK, POSTPROCESS_BLOCK_VALUES // max(1, beta.shape[0]))
+    for rows, block in lowrank_blocks(subset, size):
         u, loglik = u_and_loo(
             block,
             y[rows],

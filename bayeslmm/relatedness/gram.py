@@ -307,13 +307,15 @@ class Gram:
         )
         return reader if columns is None else reader.columns(np.asarray(columns, dtype=np.intp))
 
-    def blocks(self, rows: np.ndarray) -> Any:
+    def blocks(self, rows: np.ndarray, size: int | None = None) -> Any:
         """Yield (start, W of the next rows), standardized, one block at a time.
 
         Parameters
         ----------
         rows : ndarray of int
             Positions among the Gram's samples, in the order wanted.
+        size : int, optional
+            Samples per block [default: the Gram's ``chunk_size``].
 
         Yields
         ------
@@ -325,7 +327,8 @@ class Gram:
             boundaries of a .bed (:meth:`SnpReader.blocks`).
         """
         rows = np.asarray(rows, dtype=np.intp)
-        yield from self.reader().blocks(self.sample_index[rows], self.chunk_size)
+        size = self.chunk_size if size is None else max(1, int(size))
+        yield from self.reader().blocks(self.sample_index[rows], size)
 
     def sorted_rows(self, rows: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray]:
         """``rows`` ordered as their samples are in the file: (order, positions in the file).
