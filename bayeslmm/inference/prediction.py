@@ -78,7 +78,8 @@ def predict(
     idata : xarray.DataTree
         From :func:`bayeslmm.sample` or :func:`bayeslmm.map_estimate` of
         :func:`bayeslmm.kinship_model` (family ``"gaussian"``) or :func:`bayeslmm.snp_model`
-        with normal effects (family ``"snp"``; the SNP form needs its ``v`` draws).
+        (family ``"snp"``, either form; the SNP form needs the ``v`` draws, and takes the sparse
+        priors' fits too, family ``"sparse"``).
     K
         Kinship form: a kinship covering the training samples and the new ones
         [shape: (n_train + n_new, n_train + n_new)], a DataFrame indexed both ways by sample
@@ -315,7 +316,7 @@ def _snp_parts(idata: DataTree, genotypes: Any) -> tuple[list[str], np.ndarray]:
         raise InputError(
             "predict(genotypes=...): the result does not keep the training standardization of "
             "the genotypes (constant_data snp_center, snp_scale): it comes from a model built "
-            "from a Gram or a sparse prior, or an older bayeslmm; use the kinship form "
+            "from a Gram, or from an older bayeslmm; use the kinship form "
             "(K= covering training and new samples) or refit with bl.snp_model(y, W, X)."
         )
     snps = [str(s) for s in posterior["v"]["snp"].values]
