@@ -162,3 +162,36 @@ def test_scan_gxe__bad_environment_is_an_input_error():
         bl.scan(data.G, y, K=data.K, gxe=env[:-1], progress=False)
     with pytest.raises(InputError, match=r"collinear"):
         bl.scan(data.G, y, K=data.K, X=env, gxe=env, progress=False)
+
+
+def test_cli_scan_gxe__equals_library_call(tmp_path, capsys):
+    from bayeslmm.cli.main import main
+
+    covars = str(EUR_DIR / "EUR_subset.pheno2.covars")
+    out = tmp_path / "gxe.tsv"
+    args = ["scan", "--bfile", str(EUR_DIR / "eurB"), "--pheno", covars, "--pheno-name", "PHENO"]
+    code = main([*args, "--gxe", covars, "--gxe-name", "QCOV1", "--out", str(out), "--quiet"])
+    assert code == 0
+    assert "G×E with QCOV1" in capsys.readouterr().out
+    table = pd.read_csv(out, sep="\t")
+    assert list(table.columns[-6:]) == [
+        "beta_gxe",
+        "se_gxe",
+        "p_wald_gxe",
+        "p_lrt_gxe",
+        "p_score_gxe",
+        "h2_gxe",
+    ]
+    g = bl.read_plink(EUR_DIR / "eurB")
+    cov = bl.read_table(covars)
+    with pytest.warns(bl.DataWarning, match="in y but not in genotypes"):
+        direct = bl.scan(g, cov["PHENO"], gxe=cov["QCOV1"], progress=False)
+    np.testing.assert_allclose(table["p_wald_gxe"], direct["p_wald_gxe"], rtol=1e-10)
+    np.testing.assert_allclose(table["beta_gxe"], direct["beta_gxe"], rtol=1e-10)
+    # the environment's column must be named when the table has several
+    assert main([*args, "--gxe", covars]) == 2
+    assert "choose the environment with --gxe-name" in capsys.readouterr().err
+    assert main([*args, "--gxe-name", "QCOV2"]) == 2
+    assert "give it with --gxe FILE" in capsys.readouterr().err
+    assert main([*args, "--gxe", covars, "--gxe-name", "QCOV2"]) == 2  # NA for HG00108
+    assert "environment 'QCOV2' is missing for 1 of the 369" in capsys.readouterr().err

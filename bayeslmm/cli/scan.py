@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from bayeslmm.cli.arguments import add_inputs, check_prefix_outputs
 from bayeslmm.cli.inputs import covariates_from_args, genotypes_from_args, phenotype_from_args
@@ -45,6 +49,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="re-estimate λ per SNP (GEMMA -lmm 4); default P3D/EMMAX",
     )
+    sc.add_argument(
+        "--gxe",
+        metavar="FILE",
+        help="environment table (as --covar): also test each SNP's interaction with it (GEMMA "
+        "-gxe); e joins the covariates and the table gains beta_gxe, se_gxe, p_wald_gxe, "
+        "p_lrt_gxe, p_score_gxe, h2_gxe",
+    )
+    sc.add_argument(
+        "--gxe-name",
+        metavar="COLUMN",
+        help="the environment's column of --gxe (needed when it has several)",
+    )
     sc.add_argument("--chunk-size", type=int, default=1000, help="SNPs per chunk [1000]")
     sc.add_argument(
         "--out",
@@ -70,6 +86,50 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return sc
 
 
+def environment_from_args(args: argparse.Namespace) -> pd.Series | None:
+    """The G×E environment of ``--gxe`` (column ``--gxe-name``), or None without it.
+
+    Parameters
+    ----------
+    args
+        Parsed arguments with ``gxe`` and ``gxe_name``.
+
+    Returns
+    -------
+    pandas.Series or None
+        The environment, indexed by sample ID. [shape: (n_samples,)]
+
+    Raises
+    ------
+    BayeslmmError
+        ``--gxe-name`` without ``--gxe``, a table of several columns without ``--gxe-name``,
+        or a named column that is missing.
+    """
+    import bayeslmm as bl
+    from bayeslmm.errors import BayeslmmError
+
+    if not args.gxe:
+        if args.gxe_name:
+            raise BayeslmmError(
+                f"--gxe-name {args.gxe_name} names a column of the environment table; give it "
+                "with --gxe FILE (it may be the --covar file)."
+            )
+        return None
+    if not args.gxe_name:
+        columns = list(bl.read_table(args.gxe).columns)
+        if len(columns) != 1:
+            raise BayeslmmError(
+                f"{args.gxe} has {len(columns)} columns {columns[:5]}; choose the environment "
+                "with --gxe-name."
+            )
+    table = bl.read_table(
+        args.gxe, columns=[args.gxe_name] if args.gxe_name else None, numeric=True
+    )
+    if args.gxe_name and args.gxe_name not in table.columns:
+        raise BayeslmmError(f"{args.gxe} has no column '{args.gxe_name}'.")
+    return table.iloc[:, 0]
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``bayeslmm scan``; return the exit status.
 
@@ -93,11 +153,13 @@ def run(args: argparse.Namespace) -> int:
     y = phenotype_from_args(args)
     X = covariates_from_args(args)
     K = bl.read_grm(args.grm) if args.grm else None
+    env = environment_from_args(args)
     table = bl.scan(
         genotypes,
         y,
         K=K,
         X=X,
+        gxe=env,
         loco=args.loco,
         exact=args.exact,
         kinship_method=args.kinship,
@@ -113,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
     )
     top = table.nsmallest(5, "p_wald")[["chrom", "snp", "pos", "beta", "se", "p_wald"]]
     print(top.to_string(index=False))
+    if env is not None:
+        print(f"G×E with {env.name}: top SNPs by the interaction's Wald test")
+        cols = ["chrom", "snp", "pos", "beta_gxe", "se_gxe", "p_wald_gxe"]
+        print(table.nsmallest(5, "p_wald_gxe")[cols].to_string(index=False))
     if args.out:
         print(f"Wrote {args.out}")
     if args.plot:
