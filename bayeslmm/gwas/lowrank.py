@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -314,7 +314,7 @@ def group_fit(
 
 
 def scan_pass(
-    fit: NullFit,
+    fit: NullFit | list[NullFit],
     model: SnpReader,
     test: TestSnps,
     samples: ScanSamples,
@@ -328,8 +328,10 @@ def scan_pass(
 
     Parameters
     ----------
-    fit : NullFit
-        The group's null model, with its :class:`~bayeslmm.linalg.spectral.LowRank` basis.
+    fit : NullFit or list of NullFit
+        The group's null model, with its :class:`~bayeslmm.linalg.spectral.LowRank` basis;
+        or one per chunk (LOCO by update: chunks of several groups share a pass over W, since
+        every group's kinship is read from the whole Gram's basis).
     model, test, samples
         As in :func:`test_products`.
     chunks : list of ndarray
@@ -347,11 +349,11 @@ def scan_pass(
     list of DataFrame
         One table per chunk, the columns of :func:`bayeslmm.scan`.
     """
-    if fit.basis is None:
-        fit = replace(fit, basis=basis)
+    fits = fit if isinstance(fit, list) else [fit] * len(chunks)
+    fits = [f if f.basis is not None else replace(f, basis=basis) for f in fits]
     products = test_products(model, test, chunks, samples)
     tables, start = [], 0
-    for idx, snp_table in zip(chunks, snp_tables, strict=True):
+    for fit, idx, snp_table in zip(fits, chunks, snp_tables, strict=True):
         cols = np.arange(start, start + idx.size)
         start += idx.size
         ok = products.ok[cols]
@@ -366,11 +368,9 @@ def scan_pass(
     return tables
 
 
-def _passes(
-    pending: list[tuple[int, np.ndarray, Any]], limit: int
-) -> list[list[tuple[int, np.ndarray, Any]]]:
+def _passes(pending: list[tuple], limit: int) -> list[list[tuple]]:
     """Consecutive pending chunks grouped into passes of at most ``limit`` SNPs (or one chunk)."""
-    out: list[list[tuple[int, np.ndarray, Any]]] = []
+    out: list[list[tuple]] = []
     size = 0
     for item in pending:
         if not out or size + item[1].size > limit:
@@ -454,6 +454,7 @@ def scan_gram(
     # per chromosome) for P3D tests with a REML null, when N > M (K rank deficient, as there)
     by_update = null == "reml" and not exact and LOCO_BY_UPDATE_FROM <= gram.n_snps < data.n
     whole, remote_basis = None, None
+    queued: list[tuple[np.ndarray, list]] = []  # LOCO by update, local: (left out, chunks)
     for label, excluded, group_snps in plan:
         update = by_update and excluded is not None
         if update or excluded is None:
@@ -518,11 +519,11 @@ def scan_gram(
                 submitted.append((batch, future))
             in_flight.append(submitted)
             continue
+        if update:  # every group reads the whole Gram: passes may span groups (below)
+            queued.append((out, pending))
+            continue
         fit = None  # (the previous group's M×M basis goes before the next comes)
-        if update:
-            fit = loco_null(whole, out, std, data)
-        else:
-            fit = group_fit(wtw, group_cols, WtA, std, data, null, posterior, exact)
+        fit = group_fit(wtw, group_cols, WtA, std, data, null, posterior, exact)
         for batch in _passes(pending, limit):
             chunks = [idx for _, idx, _ in batch]
             frames = scan_pass(
@@ -538,6 +539,22 @@ def scan_gram(
             for (position, _, part), table in zip(batch, frames, strict=True):
                 tables[position] = _keep(table, part)
             report(sum(t is not None for t in tables), label)
+    if queued:
+        _scan_by_update(
+            queued,
+            whole,
+            std,
+            data,
+            gram,
+            test,
+            samples,
+            g,
+            limit,
+            tables,
+            report,
+            exact,
+            bf_prior_sd,
+        )
     while in_flight:
         collect(in_flight.popleft())
     if progress:
@@ -549,6 +566,60 @@ def scan_gram(
         write_table(result, out_path)
         remove_parts(parts)
     return result
+
+
+def _scan_by_update(
+    queued: list[tuple[np.ndarray, list]],
+    whole: Any,
+    std: Standardized,
+    data: Prepared,
+    gram: Gram,
+    test: TestSnps,
+    samples: ScanSamples,
+    g: Genotypes,
+    limit: int,
+    tables: list,
+    report: Any,
+    exact: bool,
+    bf_prior_sd: float,
+) -> None:
+    """The passes of LOCO by update on one machine, across groups.
+
+    Every group's tests read W'G of all the model SNPs (its kinship is an update of the whole
+    Gram's basis), so consecutive chunks of different groups share a pass over W: at
+    T = 50,000 tested SNPs on 22 chromosomes, 13 passes of :data:`PASS_SNPS` instead of 22
+    (each decodes the N × M model genotypes). A group's null fit (k × r) is made when its
+    first chunk comes and dropped after its last.
+    """
+    items = [
+        (position, idx, part, k)
+        for k, (_, pending) in enumerate(queued)
+        for position, idx, part in pending
+    ]
+    left = Counter(k for *_, k in items)
+    fits: dict[int, NullFit] = {}
+    model = gram.reader(np.arange(gram.n_snps))
+    for batch in _passes(items, limit):
+        for *_, k in batch:
+            if k not in fits:
+                fits[k] = loco_null(whole, queued[k][0], std, data)
+        chunks = [idx for _, idx, _, _ in batch]
+        frames = scan_pass(
+            [fits[k] for *_, k in batch],
+            model,
+            test,
+            samples,
+            chunks,
+            [g.snps.iloc[idx] for idx in chunks],
+            exact,
+            bf_prior_sd,
+        )
+        for (position, _, part, k), table in zip(batch, frames, strict=True):
+            tables[position] = _keep(table, part)
+            left[k] -= 1
+            if not left[k]:
+                del fits[k]
+        report(sum(t is not None for t in tables), "LOCO")
 
 
 def _keep(table: pd.DataFrame, part: Path | None) -> pd.DataFrame:
