@@ -83,3 +83,11 @@ def test_reml_components__with_gxe_kinship_equals_brute_force(method, seed):
     assert fit.sigma_e2 == pytest.approx(brute["sigma_e2"], abs=1e-4)
     np.testing.assert_allclose(fit.beta.values, brute["beta"], atol=1e-4)
     assert np.all(np.isfinite(fit.h2_components_se))
+
+
+def test_multi_kinship_model__with_gxe_component():
+    y, X, K, env = _data(4)
+    model = bl.kinship_model(y, {"additive": K, "gxe": gxe_kinship(K, env)}, X[:, 1:])
+    assert model.coords["component"] == ("additive", "gxe")
+    assert model.named_vars_to_dims["h2_component"] == ("component",)
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
