@@ -174,10 +174,10 @@ def test_reml_multivariate__ml_with_centred_kinship_is_the_local_maximum():
     assert fit.converged and "no global maximum" in fit.optimizer_message
     assert not fit.at_boundary and np.linalg.eigvalsh(fit.re.to_numpy()).min() > 0.1
     Kn = K / np.trace(K) * n
-    phi0 = np.concatenate([mv._vech(fit.Vg.to_numpy()), mv._vech(fit.Ve.to_numpy())])
+    phi0 = np.concatenate([mv.vech(fit.Vg.to_numpy()), mv.vech(fit.Ve.to_numpy())])
 
     def dense(phi):
-        return ref.loglik(Y, X, Kn, mv._unvech(phi[:3], 2), mv._unvech(phi[3:], 2), "ml")
+        return ref.loglik(Y, X, Kn, mv.unvech(phi[:3], 2), mv.unvech(phi[3:], 2), "ml")
 
     h = 1e-5
     for e in np.eye(6) * h:
@@ -228,10 +228,10 @@ def test_reml_multivariate__observed_information_is_that_of_the_dense_likelihood
     assert fit.se_method == "observed information"
     Kn = K / np.trace(K) * n
     X = np.ones((n, 1))
-    phi0 = np.concatenate([mv._vech(fit.Vg.to_numpy()), mv._vech(fit.Ve.to_numpy())])
+    phi0 = np.concatenate([mv.vech(fit.Vg.to_numpy()), mv.vech(fit.Ve.to_numpy())])
 
     def dense(phi):
-        return ref.loglik(Y, X, Kn, mv._unvech(phi[:3], 2), mv._unvech(phi[3:], 2))
+        return ref.loglik(Y, X, Kn, mv.unvech(phi[:3], 2), mv.unvech(phi[3:], 2))
 
     h = 1e-3
     H = np.empty((6, 6))
@@ -245,8 +245,8 @@ def test_reml_multivariate__observed_information_is_that_of_the_dense_likelihood
                 + dense(phi0 - ei - ej)
             ) / (4 * h * h)
     se = np.sqrt(np.diag(np.linalg.inv(-H)))
-    np.testing.assert_allclose(mv._vech(fit.Vg_se.to_numpy()), se[:3], rtol=1e-3)
-    np.testing.assert_allclose(mv._vech(fit.Ve_se.to_numpy()), se[3:], rtol=1e-3)
+    np.testing.assert_allclose(mv.vech(fit.Vg_se.to_numpy()), se[:3], rtol=1e-3)
+    np.testing.assert_allclose(mv.vech(fit.Ve_se.to_numpy()), se[3:], rtol=1e-3)
 
 
 # --------------------------------------------------------------------------------------------
