@@ -24,6 +24,7 @@ from bayeslmm.io import Genotypes, read_bimbam, read_grm, read_plink, read_table
 from bayeslmm.linalg.spectral import Spectral, spectral_from_genotypes, spectral_from_kinship
 from bayeslmm.relatedness.gram import Gram, gram
 from bayeslmm.relatedness.grm import Kinship, kinship, kinship_from_pcs, loco_kinships
+from bayeslmm.relatedness.gxe import gxe_kinship
 from bayeslmm.relatedness.pca import pcs
 
 #: Public names resolved at first use (PEP 562), so that ``import bayeslmm`` and the numpy core
@@ -32,14 +33,18 @@ from bayeslmm.relatedness.pca import pcs
 #: liability_h2 (xarray). The first PyMC-side module imported sets PyTensor up
 #: (:mod:`bayeslmm.families.backend`).
 _LAZY = {
+    "CrossValidation": "bayeslmm.inference.cross_validation",
+    "Prediction": "bayeslmm.inference.prediction",
     "Prior": "bayeslmm.families.priors",
     "compare": "bayeslmm.inference.comparison",
+    "cross_validate": "bayeslmm.inference.cross_validation",
     "heritability": "bayeslmm.inference.sampling",
     "kinship_model": "bayeslmm.families.gaussian",
     "liability_h2": "bayeslmm.families.liability",
     "linear_model": "bayeslmm.families.linear",
     "loo": "bayeslmm.inference.comparison",
     "map_estimate": "bayeslmm.inference.sampling",
+    "predict": "bayeslmm.inference.prediction",
     "sample": "bayeslmm.inference.sampling",
     "snp_model": "bayeslmm.families.gaussian",
     "summary": "bayeslmm.inference.sampling",
@@ -51,6 +56,8 @@ if TYPE_CHECKING:  # (for type checkers and editors; at run time the names load 
     from bayeslmm.families.linear import linear_model
     from bayeslmm.families.priors import Prior
     from bayeslmm.inference.comparison import compare, loo
+    from bayeslmm.inference.cross_validation import CrossValidation, cross_validate
+    from bayeslmm.inference.prediction import Prediction, predict
     from bayeslmm.inference.sampling import heritability, map_estimate, sample, summary
 
 
@@ -74,6 +81,7 @@ __all__ = [
     "BayeslmmError",
     "BayeslmmWarning",
     "ConvergenceError",
+    "CrossValidation",
     "Genotypes",
     "Gram",
     "Kinship",
@@ -81,13 +89,16 @@ __all__ = [
     "InputError",
     "KinshipWarning",
     "MultiRemlFit",
+    "Prediction",
     "Prior",
     "RemlFit",
     "SamplingWarning",
     "Spectral",
     "__version__",
     "compare",
+    "cross_validate",
     "gram",
+    "gxe_kinship",
     "liability_h2",
     "loo",
     "heritability",
@@ -103,6 +114,7 @@ __all__ = [
     "linear_model",
     "pcs",
     "map_estimate",
+    "predict",
     "reml",
     "reml_multivariate",
     "sample",
