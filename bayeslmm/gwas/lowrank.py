@@ -431,8 +431,8 @@ def scan_gram(
     remote_samples = client.scatter(samples, broadcast=True) if distributed else None
     remote_wtw = client.scatter(wtw) if distributed else None
     limit = PASS_SNPS
-    if distributed:  # at least ~2 passes a worker, for balance
-        limit = min(limit, max(chunk_size, -(-snp_idx.size // (2 * n_workers(client)))))
+    if distributed:  # at least ~4 passes a worker, for balance
+        limit = min(limit, max(chunk_size, -(-snp_idx.size // (4 * n_workers(client)))))
     model_chrom = normalize_chromosomes(gram.snps["chrom"])
     total = sum(-(-group.size // chunk_size) for _, _, group in plan)
     tables: list[pd.DataFrame | None] = []
@@ -454,7 +454,7 @@ def scan_gram(
     # per chromosome) for P3D tests with a REML null, when N > M (K rank deficient, as there)
     by_update = null == "reml" and not exact and LOCO_BY_UPDATE_FROM <= gram.n_snps < data.n
     whole, remote_basis = None, None
-    queued: list[tuple[np.ndarray, list]] = []  # LOCO by update, local: (left out, chunks)
+    queued: list[tuple[np.ndarray, list]] = []  # LOCO by update: (left out, pending chunks)
     for label, excluded, group_snps in plan:
         update = by_update and excluded is not None
         if update or excluded is None:
@@ -481,25 +481,24 @@ def scan_gram(
             if distributed:
                 remote_basis = client.scatter(whole.basis, broadcast=True)
         out = np.flatnonzero(model_chrom == excluded) if update else None
+        if update:  # every group reads the whole Gram: passes may span groups (below)
+            queued.append((out, pending))
+            continue
         if distributed:  # the null fit (an M_J³ eigendecomposition) is a task too
             while len(in_flight) >= GROUPS_IN_FLIGHT:
                 collect(in_flight.popleft())
-            if update:  # small (F is k × r): made here, sent without the whole basis
-                fit = loco_null(whole, out, std, data)
-                remote_fit = client.scatter(replace(fit, basis=None))
-            else:
-                remote_fit = client.submit(
-                    group_fit,
-                    remote_wtw,
-                    group_cols,
-                    WtA,
-                    std,
-                    data,
-                    null,
-                    posterior,
-                    exact,
-                    pure=False,
-                )
+            remote_fit = client.submit(
+                group_fit,
+                remote_wtw,
+                group_cols,
+                WtA,
+                std,
+                data,
+                null,
+                posterior,
+                exact,
+                pure=False,
+            )
             submitted = []
             for batch in _passes(pending, limit):
                 chunks = [idx for _, idx, _ in batch]
@@ -513,14 +512,10 @@ def scan_gram(
                     [g.snps.iloc[idx] for idx in chunks],
                     exact,
                     bf_prior_sd,
-                    remote_basis if update else None,
                     pure=False,
                 )
                 submitted.append((batch, future))
             in_flight.append(submitted)
-            continue
-        if update:  # every group reads the whole Gram: passes may span groups (below)
-            queued.append((out, pending))
             continue
         fit = None  # (the previous group's M×M basis goes before the next comes)
         fit = group_fit(wtw, group_cols, WtA, std, data, null, posterior, exact)
@@ -540,21 +535,13 @@ def scan_gram(
                 tables[position] = _keep(table, part)
             report(sum(t is not None for t in tables), label)
     if queued:
-        _scan_by_update(
-            queued,
-            whole,
-            std,
-            data,
-            gram,
-            test,
-            samples,
-            g,
-            limit,
-            tables,
-            report,
-            exact,
-            bf_prior_sd,
-        )
+        by_update_args = (queued, whole, std, data, gram, test, g, limit, exact, bf_prior_sd)
+        if distributed:
+            in_flight.append(
+                _submit_by_update(*by_update_args, client, remote_samples, remote_basis)
+            )
+        else:
+            _scan_by_update(*by_update_args, samples, tables, report)
     while in_flight:
         collect(in_flight.popleft())
     if progress:
@@ -568,6 +555,15 @@ def scan_gram(
     return result
 
 
+def _by_update_items(queued: list[tuple[np.ndarray, list]]) -> list[tuple]:
+    """The pending chunks of every queued group, in order: (position, idx, part, group)."""
+    return [
+        (position, idx, part, k)
+        for k, (_, pending) in enumerate(queued)
+        for position, idx, part in pending
+    ]
+
+
 def _scan_by_update(
     queued: list[tuple[np.ndarray, list]],
     whole: Any,
@@ -575,13 +571,13 @@ def _scan_by_update(
     data: Prepared,
     gram: Gram,
     test: TestSnps,
-    samples: ScanSamples,
     g: Genotypes,
     limit: int,
-    tables: list,
-    report: Any,
     exact: bool,
     bf_prior_sd: float,
+    samples: ScanSamples,
+    tables: list,
+    report: Any,
 ) -> None:
     """The passes of LOCO by update on one machine, across groups.
 
@@ -591,11 +587,7 @@ def _scan_by_update(
     (each decodes the N × M model genotypes). A group's null fit (k × r) is made when its
     first chunk comes and dropped after its last.
     """
-    items = [
-        (position, idx, part, k)
-        for k, (_, pending) in enumerate(queued)
-        for position, idx, part in pending
-    ]
+    items = _by_update_items(queued)
     left = Counter(k for *_, k in items)
     fits: dict[int, NullFit] = {}
     model = gram.reader(np.arange(gram.n_snps))
@@ -620,6 +612,54 @@ def _scan_by_update(
             if not left[k]:
                 del fits[k]
         report(sum(t is not None for t in tables), "LOCO")
+
+
+def _submit_by_update(
+    queued: list[tuple[np.ndarray, list]],
+    whole: Any,
+    std: Standardized,
+    data: Prepared,
+    gram: Gram,
+    test: TestSnps,
+    g: Genotypes,
+    limit: int,
+    exact: bool,
+    bf_prior_sd: float,
+    client: Any,
+    remote_samples: Any,
+    remote_basis: Any,
+) -> list[tuple[list, Any]]:
+    """The passes of LOCO by update as dask tasks, across groups (as :func:`_scan_by_update`).
+
+    Each group's null fit is made here (small: F is k × r) and scattered once, without the
+    basis, which every worker already holds; passes of :data:`PASS_SNPS` or fewer SNPs (a
+    share of the work per worker, for balance) span groups, each task taking the fits of its
+    chunks. Returns (chunks, future) pairs as the other dask passes.
+    """
+    model = gram.reader(np.arange(gram.n_snps))
+    remote: dict[int, Any] = {}
+    submitted = []
+    for batch in _passes(_by_update_items(queued), limit):
+        for *_, k in batch:
+            if k not in remote:
+                fit = loco_null(whole, queued[k][0], std, data)
+                remote[k] = client.scatter(replace(fit, basis=None))
+        chunks = [idx for _, idx, _, _ in batch]
+        future = client.submit(
+            scan_pass,
+            [remote[k] for *_, k in batch],
+            model,
+            test,
+            remote_samples,
+            chunks,
+            [g.snps.iloc[idx] for idx in chunks],
+            exact,
+            bf_prior_sd,
+            remote_basis,
+            pure=False,
+        )
+        submitted.append(([item[:3] for item in batch], future))
+    return submitted
 
 
 def _keep(table: pd.DataFrame, part: Path | None) -> pd.DataFrame:
