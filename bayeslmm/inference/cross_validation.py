@@ -33,7 +33,8 @@ class CrossValidation:
     predictions : pandas.DataFrame
         One row per sample with a phenotype (index ``sample``): ``fold``, ``group``, ``y``
         (observed), ``y_pred`` and ``g_pred`` (posterior predictive means from the fit
-        without the sample's fold), ``y_sd`` (predictive SD; NaN for a MAP fit).
+        without the sample's fold; with ``family="probit"`` y_pred is the probability
+        P(y = 1)), ``y_sd`` (predictive SD; NaN for a MAP fit).
     metrics : pandas.DataFrame
         One row per fold and a row ``"all"`` (every sample pooled): ``n``, ``r`` (Pearson
         correlation of y_pred with y), ``mse``; for a 0/1 trait also ``auc`` and ``brier``.
@@ -50,6 +51,7 @@ def cross_validate(
     genotypes: Any = None,
     X: Any = None,
     groups: Any = None,
+    family: str = "gaussian",
     n_folds: int = 5,
     method: str = "map",
     sample_options: Mapping[str, Any] | None = None,
@@ -72,6 +74,10 @@ def cross_validate(
         Group of each sample [shape: (n_samples,)] (e.g. family IDs): a Series indexed by
         sample ID or an array in the order of y. Every group falls in one fold. None: each
         sample is its own group.
+    family : {"gaussian", "probit"}
+        ``"probit"``: the liability threshold model of a 0/1 trait (kinship form only); the
+        predictions are the probabilities P(y = 1) of :func:`bayeslmm.predict`, and AUC and
+        Brier score use them.
     n_folds
         Number of folds (at least 2, at most the number of groups).
     method : {"map", "sample"}
@@ -100,11 +106,19 @@ def cross_validate(
     :math:`\mathrm{MSE} = \frac1n\sum_i(y_i - \hat y_i)^2`; for 0/1 traits the AUC is the
     Mann–Whitney probability that a case has a higher :math:`\hat y` than a control (ties
     count ½) and the Brier score is :math:`\frac1n\sum_i(\min(\max(\hat y_i, 0), 1) - y_i)^2`
-    (the Gaussian model's prediction read as a probability, clipped to [0, 1]).
+    (the Gaussian model's prediction read as a probability, clipped to [0, 1]; with
+    ``family="probit"``, :math:`\hat y_i` is the predicted probability P(y_i = 1)).
     """
     if (K is None) == (genotypes is None):
         raise InputError(
             "cross_validate needs exactly one of K= (kinship form) or genotypes= (SNP form)."
+        )
+    if family not in ("gaussian", "probit"):
+        raise InputError(f"family must be 'gaussian' or 'probit', got {family!r}.")
+    if family == "probit" and K is None:
+        raise InputError(
+            "cross_validate(family='probit') takes K= (the probit model has no SNP form); "
+            "pass a kinship over the samples."
         )
     if method not in ("map", "sample"):
         raise InputError(f"method must be 'map' or 'sample', got {method!r}.")
@@ -122,7 +136,9 @@ def cross_validate(
         test, train = ids[fold_of == fold], ids[fold_of != fold]
         X_train = None if X_frame is None else X_frame.loc[train]
         if K is not None:
-            model = kinship_model(y_series.loc[train], genetic.loc[train, train], X_train)
+            model = kinship_model(
+                y_series.loc[train], genetic.loc[train, train], X_train, family=family
+            )
         else:
             model = snp_model(y_series.loc[train], genetic.loc[train], X_train)
         seed = int(seeds[2 * fold])
@@ -142,15 +158,16 @@ def cross_validate(
                 fit, genotypes=genetic.loc[test], X=X_new, random_seed=int(seeds[2 * fold + 1])
             )
         summary = pred.summary.loc[list(test)]
+        outcome = "p" if family == "probit" else "y"
         rows.append(
             pd.DataFrame(
                 {
                     "fold": fold,
                     "group": group_of[fold_of == fold],
                     "y": values[fold_of == fold],
-                    "y_pred": summary["y_mean"].to_numpy(),
+                    "y_pred": summary[f"{outcome}_mean"].to_numpy(),
                     "g_pred": summary["g_mean"].to_numpy(),
-                    "y_sd": summary["y_sd"].to_numpy(),
+                    "y_sd": summary[f"{outcome}_sd"].to_numpy(),
                 },
                 index=pd.Index(test, name="sample"),
             )

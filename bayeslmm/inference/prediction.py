@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import special
 from xarray import DataTree
 
 from bayeslmm.data.inputs import kinship_array
@@ -31,6 +32,9 @@ from bayeslmm.linalg.spectral import spectral_from_kinship
 
 #: Families whose posterior is that of y = Xβ + u + ε with one K (the kinship form applies).
 KINSHIP_FAMILIES = ("gaussian", "snp")
+
+#: The liability threshold model of a 0/1 trait (its predictions are probabilities).
+PROBIT_FAMILY = "probit"
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,7 +83,8 @@ def predict(
         From :func:`bayeslmm.sample` or :func:`bayeslmm.map_estimate` of
         :func:`bayeslmm.kinship_model` (family ``"gaussian"``) or :func:`bayeslmm.snp_model`
         (family ``"snp"``, either form; the SNP form needs the ``v`` draws, and takes the sparse
-        priors' fits too, family ``"sparse"``).
+        priors' fits too, family ``"sparse"``), or of the probit model (``family="probit"``,
+        kinship form only, with its ``u`` draws).
     K
         Kinship form: a kinship covering the training samples and the new ones
         [shape: (n_train + n_new, n_train + n_new)], a DataFrame indexed both ways by sample
@@ -147,6 +152,23 @@ def predict(
     jointly distributed as the posterior predictive; they are independent of the stored u
     draws of the training samples (each is exact given θ).
 
+    Probit form (a fit of ``kinship_model(y01, K, X, family="probit")``). The model's
+    liability is :math:`\ell = X\beta + u + \varepsilon` with the residual variance fixed at 1
+    and :math:`u_t` sampled in the column space of :math:`K_{tt}`; each draw of :math:`u_t`
+    (stored in the posterior) gives the liability-scale genetic values of the new samples
+
+    .. math::
+
+        u_n \mid u_t, \sigma_g^2 \sim N\big(K_{nt} K_{tt}^{+} u_t,\; \sigma_g^2 S\big),
+        \quad K_{nt} K_{tt}^{+} u_t = B \operatorname{diag}(1/s) U^\top u_t,
+
+    drawn as :math:`u_n = \text{mean} + \sigma_g L z`, and the probability
+    :math:`p = P(y = 1 \mid \beta, u_n) = \Phi(X_{new}\beta + u_n)` (group ``predictions``
+    ``p`` instead of ``y``; summary columns ``p_*`` instead of ``y_*``). The summary's
+    ``p_mean`` averages over the draws the Rao-Blackwellized
+    :math:`E[\Phi(\eta + u_n) \mid u_t, \theta] = \Phi\big((\eta + \text{mean}) /
+    \sqrt{1 + \sigma_g^2 S_{ii}}\big)`; ``g_mean`` averages the conditional means.
+
     SNP form. :math:`W_{new} = (G_{new} - c)/a` with the training centre c and scale a of each
     SNP (``constant_data`` ``snp_center``, ``snp_scale``), and g = W_new v for each draw of v.
     """
@@ -161,12 +183,14 @@ def predict(
     posterior = idata["posterior"]
     beta, sigma_g2, sigma_e2 = (_flat(posterior, name) for name in ("beta", "sigma_g2", "sigma_e2"))
     rng = None if _is_point(idata) else np.random.default_rng(random_seed)
+    family = str(idata.attrs.get("family", ""))
+    if family == PROBIT_FAMILY:
+        return _predict_probit(idata, K, X, beta, sigma_g2, rng, random_seed, hdi_prob)
     if K is not None:
-        family = str(idata.attrs.get("family", ""))
         if family not in KINSHIP_FAMILIES:
             raise InputError(
                 f"predict(K=...) takes a result of the Gaussian LMM with one kinship (families "
-                f"{list(KINSHIP_FAMILIES)}), got family {family!r}."
+                f"{list(KINSHIP_FAMILIES)}) or of the probit LMM, got family {family!r}."
             )
         new, K_parts = _kinship_parts(idata, K)
         X_new = _new_covariates(idata, X, new)
@@ -194,6 +218,48 @@ def predict(
     )
     summary.index = pd.Index(new, name="sample")
     return Prediction(draws=draws, summary=summary)
+
+
+def _predict_probit(
+    idata: DataTree,
+    K: Any,
+    X: Any,
+    beta: np.ndarray,
+    sigma_g2: np.ndarray,
+    rng: np.random.Generator | None,
+    random_seed: int | None,
+    hdi_prob: float,
+) -> Prediction:
+    """The probit form of :func:`predict` (see its Notes)."""
+    if K is None:
+        raise InputError(
+            "predict on a probit fit takes K= (a kinship covering the training and the new "
+            "samples); the probit model has no SNP form, so genotypes= does not apply."
+        )
+    if "u" not in idata["posterior"]:
+        raise InputError(
+            "predict on a probit fit needs the posterior genetic values u of the training "
+            "samples; sample with random_effects=True (the default) so that they are stored."
+        )
+    new, parts = _kinship_parts(idata, K)
+    X_new = _new_covariates(idata, X, new)
+    u_train = _flat(idata["posterior"], "u")
+    g, g_mean, schur_diag = _probit_draws(parts, u_train, sigma_g2, rng)
+    eta = beta @ X_new.T
+    p = special.ndtr(eta + g)
+    # E[Φ(η + g) | u_t, θ] over g ~ N(g_mean, σg² S_ii): Φ((η + g_mean) / √(1 + σg² S_ii)).
+    p_mean = special.ndtr((eta + g_mean) / np.sqrt(1.0 + sigma_g2[:, None] * schur_diag))
+    draws = _as_tree(
+        idata, new, X_new, g, g_mean, p, "probit", random_seed, outcome=("p", _P_DESCRIPTION)
+    )
+    summary = pd.concat(
+        [_summarize(g_mean, g, "g", hdi_prob), _summarize(p_mean, p, "p", hdi_prob)], axis=1
+    )
+    summary.index = pd.Index(new, name="sample")
+    return Prediction(draws=draws, summary=summary)
+
+
+_P_DESCRIPTION = "probability P(y = 1) = Φ(X β + g) of each new sample, per posterior draw"
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,6 +510,41 @@ def _kinship_draws(
     return g_mean + fluct, g_mean
 
 
+def _probit_draws(
+    parts: _KinshipParts,
+    u_train: np.ndarray,
+    sigma_g2: np.ndarray,
+    rng: np.random.Generator | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draws and conditional means of u_new given the training u, and diag(S) (probit form).
+
+    Returns g, g_mean [each shape: (draws, n_new)] and the diagonal of the conditional kinship
+    S = K_nn − K_nt K_tt⁺ K_tn [shape: (n_new,)].
+    """
+    U, s = parts.U, parts.s
+    B = parts.K_nt @ U
+    g_mean = ((u_train @ U) / s) @ B.T
+    schur = parts.K_nn - (B / s) @ B.T
+    schur = (schur + schur.T) / 2
+    values, vectors = np.linalg.eigh(schur)
+    floor = 1e-8 * max(1.0, float(np.abs(np.diag(parts.K_nn)).max()))
+    if values.min() < -floor:
+        warnings.warn(
+            f"K over the training and new samples is not positive semidefinite (the new "
+            f"samples' conditional kinship has eigenvalue {values.min():.3g}); it was clipped "
+            "at 0 for the predictive draws.",
+            KinshipWarning,
+            stacklevel=4,
+        )
+    values = np.clip(values, 0.0, None)
+    schur_diag = (vectors**2) @ values
+    if rng is None:
+        return g_mean, g_mean, schur_diag
+    L = vectors * np.sqrt(values)
+    z = rng.standard_normal(g_mean.shape)
+    return g_mean + np.sqrt(sigma_g2)[:, None] * (z @ L.T), g_mean, schur_diag
+
+
 def _as_tree(
     idata: DataTree,
     new: list[str],
@@ -453,6 +554,7 @@ def _as_tree(
     y_new: np.ndarray,
     form: str,
     random_seed: int | None,
+    outcome: tuple[str, str] = ("y", "phenotype X β + g + ε of each new sample, per draw"),
 ) -> DataTree:
     post = idata["posterior"]
     chains, draws = post["chain"].values, post["draw"].values
@@ -468,7 +570,7 @@ def _as_tree(
 
     data = {
         "g": var(g, "genetic value of each new sample, per posterior draw"),
-        "y": var(y_new, "phenotype X β + g + ε of each new sample, per posterior draw"),
+        outcome[0]: var(y_new, outcome[1]),
     }
     if g_mean is not None:
         data["g_mean"] = var(g_mean, "E[g | y, θ] of each draw (the BLUP at that draw)")

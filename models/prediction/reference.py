@@ -96,3 +96,29 @@ def standardize_new(G_new: np.ndarray, center: np.ndarray, scale: np.ndarray) ->
     """New genotypes on the training scale: (G_new − center)/scale, NaN → the training centre."""
     G_new = np.where(np.isnan(G_new), center, G_new)
     return (G_new - center) / scale
+
+
+def probit_conditional_genetic_values(
+    u_train: np.ndarray,
+    K: np.ndarray,
+    train: np.ndarray,
+    new: np.ndarray,
+    sigma_g2: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Mean and covariance of the new samples' liability-scale u given the training u (probit).
+
+    Notes
+    -----
+    u ~ N(0, σg² K) jointly, so, with the pseudo-inverse (u_t lies in the range of K_tt),
+
+    .. math::
+
+        u_n \mid u_t \sim N\big(K_{nt} K_{tt}^{+} u_t,\;
+        \sigma_g^2 (K_{nn} - K_{nt} K_{tt}^{+} K_{tn})\big).
+    """
+    K_tt = K[np.ix_(train, train)]
+    K_nt = K[np.ix_(new, train)]
+    pinv = np.linalg.pinv(K_tt, hermitian=True)
+    mean = K_nt @ pinv @ u_train
+    cov = sigma_g2 * (K[np.ix_(new, new)] - K_nt @ pinv @ K_nt.T)
+    return mean, cov
