@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pymc as pm
 
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
@@ -33,6 +35,7 @@ def kinship_model(
     normalize: bool = True,
     family: str = "gaussian",
     fixed_snps: Any = None,
+    missing: str = "latent",
 ) -> pm.Model:
     r"""Build the kinship-form LMM y = Xβ + u + ε, u ~ N(0, σg² K), ε ~ N(0, σe² I).
 
@@ -66,6 +69,9 @@ def kinship_model(
         covariate named by it (missing calls mean-imputed), and the model gets ``sigma_loci2``,
         ``h2_loci``, ``h2_background`` and ``h2_total``; ``h2`` stays the polygenic
         σg²/(σg² + σe²). See :mod:`bayeslmm.families.loci`.
+    missing : {"latent", "drop"}
+        Several traits only: what to do with samples missing some traits (see
+        :func:`bayeslmm.families.multitrait.multitrait_lmm`).
 
     Returns
     -------
@@ -87,6 +93,11 @@ def kinship_model(
     plus the null-space term of the residual with variance σe² (DESIGN §1). One evaluation of
     the log-density and its gradient costs O(r·d).
 
+    With ``y`` a table of T ≥ 2 trait columns (a DataFrame or a 2-D array) the model is the
+    multi-trait LMM Y = XB + U + E, vec(U) ~ N(0, Σg ⊗ K), vec(E) ~ N(0, Σe ⊗ I) (family
+    ``"multitrait"``, :func:`bayeslmm.families.multitrait.multitrait_lmm`); a one-column
+    table is the one-trait model.
+
     With a Gram of M model SNPs the model is the same, built from the M×M eigenbasis and one
     streamed pass over the genotypes (y and X rotated through W'[X, y]); it equals the model
     of ``bl.kinship(genotypes, method=gram.method)`` to round-off. :func:`bayeslmm.sample`
@@ -96,6 +107,15 @@ def kinship_model(
     sample blocks (group ``loo``) instead of draws × samples arrays. A Gram takes
     ``family="gaussian"`` and no ``fixed_snps`` (an InputError says what to pass instead).
     """
+    if _n_traits(y) >= 2:  # several traits: the multi-trait LMM
+        if family != "gaussian" or fixed_snps is not None:
+            raise InputError(
+                "several traits take family='gaussian' and no fixed_snps so far; fit each trait "
+                "alone for a binary trait or major loci (or add the SNP columns to X)."
+            )
+        return FAMILIES["multitrait"].build(
+            y, K, X, priors, parametrization=parametrization, normalize=normalize, missing=missing
+        )
     several = isinstance(K, (list, tuple, dict))
     if isinstance(K, Gram) and (family != "gaussian" or fixed_snps is not None):
         what = f"family={family!r}" if family != "gaussian" else "fixed_snps"
@@ -115,6 +135,15 @@ def kinship_model(
         listed = " or ".join(repr(name) for name in names)
         raise InputError(f"family must be {listed}, got {family!r}.")
     return FAMILIES[family].build(y, K, X, priors, **options)
+
+
+def _n_traits(y: Any) -> int:
+    """How many trait columns ``y`` has: 1 for a vector or Series, its columns for a table."""
+    if isinstance(y, pd.DataFrame):
+        return y.shape[1]
+    if isinstance(y, np.ndarray) and y.ndim == 2:
+        return y.shape[1]
+    return 1
 
 
 def snp_model(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from bayeslmm.errors import InputError
-from bayeslmm.families import components, linear, lmm, loci, probit, sparse
+from bayeslmm.families import components, linear, lmm, loci, multitrait, probit, sparse
 from bayeslmm.families.base import Family, info_of
 
 #: Every model family by name (``ModelInfo.family``). A selectable family (``family=`` of
@@ -25,6 +25,7 @@ FAMILIES: dict[str, Family] = {
     "sparse": sparse.SPARSE,  # snp_model(y, W, marginalize=False, prior="mixture" | "horseshoe")
     "loci": loci.LOCI,  # major loci: kinship_model(y, K, fixed_snps=...)
     "linear": linear.LINEAR,  # no random effect: linear_model(y, X)
+    "multitrait": multitrait.MULTITRAIT,  # T ≥ 2 traits: kinship_model(Y, K) with Y a table
 }
 
 
