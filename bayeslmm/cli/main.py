@@ -13,11 +13,11 @@ import signal
 import sys
 import warnings
 
-from bayeslmm.cli import demo, grm, h2, reml, scan, simulate
+from bayeslmm.cli import demo, grm, h2, predict, reml, scan, simulate
 from bayeslmm.errors import BayeslmmError, BayeslmmWarning
 
 #: The subcommand modules, in the order ``bayeslmm --help`` lists them.
-SUBCOMMANDS = (demo, simulate, grm, reml, h2, scan)
+SUBCOMMANDS = (demo, simulate, grm, reml, h2, predict, scan)
 
 
 def build_parser() -> argparse.ArgumentParser:

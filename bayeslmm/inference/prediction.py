@@ -33,6 +33,11 @@ from bayeslmm.linalg.spectral import spectral_from_kinship
 #: Families whose posterior is that of y = Xβ + u + ε with one K (the kinship form applies).
 KINSHIP_FAMILIES = ("gaussian", "snp")
 
+#: Relative size (to the largest diagonal of K_nn) of a negative eigenvalue of the new samples'
+#: conditional kinship that is taken as rounding, not warned about: a GCTA binary GRM stores K
+#: in float32 (relative precision 6e-8), which leaves eigenvalues of about -1e-7 there.
+PSD_TOLERANCE = 1e-5
+
 #: The liability threshold model of a 0/1 trait (its predictions are probabilities).
 PROBIT_FAMILY = "probit"
 
@@ -493,7 +498,7 @@ def _kinship_draws(
         return g_mean, g_mean
     schur = parts.K_nn - (B / s) @ B.T
     values, vectors = np.linalg.eigh((schur + schur.T) / 2)
-    floor = 1e-8 * max(1.0, float(np.abs(np.diag(parts.K_nn)).max()))
+    floor = PSD_TOLERANCE * max(1.0, float(np.abs(np.diag(parts.K_nn)).max()))
     if values.min() < -floor:
         warnings.warn(
             f"K over the training and new samples is not positive semidefinite (the new "
@@ -527,7 +532,7 @@ def _probit_draws(
     schur = parts.K_nn - (B / s) @ B.T
     schur = (schur + schur.T) / 2
     values, vectors = np.linalg.eigh(schur)
-    floor = 1e-8 * max(1.0, float(np.abs(np.diag(parts.K_nn)).max()))
+    floor = PSD_TOLERANCE * max(1.0, float(np.abs(np.diag(parts.K_nn)).max()))
     if values.min() < -floor:
         warnings.warn(
             f"K over the training and new samples is not positive semidefinite (the new "
