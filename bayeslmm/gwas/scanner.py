@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bayeslmm.data.inputs import kinship_array
-from bayeslmm.data.samples import Prepared, prepare, sample_ids
+from bayeslmm.data.samples import Prepared, prepare
 from bayeslmm.errors import DataWarning, InputError
 from bayeslmm.gwas.interaction import GXE_COLUMNS, GxeBlock, gxe_statistics
 from bayeslmm.gwas.lowrank import scan_gram
@@ -47,6 +47,7 @@ from bayeslmm.io.outputs import check_outputs
 from bayeslmm.linalg.spectral import Spectral, rotate_data, spectral_from_kinship, standardize
 from bayeslmm.relatedness.gram import Gram
 from bayeslmm.relatedness.grm import Kinship, as_genotypes, in_kinship, kinship, loco_kinships
+from bayeslmm.relatedness.gxe import environment_values
 
 
 def _fit_null(
@@ -107,35 +108,12 @@ def _environment(env: Any, data: Prepared, g: Genotypes) -> tuple[Prepared, np.n
 
     Returns the data with e as the last column of X and e centred [shape: (n_samples,)].
     """
-    name = "env"
-    if isinstance(env, pd.DataFrame):
-        if env.shape[1] != 1:
-            raise InputError(
-                f"gxe is a table with {env.shape[1]} columns {list(env.columns)[:5]}; pass one "
-                "environment column, e.g. covariates['smoking']."
-            )
-        env = env.iloc[:, 0]
-    if isinstance(env, pd.Series):
-        name = str(env.name) if env.name is not None else name
-        if not (pd.api.types.is_numeric_dtype(env.dtype) or env.dtype == bool):
-            raise InputError(
-                f"environment '{name}' is not numeric (dtype {env.dtype}); give numbers (a "
-                "two-level factor as 0/1; test a factor of more levels one indicator at a time)."
-            )
-        ids = sample_ids(env, "gxe")
-        values = env.to_numpy(dtype=float, na_value=np.nan)
+    values, ids, name = environment_values(env, "gxe")
+    if ids is not None:
         pos = ids.get_indexer(pd.Index(data.samples))
         aligned = np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan)
     else:
-        try:
-            values = np.asarray(env, dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise InputError(
-                f"environment gxe could not be read as numbers ({exc}); give numbers (a "
-                "two-level factor as 0/1)."
-            ) from None
-        values = np.squeeze(values) if values.ndim == 2 and 1 in values.shape else values
-        if values.ndim != 1 or values.shape[0] != g.n_samples:
+        if values.shape[0] != g.n_samples:
             raise InputError(
                 f"gxe has shape {values.shape} but the genotypes have {g.n_samples} samples; a "
                 "plain array environment is aligned by position with the genotype file (pass a "

@@ -18,13 +18,26 @@ from bayeslmm.errors import InputError
 from bayeslmm.relatedness.relationship import Kinship
 
 
-def _environment(env: Any) -> tuple[np.ndarray, pd.Index | None, str]:
-    """The environment's values [shape: (n,)], its sample IDs (None for a plain array), name."""
+def environment_values(env: Any, label: str = "env") -> tuple[np.ndarray, pd.Index | None, str]:
+    """An environment's values [shape: (n,)], its sample IDs (None for a plain array), name.
+
+    Parameters
+    ----------
+    env
+        A Series (by sample ID), a one-column DataFrame, or an array of one value per sample.
+    label : str
+        The argument's name, for the messages.
+
+    Raises
+    ------
+    InputError
+        For a table of several columns, values that are not numbers, or not one per sample.
+    """
     name = "env"
     if isinstance(env, pd.DataFrame):
         if env.shape[1] != 1:
             raise InputError(
-                f"env is a table with {env.shape[1]} columns {list(env.columns)[:5]}; pass one "
+                f"{label} is a table with {env.shape[1]} columns {list(env.columns)[:5]}; pass one "
                 "environment column, e.g. covariates['smoking']."
             )
         env = env.iloc[:, 0]
@@ -33,18 +46,19 @@ def _environment(env: Any) -> tuple[np.ndarray, pd.Index | None, str]:
         if not (pd.api.types.is_numeric_dtype(env.dtype) or env.dtype == bool):
             raise InputError(
                 f"environment '{name}' is not numeric (dtype {env.dtype}); give numbers (a "
-                "two-level factor as 0/1)."
+                "two-level factor as 0/1; test a factor of more levels one indicator at a time)."
             )
-        return env.to_numpy(dtype=float, na_value=np.nan), sample_ids(env, "env"), name
+        return env.to_numpy(dtype=float, na_value=np.nan), sample_ids(env, label), name
     try:
         values = np.asarray(env, dtype=float)
     except (TypeError, ValueError) as exc:
         raise InputError(
-            f"env could not be read as numbers ({exc}); give numbers (a two-level factor as 0/1)."
+            f"environment {label} could not be read as numbers ({exc}); give numbers (a "
+            "two-level factor as 0/1)."
         ) from None
     values = np.squeeze(values) if values.ndim == 2 and 1 in values.shape else values
     if values.ndim != 1:
-        raise InputError(f"env must be one value per sample [shape (n,)], got {values.shape}.")
+        raise InputError(f"{label} must be one value per sample [shape (n,)], got {values.shape}.")
     return values, None, name
 
 
@@ -102,7 +116,7 @@ def gxe_kinship(K: Any, env: Any) -> Any:
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise InputError(f"K must be a square matrix, got shape {matrix.shape}.")
     n = matrix.shape[0]
-    values, env_ids, name = _environment(env)
+    values, env_ids, name = environment_values(env)
     if env_ids is None:
         if values.shape[0] != n:
             raise InputError(
