@@ -131,3 +131,35 @@ def test_cli_predict__errors(files, capsys, tmp_path):
     # neither --grm nor --bfile
     assert _predict(files, "--out", out) == 2
     assert "exactly one of --grm" in capsys.readouterr().err
+
+
+def test_cli_predict__probit_fit_writes_probabilities(files, tmp_path):
+    folder = files["folder"]
+    pheno = pd.read_csv(folder / "pheno.txt", sep=" ")
+    pheno["trait"] = (pheno["trait"] > pheno["trait"].median()).astype(int)
+    pheno.to_csv(tmp_path / "cases.txt", sep=" ", index=False)
+    common = ["--covar", str(folder / "covar.txt"), "--seed", "3"]
+    fit = [
+        "h2",
+        "--grm",
+        str(folder / "train"),
+        "--pheno",
+        str(tmp_path / "cases.txt"),
+        "--probit",
+        "--out",
+        str(tmp_path / "probit"),
+        "--draws",
+        "20",
+        "--tune",
+        "40",
+        "--chains",
+        "1",
+        "--quiet",
+    ]
+    assert main(fit + common) == 0
+    args = ["predict", "--posterior", str(tmp_path / "probit.posterior.nc")]
+    args += ["--grm", str(folder / "all"), "--out", str(tmp_path / "p")]
+    assert main(args + common) == 0
+    table = pd.read_csv(tmp_path / "p.predict.tsv", sep="\t", index_col="sample")
+    assert list(table.columns[4:]) == ["p_mean", "p_sd", "p_hdi_lower", "p_hdi_upper"]
+    assert ((table["p_mean"] > 0) & (table["p_mean"] < 1)).all()
