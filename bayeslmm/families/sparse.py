@@ -128,7 +128,8 @@ UNIT_SUGGESTION = "a distribution on (0, 1), e.g. Prior('Beta', alpha=1, beta=9)
 
 #: What to do instead when ``priors`` names a parameter that the horseshoe does not have.
 HORSESHOE_HINTS = dict.fromkeys(
-    ("h2", "sigma_p", "sigma_g2", "lambda", "tau", "tau_unit", "c2"),
+    ("h2", "sigma_p", "sigma_g2", "lambda", "lambda_a", "lambda_b", "tau", "tau_unit", "tau_a")
+    + ("tau_b", "c2"),
     "the local, global and slab scales are set through prior_options",
 )
 
@@ -189,8 +190,11 @@ def resolve_sparse_priors(
     table = sparse_parameters(prior, "variance", y, X)
     merged = resolve(priors, table, model="prior='horseshoe'", hints=HORSESHOE_HINTS)
     nu, scale = options["slab_df"], options["slab_scale"]
-    merged["lambda"] = Prior("HalfCauchy", beta=1.0)
-    merged["tau_unit"] = Prior("HalfCauchy", beta=1.0)
+    # half-Cauchy scales as a·√b, a ~ N⁺(0, 1), b ~ InvGamma(1/2, 1/2) (= 1/χ²₁): the same
+    # prior, with light-tailed coordinates that NUTS explores without the Cauchy funnel
+    for name in ("lambda", "tau"):
+        merged[f"{name}_a"] = Prior("HalfNormal", sigma=1.0)
+        merged[f"{name}_b"] = Prior("InverseGamma", alpha=0.5, beta=0.5)
     merged["c2"] = Prior("InverseGamma", alpha=nu / 2, beta=nu * scale**2 / 2)
     return "horseshoe", merged, options
 
@@ -279,7 +283,8 @@ def horseshoe_effects(
     sigma_e2
         Residual variance (the global scale is proportional to σe).
     priors
-        With ``lambda``, ``tau_unit`` and ``c2`` (from :func:`resolve_sparse_priors`).
+        With ``lambda_a``, ``lambda_b``, ``tau_a``, ``tau_b`` and ``c2`` (from
+        :func:`resolve_sparse_priors`).
     tau0
         τ0 of :func:`global_scale`.
     snp_sumsq
@@ -295,20 +300,27 @@ def horseshoe_effects(
     -----
     .. math::
 
-        z_j \sim N(0, 1),\quad \lambda_j \sim C^+(0, 1),\quad
-        \tau = \tau_0\sigma_e\,t,\ t \sim C^+(0, 1),\quad
+        z_j \sim N(0, 1),\quad \lambda_j = a_j\sqrt{b_j} \sim C^+(0, 1),\quad
+        \tau = \tau_0\sigma_e\,t,\ t = a_\tau\sqrt{b_\tau} \sim C^+(0, 1),\quad
         c^2 \sim \mathrm{InvGamma}(\nu/2, \nu s^2/2),
 
         \tilde\lambda_j^2 = \frac{c^2\lambda_j^2}{c^2 + \tau^2\lambda_j^2},\quad
         v_j = z_j\,\tau\,\tilde\lambda_j,\quad
         \kappa_j = \frac{1}{1 + \tau^2\tilde\lambda_j^2 \sum_i (w_{ij} - \bar w_j)^2/\sigma_e^2}.
 
+    Each half-Cauchy scale is written a·√b with a ~ N⁺(0, 1) and b ~ InvGamma(1/2, 1/2)
+    (Piironen & Vehtari's Stan code): the same prior, but coordinates whose tails NUTS can
+    cross (a half-Cauchy directly on the log scale leaves a funnel of z against λ).
     τ0 = p0/(M − p0)/√N puts the prior mass of the effective number of non-zero effects
     Σ(1 − κ_j) near p0. κ_j is the shrinkage factor of Carvalho, Polson & Scott (2010): the
     posterior mean of v_j is (1 − κ_j) times its least-squares value for an orthogonal design.
     """
-    lam = add_prior("lambda", priors["lambda"], dims="snp")
-    tau_unit = add_prior("tau_unit", priors["tau_unit"])
+    lam_a = add_prior("lambda_a", priors["lambda_a"], dims="snp")
+    lam_b = add_prior("lambda_b", priors["lambda_b"], dims="snp")
+    lam = pm.Deterministic("lambda", lam_a * pt.sqrt(lam_b), dims="snp")
+    tau_a = add_prior("tau_a", priors["tau_a"])
+    tau_b = add_prior("tau_b", priors["tau_b"])
+    tau_unit = tau_a * pt.sqrt(tau_b)
     tau = pm.Deterministic("tau", tau0 * pt.sqrt(sigma_e2) * tau_unit)
     c2 = add_prior("c2", priors["c2"])
     lam_tilde2 = c2 * lam**2 / (c2 + tau**2 * lam**2)

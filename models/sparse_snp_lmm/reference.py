@@ -165,8 +165,11 @@ def dense_horseshoe_snp_model(
 
         beta     ~ as in dense_mixture_snp_model
         sigma_e2 ~ HalfStudentT(nu=3, sigma=var(y))
-        lambda_j ~ HalfCauchy(1)                                  dims snp
-        tau      ~ HalfCauchy(tau0 · sqrt(sigma_e2)),   tau0 = p0 / (M − p0) / √N
+        lambda_a_j ~ HalfNormal(1),  lambda_b_j ~ InverseGamma(1/2, 1/2)      dims snp
+        lambda_j = lambda_a_j sqrt(lambda_b_j)                    ~ HalfCauchy(1)
+        tau_a    ~ HalfNormal(1),    tau_b ~ InverseGamma(1/2, 1/2)
+        tau      = tau0 sqrt(sigma_e2) tau_a sqrt(tau_b)          ~ HalfCauchy(tau0 sqrt(sigma_e2))
+        tau0     = p0 / (M − p0) / √N
         c2       ~ InverseGamma(nu/2, nu s²/2)                    s = slab_scale (sd(y))
         lambda_tilde_j² = c2 lambda_j² / (c2 + tau² lambda_j²)
         v_j      ~ Normal(0, tau · lambda_tilde_j)                dims snp
@@ -194,8 +197,14 @@ def dense_horseshoe_snp_model(
     with pm.Model(coords=_coords(n, X.shape[1], m, covariates)) as model:
         beta = _beta_prior(y, X)
         sigma_e2 = pm.HalfStudentT("sigma_e2", nu=3, sigma=sd_y**2)
-        lam = pm.HalfCauchy("lambda", beta=1.0, dims="snp")
-        tau = pm.HalfCauchy("tau", beta=tau0 * pt.sqrt(sigma_e2))
+        # each half-Cauchy as a·√b (|N(0,1)| / |N(0,1)|), the package's coordinates: the same
+        # prior on λ and τ, written so that the joint densities compare point by point
+        lam_a = pm.HalfNormal("lambda_a", sigma=1.0, dims="snp")
+        lam_b = pm.InverseGamma("lambda_b", alpha=0.5, beta=0.5, dims="snp")
+        lam = lam_a * pt.sqrt(lam_b)
+        tau_a = pm.HalfNormal("tau_a", sigma=1.0)
+        tau_b = pm.InverseGamma("tau_b", alpha=0.5, beta=0.5)
+        tau = tau0 * pt.sqrt(sigma_e2) * tau_a * pt.sqrt(tau_b)
         c2 = pm.InverseGamma("c2", alpha=slab_df / 2, beta=slab_df * s**2 / 2)
         lam_tilde = pt.sqrt(c2 * lam**2 / (c2 + tau**2 * lam**2))
         v = pm.Normal("v", mu=0.0, sigma=tau * lam_tilde, dims="snp")
