@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -555,13 +556,38 @@ def scan_gram(
     return result
 
 
-def _by_update_items(queued: list[tuple[np.ndarray, list]]) -> list[tuple]:
-    """The pending chunks of every queued group, in order: (position, idx, part, group)."""
-    return [
+def _by_update_passes(
+    queued: list[tuple[np.ndarray, list]],
+    whole: Any,
+    std: Standardized,
+    data: Prepared,
+    limit: int,
+    keep: Any = None,
+) -> Iterator[tuple[list[tuple], list[Any]]]:
+    """Passes of LOCO by update across groups: (chunks, the fit of each chunk).
+
+    ``queued`` holds each group's left-out model SNPs and pending chunks (position, idx,
+    part). A group's null fit (k × r) is made when its first chunk comes, passed through
+    ``keep`` (e.g. scattered to a cluster) and dropped after its last chunk. The chunks are
+    yielded as (position, idx, part, group).
+    """
+    items = [
         (position, idx, part, k)
         for k, (_, pending) in enumerate(queued)
         for position, idx, part in pending
     ]
+    left = Counter(k for *_, k in items)
+    made: dict[int, Any] = {}
+    for batch in _passes(items, limit):
+        for *_, k in batch:
+            if k not in made:
+                fit = loco_null(whole, queued[k][0], std, data)
+                made[k] = fit if keep is None else keep(fit)
+        yield batch, [made[k] for *_, k in batch]
+        for *_, k in batch:
+            left[k] -= 1
+            if not left[k]:
+                del made[k]
 
 
 def _scan_by_update(
@@ -584,20 +610,13 @@ def _scan_by_update(
     Every group's tests read W'G of all the model SNPs (its kinship is an update of the whole
     Gram's basis), so consecutive chunks of different groups share a pass over W: at
     T = 50,000 tested SNPs on 22 chromosomes, 13 passes of :data:`PASS_SNPS` instead of 22
-    (each decodes the N × M model genotypes). A group's null fit (k × r) is made when its
-    first chunk comes and dropped after its last.
+    (each decodes the N × M model genotypes).
     """
-    items = _by_update_items(queued)
-    left = Counter(k for *_, k in items)
-    fits: dict[int, NullFit] = {}
     model = gram.reader(np.arange(gram.n_snps))
-    for batch in _passes(items, limit):
-        for *_, k in batch:
-            if k not in fits:
-                fits[k] = loco_null(whole, queued[k][0], std, data)
+    for batch, fits in _by_update_passes(queued, whole, std, data, limit):
         chunks = [idx for _, idx, _, _ in batch]
         frames = scan_pass(
-            [fits[k] for *_, k in batch],
+            fits,
             model,
             test,
             samples,
@@ -606,11 +625,8 @@ def _scan_by_update(
             exact,
             bf_prior_sd,
         )
-        for (position, _, part, k), table in zip(batch, frames, strict=True):
+        for (position, _, part, _), table in zip(batch, frames, strict=True):
             tables[position] = _keep(table, part)
-            left[k] -= 1
-            if not left[k]:
-                del fits[k]
         report(sum(t is not None for t in tables), "LOCO")
 
 
@@ -632,22 +648,20 @@ def _submit_by_update(
     """The passes of LOCO by update as dask tasks, across groups (as :func:`_scan_by_update`).
 
     Each group's null fit is made here (small: F is k × r) and scattered once, without the
-    basis, which every worker already holds; passes of :data:`PASS_SNPS` or fewer SNPs (a
-    share of the work per worker, for balance) span groups, each task taking the fits of its
-    chunks. Returns (chunks, future) pairs as the other dask passes.
+    basis, which every worker already holds; each task takes the fits of its chunks. Returns
+    (chunks, future) pairs as the other dask passes.
     """
     model = gram.reader(np.arange(gram.n_snps))
-    remote: dict[int, Any] = {}
+
+    def scatter(fit: NullFit) -> Any:
+        return client.scatter(replace(fit, basis=None))
+
     submitted = []
-    for batch in _passes(_by_update_items(queued), limit):
-        for *_, k in batch:
-            if k not in remote:
-                fit = loco_null(whole, queued[k][0], std, data)
-                remote[k] = client.scatter(replace(fit, basis=None))
+    for batch, fits in _by_update_passes(queued, whole, std, data, limit, keep=scatter):
         chunks = [idx for _, idx, _, _ in batch]
         future = client.submit(
             scan_pass,
-            [remote[k] for *_, k in batch],
+            fits,
             model,
             test,
             remote_samples,
