@@ -73,6 +73,12 @@ BUILDS = {
         ["h2", "sigma_g2", "sigma_e2", "h2_loci", "h2_background", "h2_total"],
     ),
     "linear": (lambda c: bl.linear_model(c["y"], c["X"]), ["sigma_e2"]),
+    "multitrait": (
+        lambda c: bl.kinship_model(
+            pd.DataFrame({"a": c["y"], "b": c["y"] + c["G"]["rs0"]}), c["K"], c["X"]
+        ),
+        ["h2[a]", "h2[b]"],
+    ),
 }
 
 
@@ -93,7 +99,7 @@ def test_registry__one_family_per_name():
     for name, family in FAMILIES.items():
         assert isinstance(family, Family) and family.name == name
         assert callable(family.build) and callable(family.postprocess)
-    assert selectable_families() == ["gaussian", "probit"]
+    assert selectable_families() == ["gaussian", "probit"]  # multitrait: routed by Y's columns
 
 
 @pytest.mark.parametrize("name", sorted(BUILDS))
@@ -114,7 +120,7 @@ def test_family__built_recorded_postprocessed_and_summarized(cohort, name):
     loglik = idata["log_likelihood"]["y"]
     assert loglik.dims == ("chain", "draw", "sample") and loglik.shape == (1, 20, info.data.n)
     assert np.isfinite(loglik.values).all()
-    if name != "linear":
+    if name not in ("linear", "multitrait"):  # multitrait: no draws of U yet
         assert idata["posterior"]["u"].shape == (1, 20, info.data.n)
     assert list(table.index) == rows
 

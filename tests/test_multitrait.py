@@ -123,3 +123,38 @@ def test_loo_terms__equal_dense_conditionals():
         cov = V[np.ix_(idx, idx)] - W @ V[np.ix_(rest, idx)]
         want.append(stats.multivariate_normal.logpdf(r[idx], mean, cov))
     assert np.allclose(loo_terms(sp, y, Xd, B, sg, se), want)
+
+
+@pytest.mark.slow
+def test_sample__recovers_genetic_correlation():
+    rng = np.random.default_rng(7)
+    n = 300
+    G = rng.binomial(2, 0.3, size=(n, 600)).astype(float)
+    G = (G - G.mean(0)) / G.std(0)
+    K = G @ G.T / G.shape[1]
+    sg = np.array([[0.6, 0.36], [0.36, 0.6]])  # rg = 0.6
+    se = np.array([[0.4, -0.1], [-0.1, 0.4]])  # re = -0.25
+    w, V = np.linalg.eigh(K)
+    root = V * np.sqrt(np.clip(w, 0, None))
+    U = root @ rng.normal(size=(n, 2)) @ np.linalg.cholesky(sg).T
+    E = rng.normal(size=(n, 2)) @ np.linalg.cholesky(se).T
+    ids = [f"s{i}" for i in range(n)]
+    x = rng.normal(size=n)
+    Y = pd.DataFrame(np.array([1.0, 5.0]) + np.outer(x, [0.5, -1.0]) + U + E, ids, ["a", "b"])
+    X = pd.DataFrame({"x": x}, index=ids)
+    Kd = pd.DataFrame(K, ids, ids)
+    idata = bl.sample(bl.kinship_model(Y, Kd, X), draws=500, tune=500, chains=2, random_seed=3)
+    post = idata["posterior"]
+    from arviz_stats import rhat
+
+    off = {"trait": "a", "trait2": "b"}  # the diagonals of rg and re are constant (1)
+    checks = [post["h2"], post["Sigma_g"], post["Sigma_e"], post["rg"].sel(off)]
+    for var in [*checks, post["re"].sel(off)]:
+        assert float(np.max(rhat(var).values)) <= 1.01, var.name
+    rg = post["rg"].sel(trait="a", trait2="b").values.ravel()
+    low, high = np.quantile(rg, [0.025, 0.975])
+    assert low <= 0.6 <= high
+    fit = bl.reml(Y, Kd, X)
+    assert abs(rg.mean() - np.asarray(fit.rg)[0, 1]) < 0.1
+    assert idata["log_likelihood"]["y"].shape == (2, 500, n)
+    assert idata["observed_data"]["y"].dims == ("sample", "trait")

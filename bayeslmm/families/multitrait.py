@@ -21,7 +21,7 @@ import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any mod
 from bayeslmm.constants import LOG_2PI
 from bayeslmm.data.inputs import kinship_inputs
 from bayeslmm.errors import InputError
-from bayeslmm.estimation.multivariate.fit import _check_traits, _traits
+from bayeslmm.estimation.multivariate.fit import check_traits, trait_table
 from bayeslmm.estimation.multivariate.rotation import rotate_traits
 from bayeslmm.families.base import Family, ModelInfo, model_coords, register_model
 from bayeslmm.families.priors import (
@@ -177,7 +177,7 @@ def multitrait_lmm(
             "the multi-trait model takes one kinship; several variance components with several "
             "traits are not supported: pass one K (or fit each trait with the several kinships)."
         )
-    values, names, index = _traits(Y)
+    values, names, index = trait_table(Y)
     complete = ~np.isnan(values).any(axis=1)
     if missing == "latent" and not complete.all():
         raise InputError(
@@ -190,7 +190,7 @@ def multitrait_lmm(
     proxy: Any = proxy_values if index is None else pd.Series(proxy_values, index, name=label)
     prepared, spectral = kinship_inputs(proxy, K, X, normalize=normalize)
     Yp = values[prepared.y.astype(np.int64)]
-    _check_traits(Yp, prepared.X, names)
+    check_traits(Yp, prepared.X, names)
     T, n = len(names), Yp.shape[0]
     stds = [standardize(Yp[:, t], prepared.X) for t in range(T)]
     scale = np.array([s.scale for s in stds])

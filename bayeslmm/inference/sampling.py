@@ -111,6 +111,15 @@ def _summary_group(summaries: dict[str, EffectSummary]) -> xr.Dataset:
     )
 
 
+def _observed(data: Any, info: ModelInfo) -> xr.DataArray:
+    """The phenotype: dim ``sample``, or (``sample``, ``trait``) for several traits."""
+    coords: dict[str, Any] = {"sample": list(data.samples)}
+    if np.ndim(data.y) == 1:
+        return xr.DataArray(data.y, dims="sample", coords=coords)
+    coords["trait"] = list(info.extra["traits"])
+    return xr.DataArray(data.y, dims=("sample", "trait"), coords=coords)
+
+
 def _assemble(
     sample_stats: xr.Dataset | None,
     info: ModelInfo,
@@ -133,9 +142,7 @@ def _assemble(
     groups: dict[str, Any] = {
         "posterior": posterior,
         **likelihood,
-        "observed_data": xr.Dataset(
-            {"y": xr.DataArray(data.y, dims="sample", coords={"sample": list(data.samples)})}
-        ),
+        "observed_data": xr.Dataset({"y": _observed(data, info)}),
         "constant_data": xr.Dataset(
             {
                 "X": xr.DataArray(

@@ -17,7 +17,12 @@ and :mod:`~bayeslmm.estimation.multivariate.fit` (:class:`MultiRemlFit`,
 
 from __future__ import annotations
 
-from bayeslmm.estimation.multivariate.fit import MultiRemlFit, reml_multivariate
+from bayeslmm.estimation.multivariate.fit import (
+    MultiRemlFit,
+    check_traits,
+    reml_multivariate,
+    trait_table,
+)
 from bayeslmm.estimation.multivariate.optimization import (
     GRADIENT_TOLERANCE,
     HESSIAN_STEP,
@@ -74,6 +79,7 @@ __all__ = [
     "Uncertainty",
     "absorbed",
     "boundary_terms",
+    "check_traits",
     "cholesky_gradient",
     "correlation",
     "evaluate",
@@ -89,6 +95,7 @@ __all__ = [
     "reml_multivariate",
     "rotate_traits",
     "to_cholesky",
+    "trait_table",
     "unvech",
     "vech",
     "vech_gradient",

@@ -182,7 +182,7 @@ class MultiRemlFit:
         return "\n".join(lines)
 
 
-def _traits(Y: Any) -> tuple[np.ndarray, list[str], pd.Index | None]:
+def trait_table(Y: Any) -> tuple[np.ndarray, list[str], pd.Index | None]:
     """Values [shape: (N, T)], trait names, and the sample IDs of Y (None for an array)."""
     if isinstance(Y, pd.DataFrame):
         names = [str(c) for c in Y.columns]
@@ -227,7 +227,7 @@ def _traits(Y: Any) -> tuple[np.ndarray, list[str], pd.Index | None]:
     return values, names, index
 
 
-def _check_traits(Y: np.ndarray, X: np.ndarray, names: list[str]) -> None:
+def check_traits(Y: np.ndarray, X: np.ndarray, names: list[str]) -> None:
     """Constant traits, and traits that are a combination of the others and the covariates."""
     for t, name in enumerate(names):
         if np.ptp(Y[:, t]) == 0:
@@ -334,7 +334,7 @@ def reml_multivariate(
             "the multi-trait fit takes one kinship; several variance components with several "
             "traits are not supported."
         )
-    values, names, index = _traits(Y)
+    values, names, index = trait_table(Y)
     complete = ~np.isnan(values).any(axis=1)
     proxy_values = np.where(complete, np.arange(values.shape[0], dtype=float), np.nan)
     label = f"value of a trait in {names} (complete cases only)"
@@ -342,7 +342,7 @@ def reml_multivariate(
     prepared, spectral = kinship_inputs(proxy, K, X, normalize=normalize)
     rows = prepared.y.astype(np.int64)
     Yp = values[rows]
-    _check_traits(Yp, prepared.X, names)
+    check_traits(Yp, prepared.X, names)
     T = len(names)
     stds = [standardize(Yp[:, t], prepared.X) for t in range(T)]
     Ys = np.column_stack([s.y for s in stds])
