@@ -49,6 +49,26 @@ def test_kinship_model__logp_equals_dense_mvnormal(rank):
         assert np.isclose(got, want, rtol=1e-9, atol=1e-7)
 
 
+def test_kinship_model__gradient_finite_where_covariances_are_proportional():
+    """At the initial point (rg = re = I, h² = ½) Σg ∝ Σe: an eigh-based density has NaN there."""
+    Y, K, X = _data(rank=15)
+    model = bl.kinship_model(Y, K, X)
+    point = model.initial_point()
+    grad = model.compile_dlogp()(point)
+    assert np.isfinite(grad).all()
+    logp = model.compile_logp()
+    flat = np.concatenate([np.ravel(v) for v in point.values()])
+    h = 1e-6
+    for j in range(len(flat)):
+        step = flat.copy()
+        step[j] += h
+        up, at = {}, 0
+        for k, v in point.items():
+            up[k] = step[at : at + np.size(v)].reshape(np.shape(v))
+            at += np.size(v)
+        assert np.isclose((logp(up) - logp(point)) / h, grad[j], rtol=1e-3, atol=1e-3)
+
+
 def test_kinship_model__structure():
     Y, K, X = _data()
     model = bl.kinship_model(Y, K, X)
