@@ -213,12 +213,16 @@ def multitrait_lmm(
         sd_e = pt.sqrt(1.0 - h2) * sigma_p
         sg = sd_g[:, None] * rg * sd_g[None, :]
         se = sd_e[:, None] * re * sd_e[None, :]
-        c = pt.as_tensor(scale)
+        # every data-dependent number is a pm.Data: a cached compilation is refitted to new data
+        c = pm.Data("trait_scale", scale, dims="trait")
+        b0 = pm.Data("trait_offset", offset, dims=("covariate", "trait"))
+        A_cov = pm.Data("covariate_transform", transform)
+        n_samples = pm.Data("n_samples", float(n))
         pm.Deterministic("Sigma_g", c[:, None] * sg * c[None, :], dims=("trait", "trait2"))
         pm.Deterministic("Sigma_e", c[:, None] * se * c[None, :], dims=("trait", "trait2"))
         pm.Deterministic(
             "beta",
-            pt.as_tensor(offset) + (pt.as_tensor(transform) @ beta_std) * c[None, :],
+            b0 + (A_cov @ beta_std) * c[None, :],
             dims=("covariate", "trait"),
         )
         L = pt.linalg.cholesky(se)
@@ -229,9 +233,8 @@ def multitrait_lmm(
         Z = pt.linalg.solve_triangular(L_rows, R[:, :, None], lower=True)
         logdet = 2.0 * pt.sum(pt.log(pt.diagonal(L_rows, axis1=1, axis2=2)))
         r = rot.Y1.shape[0]
-        loglik = -0.5 * (r * T * LOG_2PI + logdet + pt.sum(pt.sqr(Z))) - n * float(
-            np.sum(np.log(scale))
-        )
+        jacobian = n_samples * pt.sum(pt.log(c))  # Y = Xb + C·Ỹ, per sample
+        loglik = -0.5 * (r * T * LOG_2PI + logdet + pt.sum(pt.sqr(Z))) - jacobian
         pm.Potential("Y_loglik", loglik)
         if rot.n_null > 0:
             F = pm.Data("null_factor", rot.null_factor)
