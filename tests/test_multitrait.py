@@ -163,7 +163,7 @@ def test_sample__recovers_genetic_correlation():
     Y = pd.DataFrame(np.array([1.0, 5.0]) + np.outer(x, [0.5, -1.0]) + U + E, ids, ["a", "b"])
     X = pd.DataFrame({"x": x}, index=ids)
     Kd = pd.DataFrame(K, ids, ids)
-    idata = bl.sample(bl.kinship_model(Y, Kd, X), draws=500, tune=500, chains=2, random_seed=3)
+    idata = bl.sample(bl.kinship_model(Y, Kd, X), draws=1000, tune=1000, chains=4, random_seed=3)
     post = idata["posterior"]
     from arviz_stats import rhat
 
@@ -176,5 +176,5 @@ def test_sample__recovers_genetic_correlation():
     assert low <= 0.6 <= high
     fit = bl.reml(Y, Kd, X)
     assert abs(rg.mean() - np.asarray(fit.rg)[0, 1]) < 0.1
-    assert idata["log_likelihood"]["y"].shape == (2, 500, n)
+    assert idata["log_likelihood"]["y"].shape == (4, 1000, n)
     assert idata["observed_data"]["y"].dims == ("sample", "trait")
