@@ -574,10 +574,10 @@ CASES: list[Case] = [
     ),
     Case(
         "y-2d-two-columns",
-        "y as an (N, 2) array",
-        "error: one phenotype",
+        "y as an (N, 2) array of one trait twice",
+        "several traits (multi-trait REML): error, the traits are linearly dependent",
         lambda t, e: bl.reml(np.c_[e.y, e.y], e.K, e.X),
-        Raises(InputError, r"one phenotype"),
+        Raises(InputError, r"linearly dependent"),
     ),
     Case(
         "y-bool",
