@@ -350,26 +350,9 @@ def scan_pass(
     list of DataFrame
         One table per chunk, the columns of :func:`bayeslmm.scan`.
     """
-    products = test_products(model, test, chunks, samples)
-    return pass_tables(fit, products, chunks, snp_tables, exact, bf_prior_sd, basis)
-
-
-def pass_tables(
-    fit: NullFit | list[NullFit],
-    products: PassProducts,
-    chunks: list[np.ndarray],
-    snp_tables: list[pd.DataFrame],
-    exact: bool,
-    bf_prior_sd: float,
-    basis: LowRank | None = None,
-) -> list[pd.DataFrame]:
-    """The tables of a pass's chunks from its products (the second half of :func:`scan_pass`).
-
-    A dask task of its own where the products are sent before the null fits exist (LOCO by
-    update: :func:`_submit_by_update`); the arguments are those of :func:`scan_pass`.
-    """
     fits = fit if isinstance(fit, list) else [fit] * len(chunks)
     fits = [f if f.basis is not None else replace(f, basis=basis) for f in fits]
+    products = test_products(model, test, chunks, samples)
     tables, start = [], 0
     for fit, idx, snp_table in zip(fits, chunks, snp_tables, strict=True):
         cols = np.arange(start, start + idx.size)
@@ -471,6 +454,7 @@ def scan_gram(
     # LOCO by a rank-k update of the whole Gram's eigenbasis (one O(M³) decomposition, not one
     # per chromosome) for P3D tests with a REML null, when N > M (K rank deficient, as there)
     by_update = null == "reml" and not exact and LOCO_BY_UPDATE_FROM <= gram.n_snps < data.n
+    whole, remote_basis = None, None
     queued: list[tuple[np.ndarray, list]] = []  # LOCO by update: (left out, pending chunks)
     for label, excluded, group_snps in plan:
         update = by_update and excluded is not None
@@ -493,6 +477,10 @@ def scan_gram(
             continue
         model = gram.reader(cols)
         group_cols = None if excluded is None else cols
+        if update and whole is None:
+            whole = whole_gram(wtw, data.n, std, WtA)
+            if distributed:
+                remote_basis = client.scatter(whole.basis, broadcast=True)
         out = np.flatnonzero(model_chrom == excluded) if update else None
         if update:  # every group reads the whole Gram: passes may span groups (below)
             queued.append((out, pending))
@@ -548,9 +536,11 @@ def scan_gram(
                 tables[position] = _keep(table, part)
             report(sum(t is not None for t in tables), label)
     if queued:
-        by_update_args = (queued, wtw, WtA, std, data, gram, test, g, limit, exact, bf_prior_sd)
+        by_update_args = (queued, whole, std, data, gram, test, g, limit, exact, bf_prior_sd)
         if distributed:
-            in_flight.append(_submit_by_update(*by_update_args, client, remote_samples))
+            in_flight.append(
+                _submit_by_update(*by_update_args, client, remote_samples, remote_basis)
+            )
         else:
             _scan_by_update(*by_update_args, samples, tables, report)
     while in_flight:
@@ -566,32 +556,29 @@ def scan_gram(
     return result
 
 
-def _by_update_batches(queued: list[tuple[np.ndarray, list]], limit: int) -> list[list[tuple]]:
-    """The passes of LOCO by update across groups: chunks as (position, idx, part, group)."""
+def _by_update_passes(
+    queued: list[tuple[np.ndarray, list]],
+    whole: Any,
+    std: Standardized,
+    data: Prepared,
+    limit: int,
+    keep: Any = None,
+) -> Iterator[tuple[list[tuple], list[Any]]]:
+    """Passes of LOCO by update across groups: (chunks, the fit of each chunk).
+
+    ``queued`` holds each group's left-out model SNPs and pending chunks (position, idx,
+    part). A group's null fit (k × r) is made when its first chunk comes, passed through
+    ``keep`` (e.g. scattered to a cluster) and dropped after its last chunk. The chunks are
+    yielded as (position, idx, part, group).
+    """
     items = [
         (position, idx, part, k)
         for k, (_, pending) in enumerate(queued)
         for position, idx, part in pending
     ]
-    return _passes(items, limit)
-
-
-def _with_fits(
-    batches: list[list[tuple]],
-    queued: list[tuple[np.ndarray, list]],
-    whole: Any,
-    std: Standardized,
-    data: Prepared,
-    keep: Any = None,
-) -> Iterator[tuple[list[tuple], list[Any]]]:
-    """Each pass with the null fit of each of its chunks.
-
-    A group's fit (k × r) is made when its first chunk comes, passed through ``keep`` (e.g.
-    scattered to a cluster) and dropped after its last chunk.
-    """
-    left = Counter(k for batch in batches for *_, k in batch)
+    left = Counter(k for *_, k in items)
     made: dict[int, Any] = {}
-    for batch in batches:
+    for batch in _passes(items, limit):
         for *_, k in batch:
             if k not in made:
                 fit = loco_null(whole, queued[k][0], std, data)
@@ -605,8 +592,7 @@ def _with_fits(
 
 def _scan_by_update(
     queued: list[tuple[np.ndarray, list]],
-    wtw: np.ndarray,
-    WtA: np.ndarray,
+    whole: Any,
     std: Standardized,
     data: Prepared,
     gram: Gram,
@@ -621,15 +607,13 @@ def _scan_by_update(
 ) -> None:
     """The passes of LOCO by update on one machine, across groups.
 
-    One eigendecomposition of the whole Gram; every group's tests read W'G of all the model
-    SNPs (its kinship is an update of that basis), so consecutive chunks of different groups
-    share a pass over W: at T = 50,000 tested SNPs on 22 chromosomes, 13 passes of
-    :data:`PASS_SNPS` instead of 22 (each decodes the N × M model genotypes).
+    Every group's tests read W'G of all the model SNPs (its kinship is an update of the whole
+    Gram's basis), so consecutive chunks of different groups share a pass over W: at
+    T = 50,000 tested SNPs on 22 chromosomes, 13 passes of :data:`PASS_SNPS` instead of 22
+    (each decodes the N × M model genotypes).
     """
-    whole = whole_gram(wtw, data.n, std, WtA)
     model = gram.reader(np.arange(gram.n_snps))
-    batches = _by_update_batches(queued, limit)
-    for batch, fits in _with_fits(batches, queued, whole, std, data):
+    for batch, fits in _by_update_passes(queued, whole, std, data, limit):
         chunks = [idx for _, idx, _, _ in batch]
         frames = scan_pass(
             fits,
@@ -648,8 +632,7 @@ def _scan_by_update(
 
 def _submit_by_update(
     queued: list[tuple[np.ndarray, list]],
-    wtw: np.ndarray,
-    WtA: np.ndarray,
+    whole: Any,
     std: Standardized,
     data: Prepared,
     gram: Gram,
@@ -660,51 +643,34 @@ def _submit_by_update(
     bf_prior_sd: float,
     client: Any,
     remote_samples: Any,
+    remote_basis: Any,
 ) -> list[tuple[list, Any]]:
     """The passes of LOCO by update as dask tasks, across groups (as :func:`_scan_by_update`).
 
-    The products of every pass (:func:`test_products`: W'G, [X, y]'G, g'g need no null model)
-    are sent first, so that the workers compute them while this process decomposes the whole
-    Gram and makes each group's null fit (small: F is k × r), scattered once without the
-    basis, which every worker holds once; each pass's tables (:func:`pass_tables`) are a task
-    on its products and the fits of its chunks, at a higher priority than the products, so
-    that products do not pile up on the workers. Returns (chunks, future) pairs as the other
-    dask passes.
+    Each group's null fit is made here (small: F is k × r) and scattered once, without the
+    basis, which every worker already holds; each task takes the fits of its chunks. Returns
+    (chunks, future) pairs as the other dask passes.
     """
     model = gram.reader(np.arange(gram.n_snps))
-    batches = _by_update_batches(queued, limit)
-    products = [
-        client.submit(
-            test_products,
-            model,
-            test,
-            [idx for _, idx, _, _ in batch],
-            remote_samples,
-            pure=False,
-        )
-        for batch in batches
-    ]
-    whole = whole_gram(wtw, data.n, std, WtA)
-    remote_basis = client.scatter(whole.basis, broadcast=True)
 
     def scatter(fit: NullFit) -> Any:
         return client.scatter(replace(fit, basis=None))
 
     submitted = []
-    fitted = _with_fits(batches, queued, whole, std, data, keep=scatter)
-    for (batch, fits), product in zip(fitted, products, strict=True):
+    for batch, fits in _by_update_passes(queued, whole, std, data, limit, keep=scatter):
         chunks = [idx for _, idx, _, _ in batch]
         future = client.submit(
-            pass_tables,
+            scan_pass,
             fits,
-            product,
+            model,
+            test,
+            remote_samples,
             chunks,
             [g.snps.iloc[idx] for idx in chunks],
             exact,
             bf_prior_sd,
             remote_basis,
             pure=False,
-            priority=1,
         )
         submitted.append(([item[:3] for item in batch], future))
     return submitted
