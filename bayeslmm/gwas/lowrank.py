@@ -477,10 +477,11 @@ def scan_gram(
             continue
         model = gram.reader(cols)
         group_cols = None if excluded is None else cols
-        if update and whole is None:
+        if update and whole is None and distributed:  # the M³ decomposition is a task too
+            whole = client.submit(whole_gram, remote_wtw, data.n, std, WtA, pure=False)
+            remote_basis = client.submit(_basis_of, whole, pure=False)
+        elif update and whole is None:
             whole = whole_gram(wtw, data.n, std, WtA)
-            if distributed:
-                remote_basis = client.scatter(whole.basis, broadcast=True)
         out = np.flatnonzero(model_chrom == excluded) if update else None
         if update:  # every group reads the whole Gram: passes may span groups (below)
             queued.append((out, pending))
@@ -556,20 +557,30 @@ def scan_gram(
     return result
 
 
+def _basis_of(whole: Any) -> LowRank:
+    """The whole Gram's basis (a dask task: it stays on the workers, sent once to each)."""
+    return whole.basis
+
+
+def _small_loco_null(whole: Any, out: np.ndarray, std: Standardized, data: Prepared) -> NullFit:
+    """:func:`loco_null` without the basis (a dask task: the workers hold the basis once)."""
+    return replace(loco_null(whole, out, std, data), basis=None)
+
+
 def _by_update_passes(
     queued: list[tuple[np.ndarray, list]],
     whole: Any,
     std: Standardized,
     data: Prepared,
     limit: int,
-    keep: Any = None,
+    make: Any = loco_null,
 ) -> Iterator[tuple[list[tuple], list[Any]]]:
     """Passes of LOCO by update across groups: (chunks, the fit of each chunk).
 
     ``queued`` holds each group's left-out model SNPs and pending chunks (position, idx,
-    part). A group's null fit (k × r) is made when its first chunk comes, passed through
-    ``keep`` (e.g. scattered to a cluster) and dropped after its last chunk. The chunks are
-    yielded as (position, idx, part, group).
+    part). A group's null fit (k × r), ``make(whole, out, std, data)`` (on a cluster: a
+    future), is made when its first chunk comes and dropped after its last chunk. The chunks
+    are yielded as (position, idx, part, group).
     """
     items = [
         (position, idx, part, k)
@@ -581,8 +592,7 @@ def _by_update_passes(
     for batch in _passes(items, limit):
         for *_, k in batch:
             if k not in made:
-                fit = loco_null(whole, queued[k][0], std, data)
-                made[k] = fit if keep is None else keep(fit)
+                made[k] = make(whole, queued[k][0], std, data)
         yield batch, [made[k] for *_, k in batch]
         for *_, k in batch:
             left[k] -= 1
@@ -647,17 +657,19 @@ def _submit_by_update(
 ) -> list[tuple[list, Any]]:
     """The passes of LOCO by update as dask tasks, across groups (as :func:`_scan_by_update`).
 
-    Each group's null fit is made here (small: F is k × r) and scattered once, without the
-    basis, which every worker already holds; each task takes the fits of its chunks. Returns
-    (chunks, future) pairs as the other dask passes.
+    ``whole`` is a future (the whole Gram's decomposition, a task); each group's null fit is
+    a task on it (small: F is k × r, sent without the basis, which the workers hold once),
+    submitted before the first pass that needs it; each pass takes the fits of its chunks.
+    The client only submits: on a machine it shares with its workers it takes no core from
+    them. Returns (chunks, future) pairs as the other dask passes.
     """
     model = gram.reader(np.arange(gram.n_snps))
 
-    def scatter(fit: NullFit) -> Any:
-        return client.scatter(replace(fit, basis=None))
+    def make(whole: Any, out: np.ndarray, std: Standardized, data: Prepared) -> Any:
+        return client.submit(_small_loco_null, whole, out, std, data, pure=False)
 
     submitted = []
-    for batch, fits in _by_update_passes(queued, whole, std, data, limit, keep=scatter):
+    for batch, fits in _by_update_passes(queued, whole, std, data, limit, make=make):
         chunks = [idx for _, idx, _, _ in batch]
         future = client.submit(
             scan_pass,
