@@ -87,18 +87,26 @@ def test_snp_model__normal_prior_identical_to_previous_build(rng, data, m):
 
 @pytest.mark.parametrize("m", [15, 60])  # M < N and M > N
 def test_snp_model__mixture_logp_equals_dense_reference(rng, data, m):
+    """The spectral logp (background summed out on U) equals the literal N×N MvNormal."""
     y, X = data
-    fast = bl.snp_model(y, _genotypes(rng, len(y), m), X[:, 1:], marginalize=False, prior="mixture")
+    fast = bl.snp_model(
+        y,
+        _genotypes(rng, len(y), m),
+        X[:, 1:],
+        marginalize=False,
+        prior="mixture",
+        prior_options={"spike_sd": 0.2},
+    )
     W = info_of(fast).W
-    dense = spref.dense_mixture_snp_model(y, X, W)
+    dense = spref.dense_mixture_snp_model(y, X, W, spike_sd=0.2)
     f_fast, f_dense = fast.compile_logp(), dense.compile_logp()
     for point in _random_points(fast, rng):
-        values = _evaluate(fast, ["sigma_small2", "v"], point)
+        values = _evaluate(fast, ["sigma_slab2", "v"], point)
         dpoint = {k: val for k, val in point.items() if k != "z"}
         dpoint["v"] = values["v"]
-        # v = σS z: the density on z is the density on v times σS per SNP
-        jacobian = 0.5 * m * np.log(values["sigma_small2"])
-        assert f_fast(point) == pytest.approx(f_dense(dpoint) + jacobian, **TOL)
+        # v = σL z: the density on z is the density on v times σL per SNP
+        jacobian = 0.5 * m * np.log(values["sigma_slab2"])
+        assert f_fast(point) == pytest.approx(f_dense(dpoint) + jacobian, rel=1e-8, abs=1e-8)
 
 
 @pytest.mark.parametrize("m", [15, 60])
@@ -116,25 +124,39 @@ def test_snp_model__horseshoe_logp_equals_dense_reference(rng, data, m):
         dpoint["v"] = values["v"]
         # v = z τ λ̃: the density on z is the density on v times τ λ̃_j per SNP
         jacobian = np.sum(np.log(np.abs(values["v"] / point["z"])))
-        assert f_fast(point) == pytest.approx(f_dense(dpoint) + jacobian, **TOL)
+        assert f_fast(point) == pytest.approx(f_dense(dpoint) + jacobian, rel=1e-8, abs=1e-8)
+
+
+def _genetic_variance(info, val):
+    return spref.genetic_variance(
+        info.data.y,
+        info.data.X,
+        info.W,
+        val["beta"],
+        val["v"],
+        val["sigma_b2"],
+        val["sigma_e2"],
+    )
 
 
 def test_snp_model__mixture_summaries_equal_reference(rng, data):
-    """pve, pip and pge against SciPy and a sum over all 2^10 indicator vectors."""
+    """pve, pip and pge against dense conditionals, SciPy and all 2^10 indicator vectors."""
     y, X = data
     model = bl.snp_model(
         y, _genotypes(rng, len(y), 10), X[:, 1:], marginalize=False, prior="mixture"
     )
-    W = info_of(model).W
-    names = ["v", "pi", "rho", "sigma_large2", "sigma_small2", "sigma_e2", "pve", "pip", "pge"]
+    info = info_of(model)
+    names = ["beta", "v", "pi", "rho", "sigma_slab2", "sigma_b2", "sigma_g2", "sigma_e2"]
+    names += ["pve", "pip", "pge"]
     for point in _random_points(model, rng, n=3):
         val = _evaluate(model, names, point)
-        assert val["sigma_large2"] >= val["sigma_small2"]  # ρ ≥ π orders the components
-        assert val["rho"] >= val["pi"]
-        assert val["pve"] == pytest.approx(spref.realized_pve(W, val["v"], val["sigma_e2"]))
-        pip = spref.mixture_pip(val["v"], val["pi"], val["sigma_large2"], val["sigma_small2"])
+        assert val["sigma_b2"] == pytest.approx((1 - val["rho"]) * val["sigma_g2"], rel=1e-12)
+        var_g = _genetic_variance(info, val)
+        assert val["pve"] == pytest.approx(spref.realized_pve(var_g, val["sigma_e2"]), rel=1e-8)
+        pip = spref.mixture_pip(val["v"], val["pi"], val["sigma_slab2"], 0.1)
         np.testing.assert_allclose(val["pip"], pip, rtol=1e-9)
-        assert val["pge"] == pytest.approx(spref.pge_by_enumeration(W, val["v"], pip), rel=1e-9)
+        pge = spref.pge_by_enumeration(info.W, val["v"], pip, var_g)
+        assert val["pge"] == pytest.approx(pge, rel=1e-8)
 
 
 def test_snp_model__horseshoe_summaries_equal_reference(rng, data):
@@ -142,16 +164,19 @@ def test_snp_model__horseshoe_summaries_equal_reference(rng, data):
     model = bl.snp_model(
         y, _genotypes(rng, len(y), 10), X[:, 1:], marginalize=False, prior="horseshoe"
     )
-    W = info_of(model).W
-    names = ["v", "lambda", "tau", "c2", "sigma_e2", "pve", "h2", "sigma_g2", "pip", "pge"]
+    info = info_of(model)
+    W = info.W
+    names = ["beta", "v", "lambda", "tau", "c2", "sigma_e2", "sigma_b2", "pve", "h2"]
+    names += ["sigma_g2", "pip", "pge"]
     for point in _random_points(model, rng, n=3):
         val = _evaluate(model, names, point)
-        assert val["pve"] == pytest.approx(spref.realized_pve(W, val["v"], val["sigma_e2"]))
+        var_g = _genetic_variance(info, val)
+        assert val["pve"] == pytest.approx(spref.realized_pve(var_g, val["sigma_e2"]), rel=1e-8)
         assert val["h2"] == pytest.approx(val["pve"], rel=1e-12)
-        assert val["sigma_g2"] == pytest.approx(np.var(W @ val["v"]), rel=1e-9)
+        assert val["sigma_g2"] == pytest.approx(var_g, rel=1e-8)
         pip = spref.horseshoe_pip(W, val["tau"], val["lambda"], val["c2"], val["sigma_e2"])
         np.testing.assert_allclose(val["pip"], pip, rtol=1e-9)
-        assert val["pge"] == pytest.approx(spref.pge_by_enumeration(W, val["v"], pip), rel=1e-9)
+        assert val["pge"] == pytest.approx(spref.pge_by_enumeration(W, val["v"], pip, var_g))
 
 
 def test_snp_model__normal_prior_pve(rng, data):
@@ -159,8 +184,8 @@ def test_snp_model__normal_prior_pve(rng, data):
     model = bl.snp_model(y, _genotypes(rng, len(y), 12), X[:, 1:], marginalize=False)
     point = _random_points(model, rng, n=1)[0]
     val = _evaluate(model, ["v", "sigma_e2", "pve"], point)
-    expected = spref.realized_pve(info_of(model).W, val["v"], val["sigma_e2"])
-    assert val["pve"] == pytest.approx(expected, rel=1e-9)
+    var_g = np.var(info_of(model).W @ val["v"])  # no background: the realized var(Wv)
+    assert val["pve"] == pytest.approx(spref.realized_pve(var_g, val["sigma_e2"]), rel=1e-9)
 
 
 def test_snp_model__mixture_variance_parametrization_and_user_priors(rng, data):
@@ -178,37 +203,60 @@ def test_snp_model__mixture_variance_parametrization_and_user_priors(rng, data):
         "sigma_g2",
         "sigma_e2",
         "pi",
-        "rho_excess",
+        "rho",
         "z",
     ]
     assert info_of(model).priors["pi"] == bl.Prior("Beta", alpha=1, beta=50)
     assert info_of(model).form == "snp_lmm_mixture"
 
 
-def test_sparse_postprocess__u_and_conditional_loglik(rng, data):
+def _dense_loo(y, mu, V):
+    """log p(y_i | y_-i) of y ~ N(mu, V) by conditioning on the others, one sample at a time."""
+    out = np.empty(len(y))
+    for i in range(len(y)):
+        rest = np.delete(np.arange(len(y)), i)
+        coef = np.linalg.solve(V[np.ix_(rest, rest)], V[rest, i])
+        mean = mu[i] + coef @ (y[rest] - mu[rest])
+        var = V[i, i] - coef @ V[rest, i]
+        out[i] = stats.norm.logpdf(y[i], mean, np.sqrt(var))
+    return out
+
+
+@pytest.mark.parametrize("m", [12, 60])
+def test_sparse_postprocess__u_background_and_loo_equal_dense(rng, data, m):
     y, X = data
-    model = bl.snp_model(
-        y, _genotypes(rng, len(y), 12), X[:, 1:], marginalize=False, prior="mixture"
-    )
+    G = _genotypes(rng, len(y), m)
+    model = bl.snp_model(y, G, X[:, 1:], marginalize=False, prior="mixture")
     info = info_of(model)
-    v = rng.normal(0, 0.3, size=(2, 3, 12))
+    W = info.W
+    v = rng.normal(0, 0.3, size=(2, 3, m))
     beta = rng.normal(size=(2, 3, 2))
     sigma_e2 = rng.uniform(0.5, 2, size=(2, 3))
+    sigma_b2 = rng.uniform(0.1, 2, size=(2, 3))
     post = xr.Dataset(
         {
             "v": (("chain", "draw", "snp"), v),
             "beta": (("chain", "draw", "covariate"), beta),
             "sigma_e2": (("chain", "draw"), sigma_e2),
+            "sigma_b2": (("chain", "draw"), sigma_b2),
         }
     )
     new, loglik = family_of(model).postprocess(post, info, None, True)
     u, dim, _ = new["u"]
-    assert dim == "sample"
+    v_bg, bg_dim, _ = new["v_background"]
+    assert (dim, bg_dim) == ("sample", "snp")
+    K = W @ W.T / m
     for k, (c, d) in enumerate(np.ndindex(2, 3)):
-        np.testing.assert_allclose(u[k], info.W @ v[c, d], rtol=1e-10, atol=1e-12)
-        mu = X @ beta[c, d] + info.W @ v[c, d]
-        expected = stats.norm.logpdf(y, mu, np.sqrt(sigma_e2[c, d]))
-        np.testing.assert_allclose(loglik[k], expected, rtol=1e-10)
+        args = (y, X, W, beta[c, d], v[c, d], sigma_b2[c, d], sigma_e2[c, d])
+        mean, _ = spref.background_conditional(*args)
+        np.testing.assert_allclose(u[k], W @ v[c, d] + mean, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(W @ v_bg[k], mean, rtol=1e-8, atol=1e-10)
+        V = sigma_b2[c, d] * K + sigma_e2[c, d] * np.eye(len(y))
+        expected = _dense_loo(y, X @ beta[c, d] + W @ v[c, d], V)
+        np.testing.assert_allclose(loglik[k], expected, rtol=1e-8)
+    # drawn u: centred on the conditional mean, spread as its conditional covariance
+    new_drawn, _ = family_of(model).postprocess(post, info, np.random.default_rng(1), True)
+    assert not np.allclose(new_drawn["u"][0], u)
 
 
 @pytest.mark.parametrize(
@@ -235,12 +283,16 @@ def test_sparse_postprocess__u_and_conditional_loglik(rng, data):
         ),
         ({"prior": "horseshoe", "marginalize": False, "parametrization": "h2"}, "realized"),
         (
+            {"prior": "mixture", "marginalize": False, "prior_options": {"spike_sd": 1.5}},
+            "strictly between 0 and 1",
+        ),
+        (
             {
                 "prior": "horseshoe",
                 "marginalize": False,
                 "priors": {"h2": bl.Prior("Beta", alpha=1, beta=1)},
             },
-            "allowed: \\['beta', 'sigma_e2'\\]",
+            "allowed: \\['beta', 'sigma_b2', 'sigma_e2'\\]",
         ),
         ({"prior": "horseshoe", "marginalize": False, "priors": "flat"}, "not available"),
         (

@@ -55,14 +55,14 @@ SPARSE_PRIORS = ("normal", "mixture", "horseshoe")
 #: "from the data" (the slab scale defaults to sd(y)).
 OPTIONS: dict[str, dict[str, float | None]] = {
     "normal": {},
-    "mixture": {},
+    "mixture": {"spike_sd": 0.1},
     "horseshoe": {"n_nonzero": 10.0, "slab_scale": None, "slab_df": 4.0},
 }
 
 #: Priors of the mixture's own parameters, besides those of the normal model.
 MIXTURE_DEFAULTS = {
     "pi": Prior("Beta", alpha=1, beta=9),
-    "rho_excess": Prior("Beta", alpha=1, beta=1),
+    "rho": Prior("Beta", alpha=1, beta=1),
 }
 
 
@@ -74,6 +74,14 @@ def _options(prior: str, given: Mapping[str, float] | None, y: np.ndarray, n_snp
         hint = f"allowed: {sorted(allowed)}" if allowed else "it takes none"
         raise InputError(f"unknown prior_options {sorted(unknown)} for prior='{prior}'; {hint}.")
     options = {**allowed, **given}
+    if prior == "mixture":
+        spike = options["spike_sd"]
+        if not 0 < float(spike) < 1:
+            raise InputError(
+                f"prior_options['spike_sd'] (the spike's SD as a fraction of the slab's) must "
+                f"lie strictly between 0 and 1, got {spike!r}."
+            )
+        return {"spike_sd": float(spike)}
     if prior != "horseshoe":
         return options
     if "n_nonzero" not in given:  # the default, 10, capped at half the SNPs for tiny M
@@ -109,13 +117,15 @@ def sparse_parameters(
     -------
     dict
         ``"normal"``: the Gaussian LMM's (:func:`~bayeslmm.families.priors.gaussian_parameters`);
-        ``"mixture"``: those plus ``pi`` (probability of a large effect, default Beta(1, 9)) and
-        ``rho_excess`` (default Beta(1, 1)); ``"horseshoe"``: ``beta`` and ``sigma_e2`` (default
-        HalfStudentT(3, var y)) only, with no ``"flat"`` preset.
+        ``"mixture"``: those (σg² the whole genetic variance, background and sparse) plus
+        ``pi`` (probability of a large effect, default Beta(1, 9)) and ``rho`` (share of σg² in
+        the sparse effects, default Beta(1, 1)); ``"horseshoe"``: ``beta``, ``sigma_e2`` and
+        ``sigma_b2`` (the background's variance; both default HalfStudentT(3, var y)), with no
+        ``"flat"`` preset.
     """
     if prior == "horseshoe":
         table = gaussian_parameters("variance", y, X)
-        return {"beta": table["beta"], "sigma_e2": table["sigma_e2"]}
+        return {"beta": table["beta"], "sigma_e2": table["sigma_e2"], "sigma_b2": table["sigma_g2"]}
     table = gaussian_parameters(parametrization, y, X)
     if prior == "mixture":
         for name, default in MIXTURE_DEFAULTS.items():
@@ -158,7 +168,8 @@ def resolve_sparse_priors(
     n_snps
         M.
     prior_options
-        Horseshoe only: ``n_nonzero`` (expected number of non-zero effects p0, default 10, or
+        Mixture: ``spike_sd`` (the spike's SD as a fraction of the slab's, default 0.1).
+        Horseshoe: ``n_nonzero`` (expected number of non-zero effects p0, default 10, or
         M/2 when M < 20), ``slab_scale`` (s, default sd(y)), ``slab_df`` (ν, default 4).
 
     Returns
@@ -166,8 +177,8 @@ def resolve_sparse_priors(
     parametrization : str
         ``"horseshoe"`` for the horseshoe.
     priors : dict
-        Every prior the model creates, by variable name (the horseshoe's ``lambda``,
-        ``tau_unit`` and ``c2`` from its options).
+        Every prior the model creates, by variable name (the horseshoe's ``lambda_a``,
+        ``lambda_b``, ``tau_a``, ``tau_b`` and ``c2`` from its options).
     options : dict
     """
     if prior not in SPARSE_PRIORS:
@@ -185,7 +196,7 @@ def resolve_sparse_priors(
     if parametrization is not None:
         raise InputError(
             "prior='horseshoe' has no h2/variance parametrization: its h2 is the realized "
-            "proportion of variance explained by Wv; leave parametrization unset."
+            "proportion of variance explained by the genetic values; leave parametrization unset."
         )
     table = sparse_parameters(prior, "variance", y, X)
     merged = resolve(priors, table, model="prior='horseshoe'", hints=HORSESHOE_HINTS)
@@ -217,57 +228,67 @@ def normal_effects(sigma_g2: pt.TensorVariable, n_snps: int) -> pt.TensorVariabl
 
 
 def mixture_effects(
-    sigma_g2: pt.TensorVariable, n_snps: int, priors: Mapping[str, PriorLike]
-) -> tuple[pt.TensorVariable, pt.TensorVariable]:
-    r"""Two-normal mixture per SNP, the indicator summed out, non-centred by the small component.
+    sigma_g2: pt.TensorVariable, n_snps: int, priors: Mapping[str, PriorLike], spike_sd: float
+) -> tuple[pt.TensorVariable, pt.TensorVariable, pt.TensorVariable]:
+    r"""Spike-and-slab normal mixture per SNP beside the background, the indicator summed out.
+
+    Parameters
+    ----------
+    sigma_g2
+        The whole genetic variance (background and sparse effects).
+    n_snps
+        M.
+    priors
+        With ``pi`` and ``rho``.
+    spike_sd
+        ε, the spike's SD as a fraction of the slab's.
 
     Returns
     -------
-    v, pip
-        The effects and, per SNP, the conditional probability of the large component (dim snp).
+    v, pip, sigma_b2
+        The effects, per SNP the conditional probability of the slab (dim snp), and the
+        background's variance.
 
     Notes
     -----
     .. math::
 
-        v_j \sim \pi N(0, \sigma_L^2) + (1-\pi) N(0, \sigma_S^2), \quad
+        v_j \sim \pi N(0, \sigma_L^2) + (1-\pi) N(0, \varepsilon^2\sigma_L^2), \quad
         \sigma_L^2 = \frac{\rho\,\sigma_g^2}{M\pi}, \quad
-        \sigma_S^2 = \frac{(1-\rho)\,\sigma_g^2}{M(1-\pi)},
+        \sigma_b^2 = (1-\rho)\,\sigma_g^2,
 
-    so that :math:`M(\pi\sigma_L^2 + (1-\pi)\sigma_S^2) = \sigma_g^2` and ρ is the share of σg²
-    in the large component. ρ = π + (1 − π)·``rho_excess`` lies in (π, 1), which orders the
-    components (σL ≥ σS ⇔ ρ ≥ π): "large" keeps its meaning in every draw, and the two labels
-    cannot switch. With v = σS·z (non-centred by the small SD) and r = σL/σS,
+    BSLMM's prior with its point mass relaxed to a spike of SD εσL (ε = ``spike_sd``): ρ is
+    the prior share of σg² in the slab effects (BSLMM's ρ, the PGE's prior counterpart), the
+    rest is the background u ~ N(0, σb² K). Non-centred by the slab, v = σL z with
 
     .. math::
 
-        z_j \sim \pi N(0, r^2) + (1-\pi) N(0, 1), \quad
-        r^2 = \frac{\rho}{\pi(1-\rho_{excess})}, \quad
-        \sigma_S^2 = (1-\rho_{excess})\,\sigma_g^2 / M,
+        z_j \sim \pi N(0, 1) + (1-\pi) N(0, \varepsilon^2),
 
-    evaluated by logsumexp (``pm.NormalMixture``). The many small effects, which the data
-    barely inform, are N(0, 1) in z whatever the variance components (no funnel); the few large
-    ones are well identified by the data and nearly centred (z = v/σS with a wide prior).
+    evaluated by logsumexp (``pm.NormalMixture``): z's prior does not depend on σg², ρ or π
+    other than through the weights, so no funnel opens as ρ → 0 (a polygenic trait), and the
+    fixed ratio ε of the two SDs keeps "slab" meaning large in every draw (no label switching).
+    A spike of width zero (BSLMM's exact point mass) would leave NUTS a density it cannot
+    cross; the spike's effects are iid normal, the same as a little more background.
     """
-    pm.Deterministic("sigma_v2", sigma_g2 / n_snps)
     pi = add_prior("pi", priors["pi"])
-    rho_excess = add_prior("rho_excess", priors["rho_excess"])
-    rho = pm.Deterministic("rho", pi + (1.0 - pi) * rho_excess)
-    pm.Deterministic("sigma_large2", rho * sigma_g2 / (n_snps * pi))
-    sigma_small2 = pm.Deterministic("sigma_small2", (1.0 - rho_excess) * sigma_g2 / n_snps)
-    ratio2 = rho / (pi * (1.0 - rho_excess))
+    rho = add_prior("rho", priors["rho"])
+    sigma_slab2 = pm.Deterministic("sigma_slab2", rho * sigma_g2 / (n_snps * pi))
+    sigma_b2 = pm.Deterministic("sigma_b2", (1.0 - rho) * sigma_g2)
     z = pm.NormalMixture(
         "z",
         w=pt.stack([pi, 1.0 - pi]),
         mu=pt.zeros(2),
-        sigma=pt.stack([pt.sqrt(ratio2), pt.ones(())]),
+        sigma=pt.as_tensor([1.0, spike_sd]),
         dims="snp",
     )
-    v = pm.Deterministic("v", pt.sqrt(sigma_small2) * z, dims="snp")
-    # log odds of the large component: log π/(1−π) + log N(z; 0, r²) − log N(z; 0, 1)
-    log_odds = pt.log(pi) - pt.log1p(-pi) - 0.5 * pt.log(ratio2) + 0.5 * z**2 * (1.0 - 1.0 / ratio2)
+    v = pm.Deterministic("v", pt.sqrt(sigma_slab2) * z, dims="snp")
+    # log odds of the slab: log π/(1−π) + log N(z; 0, 1) − log N(z; 0, ε²)
+    log_odds = (
+        pt.log(pi) - pt.log1p(-pi) + np.log(spike_sd) + 0.5 * z**2 * (1.0 / spike_sd**2 - 1.0)
+    )
     pip = pm.Deterministic("pip", pt.sigmoid(log_odds), dims="snp")
-    return v, pip
+    return v, pip, sigma_b2
 
 
 def horseshoe_effects(
@@ -331,11 +352,26 @@ def horseshoe_effects(
     return v, pip
 
 
-def _sample_variance(B: Any, effects: Any, ones_rot: Any, n_samples: int) -> pt.TensorVariable:
-    """Variance over samples (ddof 0) of W·effects, from its coordinates B·effects on U."""
-    g1 = B @ effects
+def _sample_variance(g1: Any, ones_rot: Any, n_samples: int) -> pt.TensorVariable:
+    """Variance over samples (ddof 0) of the vector U·g1, from its coordinates g1 on U."""
     mean = (ones_rot @ g1) / n_samples
     return (g1 @ g1) / n_samples - mean**2
+
+
+def background_moments(
+    resid_rot: Any, s: Any, sigma_b2: Any, sigma_e2: Any
+) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    r"""The background's conditional mean and variance on U given y, β, v and the variances.
+
+    Returns
+    -------
+    mean, var
+        ū₁ = σb² s / (σb² s + σe²) ⊙ e₁ and c = σb² s σe² / (σb² s + σe²), with e₁ = y₁ − X₁β − Bv
+        [shape: (rank,)]: u = U a with a_k independent N(ū₁ₖ, c_k).
+    """
+    prior_var = sigma_b2 * s
+    total = prior_var + sigma_e2
+    return prior_var / total * resid_rot, prior_var * sigma_e2 / total
 
 
 def effect_summaries(
@@ -347,30 +383,55 @@ def effect_summaries(
     *,
     pip: pt.TensorVariable | None = None,
     snp_var: Any = None,
+    background: tuple[Any, Any] | None = None,
 ) -> pt.TensorVariable:
-    r"""Add ``pve`` (and with ``pip``: ``pge``) as Deterministics; return var(Wv).
+    r"""Add ``pve`` (and with ``pip``: ``pge``) as Deterministics; return the genetic variance.
+
+    Parameters
+    ----------
+    B, v, sigma_e2, ones_rot, n_samples
+        U'W, the effects, σe², U'1 and N.
+    pip, snp_var
+        Per-SNP probability of a large effect and var(w_j), for ``pge``.
+    background
+        (ū₁, c) of :func:`background_moments`, for the models with a background.
 
     Notes
     -----
-    Wv lies in the span of U, so with g₁ = Bv = U'Wv its sample variance is
-    :math:`\|g_1\|^2/N - (\mathbf 1'U g_1/N)^2`: O(r·M) per draw, never O(N·M).
+    Wv and u lie in the span of U, so with g₁ = Bv + ū₁ (their coordinates on U; ū₁ = 0
+    without background) the sample variance of the genetic value, u averaged out given the
+    draw, is
 
     .. math::
 
-        \mathrm{pve} = \frac{\operatorname{var}(Wv)}{\operatorname{var}(Wv) + \sigma_e^2},
+        V_g = E_u \operatorname{var}(Wv + u)
+            = \|g_1\|^2/N - (\mathbf 1'U g_1/N)^2
+              + \textstyle\sum_k c_k/N - \sum_k c_k (\mathbf 1'U)_k^2/N^2,
+
+    O(r·M) per draw, never O(N·M). Then
+
+    .. math::
+
+        \mathrm{pve} = \frac{V_g}{V_g + \sigma_e^2},
         \qquad
-        \mathrm{pge} = \frac{E_\gamma \operatorname{var}(W(\gamma\circ v))}
-                            {\operatorname{var}(Wv)},\quad
+        \mathrm{pge} = \frac{E_\gamma \operatorname{var}(W(\gamma\circ v))}{V_g},\quad
         \gamma_j \sim \mathrm{Bernoulli}(\mathrm{pip}_j)\ \text{independently},
 
     and :math:`E_\gamma \operatorname{var}(W(\gamma\circ v)) = \operatorname{var}(W(p\circ v))
     + \sum_j p_j(1-p_j) v_j^2 \operatorname{var}(w_j)` with p = pip: GEMMA BSLMM's PVE and
-    PGE, the indicator averaged out given the draw (Rao–Blackwellized).
+    PGE (genetic value Xβ̃ + u, sparse part Xβ̃ over the effects with γ = 1), with the
+    indicator and the background averaged out given the draw (Rao–Blackwellized).
     """
-    var_g = _sample_variance(B, v, ones_rot, n_samples)
+    g1 = B @ v
+    if background is not None:
+        mean_b, var_b = background
+        g1 = g1 + mean_b
+    var_g = _sample_variance(g1, ones_rot, n_samples)
+    if background is not None:
+        var_g = var_g + pt.sum(var_b) / n_samples - pt.sum(var_b * ones_rot**2) / n_samples**2
     pm.Deterministic("pve", var_g / (var_g + sigma_e2))
     if pip is not None:
-        var_large = _sample_variance(B, pip * v, ones_rot, n_samples)
+        var_large = _sample_variance(B @ (pip * v), ones_rot, n_samples)
         var_large += pt.sum(pip * (1.0 - pip) * v**2 * snp_var)
         pm.Deterministic("pge", var_large / var_g)
     return var_g
@@ -381,42 +442,124 @@ def effect_summaries(
 # --------------------------------------------------------------------------------------------
 
 
+def background_effects(
+    B: np.ndarray, resid_rot: np.ndarray, s: np.ndarray, sigma_b2: np.ndarray, sigma_e2: np.ndarray
+) -> np.ndarray:
+    r"""The background's BLUP as SNP effects, per draw [shape: (draws, n_snps)].
+
+    Parameters
+    ----------
+    B
+        U'W [shape: (rank, n_snps)].
+    resid_rot
+        e₁ = y₁ − X₁β − Bv per draw [shape: (draws, rank)].
+    s
+        Eigenvalues of K = WW'/M [shape: (rank,)].
+    sigma_b2, sigma_e2
+        [shape: (draws,)].
+
+    Notes
+    -----
+    With V = σb² K + σe² I and e = y − Xβ − Wv, :math:`E[u \mid y, \theta, v] = \sigma_b^2 K
+    V^{-1} e = W b` with
+
+    .. math::
+
+        b = \frac{\sigma_b^2}{M} W' V^{-1} e = \frac{\sigma_b^2}{M}
+            B' \big(e_1 / (\sigma_b^2 s + \sigma_e^2)\big),
+
+    since W lies in the span of U (W'(I − UU') = 0). For new samples of genotypes W_new
+    (standardized as in training), :math:`E[u_{new} \mid y, \theta, v] = \sigma_b^2 K_{new,t}
+    V^{-1} e = W_{new} b` with :math:`K_{new,t} = W_{new} W'/M`: the background's prediction
+    is a linear predictor in the SNPs, O(r·M) per draw, no N×N matrix.
+    """
+    n_snps = B.shape[1]
+    weights = sigma_b2[:, None] / (sigma_b2[:, None] * s[None, :] + sigma_e2[:, None])
+    return (weights * resid_rot) @ B / n_snps
+
+
+def conditional_loo(
+    U: np.ndarray, resid: np.ndarray, resid_rot: np.ndarray, d: np.ndarray, sigma_e2: np.ndarray
+) -> np.ndarray:
+    r"""Leave-one-out log p(y_i | y_−i, θ, v) of y ~ N(Xβ + Wv, σb² K + σe² I) per draw.
+
+    Parameters
+    ----------
+    U
+        Eigenvectors [shape: (n_samples, rank)].
+    resid, resid_rot
+        e = y − Xβ − Wv [shape: (draws, n_samples)] and e₁ = U'e [shape: (draws, rank)].
+    d
+        σb² s + σe² [shape: (draws, rank)].
+    sigma_e2
+        [shape: (draws,)].
+
+    Notes
+    -----
+    With :math:`Q = V^{-1} = U \operatorname{diag}(1/d - 1/\sigma_e^2) U' + I/\sigma_e^2`,
+    the Gaussian leave-one-out identities give :math:`\log p(y_i \mid y_{-i}) =
+    -\tfrac12 \log(2\pi / Q_{ii}) - \tfrac12 (Qe)_i^2 / Q_{ii}`.
+    """
+    inv_e = 1.0 / sigma_e2[:, None]
+    delta = 1.0 / d - inv_e  # [shape: (draws, rank)]
+    q_diag = delta @ (U**2).T + inv_e
+    qe = (delta * resid_rot) @ U.T + resid * inv_e
+    return -0.5 * (np.log(2 * np.pi / q_diag) + qe**2 / q_diag)
+
+
 def postprocess(
     posterior: Any, info: ModelInfo, rng: np.random.Generator | None, random_effects: bool
 ) -> tuple[dict[str, Any], np.ndarray]:
-    r"""The sparse family's post-processing: u = Wv and the log-likelihood.
+    r"""The sparse family's post-processing: u, the background as SNP effects, the LOO terms.
 
     Returns
     -------
     new_vars : dict
-        ``u`` (dim sample) when ``random_effects`` and it fits in memory.
+        When ``random_effects`` and they fit in memory: ``u`` (dim sample), the genetic value
+        Wv + u_b with the background u_b drawn from its conditional N(U ū₁, U diag(c) U')
+        (:func:`background_moments`; its mean when ``rng`` is None), and ``v_background``
+        (dim snp), the background's conditional mean as SNP effects (:func:`background_effects`),
+        which :func:`bayeslmm.predict` adds to v for new genotypes.
     loglik : ndarray
-        :math:`\log N(y_i \mid X_i\beta + W_i v, \sigma_e^2)` for each draw
-        [shape: (draws, n_samples)]. It is conditional on v: the marginal over a sparse prior
-        has no closed form. It targets the same log p(y_i | y_−i) as the marginal form of the
-        normal prior, but its PSIS-LOO is less reliable (watch the Pareto k values).
+        log p(y_i | y_−i, θ, v) of y ~ N(Xβ + Wv, σb² K + σe² I) for each draw
+        [shape: (draws, n_samples)] (:func:`conditional_loo`): exact given v, the background
+        summed out. The marginal over a sparse prior has no closed form; PSIS-LOO on these
+        terms is less reliable than for the normal prior (watch the Pareto k values).
     """
-    del rng  # everything here is a function of the draws
-    data, W = info.data, info.W
+    data, W, spectral, rot = info.data, info.W, info.spectral, info.rotated
     v = flat_draws(posterior, "v")
     beta = flat_draws(posterior, "beta")
     sigma_e2 = flat_draws(posterior, "sigma_e2")
-    n_draws = v.shape[0]
-    keep_u = store_effects(
+    sigma_b2 = flat_draws(posterior, "sigma_b2")
+    B = spectral.U.T @ W
+    n_draws, n_snps = v.shape
+    keep = store_effects(
         random_effects, n_draws * data.n, f"{n_draws} draws × {data.n} samples", stacklevel=4
     )
-    u_all = np.empty((n_draws, data.n)) if keep_u else None
+    u_all = np.empty((n_draws, data.n)) if keep else None
+    v_bg = np.empty((n_draws, n_snps)) if keep else None
     loglik = np.empty((n_draws, data.n))
-    step = max(1, 4_000_000 // max(data.n + W.shape[1], 1))
+    step = max(1, 4_000_000 // max(data.n + n_snps, 1))
     for start in range(0, n_draws, step):
         sl = slice(start, min(start + step, n_draws))
-        u = v[sl] @ W.T
-        resid = data.y[None, :] - beta[sl] @ data.X.T - u
-        se2 = sigma_e2[sl, None]
-        loglik[sl] = -0.5 * (np.log(2 * np.pi * se2) + resid**2 / se2)
-        if u_all is not None:
-            u_all[sl] = u
-    new = {"u": (u_all, "sample", list(data.samples))} if u_all is not None else {}
+        resid = data.y[None, :] - beta[sl] @ data.X.T - v[sl] @ W.T
+        resid_rot = rot.y1[None, :] - beta[sl] @ rot.X1.T - v[sl] @ B.T
+        prior_var = sigma_b2[sl, None] * spectral.s[None, :]
+        d = prior_var + sigma_e2[sl, None]
+        loglik[sl] = conditional_loo(spectral.U, resid, resid_rot, d, sigma_e2[sl])
+        if u_all is None:
+            continue
+        a = prior_var / d * resid_rot
+        if rng is not None:
+            a += np.sqrt(prior_var * sigma_e2[sl, None] / d) * rng.standard_normal(a.shape)
+        u_all[sl] = v[sl] @ W.T + a @ spectral.U.T
+        v_bg[sl] = background_effects(B, resid_rot, spectral.s, sigma_b2[sl], sigma_e2[sl])
+    if u_all is None:
+        return {}, loglik
+    new = {
+        "u": (u_all, "sample", list(data.samples)),
+        "v_background": (v_bg, "snp", list(info.snps)),
+    }
     return new, loglik
 
 
@@ -435,7 +578,7 @@ def explicit_snp_model(
     parametrization: str | None,
     prior_options: Mapping[str, float] | None,
 ) -> tuple[pm.Model, Rotated, str, dict[str, PriorLike], dict[str, Any]]:
-    r"""Build y = Xβ + Wv + ε with v explicit under one prior, in the eigenbasis of K = WW'/M.
+    r"""Build y = Xβ + Wv (+ u) + ε with v explicit under one prior, in the eigenbasis of K = WW'/M.
 
     Parameters
     ----------
@@ -457,8 +600,15 @@ def explicit_snp_model(
 
     Notes
     -----
-    With B = U'W [r×M], y₁ ~ N(X₁β + Bv, σe² I_r) plus the null-space term of the residual
-    (Wv lies in the span of U, so that term involves only [X, y]): O(r·M) per evaluation.
+    With B = U'W [r×M]: the normal prior, y₁ ~ N(X₁β + Bv, σe² I_r); the sparse priors add
+    the polygenic background u ~ N(0, σb² K) (BSLMM), summed out in the eigenbasis,
+
+    .. math::
+
+        y_1 \sim N(X_1\beta + Bv,\ \operatorname{diag}(\sigma_b^2 s + \sigma_e^2)),
+
+    plus, for both, the null-space term of the residual (Wv and u lie in the span of U, so
+    that term involves only [X, y]): O(r·M) per evaluation.
     """
     n, n_snps = W.shape
     parametrization, priors, options = resolve_sparse_priors(
@@ -472,28 +622,32 @@ def explicit_snp_model(
         B = pm.Data("snp_loadings", loadings, dims=("eigen", "snp"))
         ones_rot = pm.Data("ones_rot", spectral.U.sum(axis=0), dims="eigen")
         beta = add_prior("beta", priors["beta"], dims="covariate")
-        pip = snp_var = None
-        if prior != "normal":
-            snp_var = pm.Data("snp_var", W.var(axis=0), dims="snp")
+        if prior == "normal":
+            _, sigma_g2, sigma_e2 = variance_components(parametrization, priors)
+            v = normal_effects(sigma_g2, n_snps)
+            mu = X_rot @ beta + B @ v
+            pm.Normal("y", mu=mu, sigma=pt.sqrt(sigma_e2), observed=y_rot, dims="eigen")
+            null_space_term(rot, beta, sigma_e2)
+            effect_summaries(B, v, sigma_e2, ones_rot, n)
+            return model, rot, parametrization, priors, {"prior": prior, "options": options}
+        snp_var = pm.Data("snp_var", W.var(axis=0), dims="snp")
+        s = pm.Data("eigenvalues", spectral.s, dims="eigen")
         if prior == "horseshoe":
             sigma_e2 = add_prior("sigma_e2", priors["sigma_e2"])
+            sigma_b2 = add_prior("sigma_b2", priors["sigma_b2"])
             tau0 = pm.Data("tau0", global_scale(options["n_nonzero"], n_snps, n))
             v, pip = horseshoe_effects(sigma_e2, priors, tau0, n * snp_var)
         else:
             _, sigma_g2, sigma_e2 = variance_components(parametrization, priors)
-            if prior == "normal":
-                v = normal_effects(sigma_g2, n_snps)
-            else:
-                v, pip = mixture_effects(sigma_g2, n_snps, priors)
-        pm.Normal(
-            "y",
-            mu=X_rot @ beta + B @ v,
-            sigma=pt.sqrt(sigma_e2),
-            observed=y_rot,
-            dims="eigen",
-        )
+            v, pip, sigma_b2 = mixture_effects(sigma_g2, n_snps, priors, options["spike_sd"])
+        mu = X_rot @ beta + B @ v
+        sd = pt.sqrt(sigma_b2 * s + sigma_e2)
+        pm.Normal("y", mu=mu, sigma=sd, observed=y_rot, dims="eigen")
         null_space_term(rot, beta, sigma_e2)
-        var_g = effect_summaries(B, v, sigma_e2, ones_rot, n, pip=pip, snp_var=snp_var)
+        background = background_moments(y_rot - mu, s, sigma_b2, sigma_e2)
+        var_g = effect_summaries(
+            B, v, sigma_e2, ones_rot, n, pip=pip, snp_var=snp_var, background=background
+        )
         if prior == "horseshoe":  # no σg² parameter: the realized genetic variance and PVE
             pm.Deterministic("sigma_g2", var_g)
             pm.Deterministic("h2", var_g / (var_g + sigma_e2))
@@ -549,5 +703,5 @@ SPARSE = Family(
     name="sparse",
     build=sparse_snp_model,
     postprocess=postprocess,
-    summary=("h2", "sigma_g2", "sigma_e2", "sigma_v2", "pve", "pge"),
+    summary=("h2", "sigma_g2", "sigma_b2", "sigma_e2", "pve", "pge"),
 )

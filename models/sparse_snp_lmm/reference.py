@@ -2,13 +2,15 @@
 
 .. math::
 
-    y = X\\beta + W v + \\varepsilon, \\quad \\varepsilon \\sim N(0, \\sigma_e^2 I)
+    y = X\\beta + W v + u + \\varepsilon, \\quad u \\sim N(0, \\sigma_b^2 WW'/M), \\quad
+    \\varepsilon \\sim N(0, \\sigma_e^2 I)
 
-with, per SNP j, either the two-normal mixture (BOLT-LMM, BayesC-like)
+(GEMMA's BSLMM: sparse effects v plus a polygenic background u) with, per SNP j, either the
+spike-and-slab normal mixture (BSLMM's point mass relaxed to a narrow normal)
 
 .. math::
 
-    v_j \\sim \\pi N(0, \\sigma_L^2) + (1 - \\pi) N(0, \\sigma_S^2)
+    v_j \\sim \\pi N(0, \\sigma_L^2) + (1 - \\pi) N(0, \\varepsilon^2 \\sigma_L^2)
 
 or the regularized horseshoe (Piironen & Vehtari 2017)
 
@@ -17,11 +19,12 @@ or the regularized horseshoe (Piironen & Vehtari 2017)
     v_j \\sim N(0, \\tau^2 \\tilde\\lambda_j^2), \\quad
     \\tilde\\lambda_j^2 = c^2 \\lambda_j^2 / (c^2 + \\tau^2 \\lambda_j^2).
 
-Everything is in sample space: y is an N-vector of independent normals around Xβ + Wv
-(O(N·M) per evaluation), and v is centred (its prior density is written on v itself). The
-summaries (PVE, inclusion probabilities, PGE) are written out with SciPy and, for PGE, by
-enumerating every indicator vector. The package ``bayeslmm`` never imports this module, and this
-module never imports ``bayeslmm``. See MODEL.md beside this file.
+Everything is in sample space: u is summed out literally, y ~ MvNormal(Xβ + Wv,
+σb² WW'/M + σe² I) with the N×N covariance (O(N³) per evaluation), and v is centred (its prior
+density is written on v itself). The summaries (PVE, inclusion probabilities, PGE) are written
+out with dense conditionals, SciPy and, for PGE, by enumerating every indicator vector. The
+package ``bayeslmm`` never imports this module, and this module never imports ``bayeslmm``.
+See MODEL.md beside this file.
 """
 
 from __future__ import annotations
@@ -67,12 +70,14 @@ def _coords(n: int, d: int, m: int, covariates: Sequence[str] | None) -> dict:
     return {"sample": np.arange(n), "covariate": list(names), "snp": np.arange(m)}
 
 
-def _likelihood(y, X, W, beta, v, sigma_e2) -> None:
-    """y ~ Normal(Xβ + Wv, σe) in sample space."""
-    pm.Normal(
+def _likelihood(y, X, W, beta, v, sigma_b2, sigma_e2) -> None:
+    """y ~ MvNormal(Xβ + Wv, σb² WW'/M + σe² I) in sample space: the background u summed out."""
+    n, m = W.shape
+    K = W @ W.T / m
+    pm.MvNormal(
         "y",
         mu=pt.as_tensor(X) @ beta + pt.as_tensor(W) @ v,
-        sigma=pt.sqrt(sigma_e2),
+        cov=sigma_b2 * pt.as_tensor(K) + sigma_e2 * pt.eye(n),
         observed=y,
         dims="sample",
     )
@@ -87,9 +92,10 @@ def dense_mixture_snp_model(
     y: np.ndarray,
     X: np.ndarray,
     W: np.ndarray,
+    spike_sd: float = 0.1,
     covariates: Sequence[str] | None = None,
 ) -> pm.Model:
-    """Two-normal mixture on centred SNP effects, the indicator summed out.
+    """Spike-and-slab normal mixture on centred SNP effects plus the background, summed out.
 
     Priors::
 
@@ -97,13 +103,12 @@ def dense_mixture_snp_model(
         h2         ~ Beta(1, 1)
         sigma_p    ~ HalfStudentT(nu=3, sigma=sd(y))
         sigma_g2   = h2 sigma_p²,  sigma_e2 = (1 − h2) sigma_p²
-        pi         ~ Beta(1, 9)                          probability of a large effect
-        rho_excess ~ Beta(1, 1)
-        rho        = pi + (1 − pi) rho_excess            share of sigma_g2 in the large component
-        sigma_large2 = rho sigma_g2 / (M pi)
-        sigma_small2 = (1 − rho) sigma_g2 / (M (1 − pi))
-        v_j        ~ pi N(0, sigma_large2) + (1 − pi) N(0, sigma_small2)      dims snp
-        y          ~ Normal(X beta + W v, sqrt(sigma_e2))                    dims sample
+        pi         ~ Beta(1, 9)                          probability of a slab effect
+        rho        ~ Beta(1, 1)                          share of sigma_g2 in the slab effects
+        sigma_slab2 = rho sigma_g2 / (M pi)
+        sigma_b2   = (1 − rho) sigma_g2                  the background's variance
+        v_j        ~ pi N(0, sigma_slab2) + (1 − pi) N(0, spike_sd² sigma_slab2)   dims snp
+        y          ~ MvNormal(X beta + W v, sigma_b2 WW'/M + sigma_e2 I)          dims sample
 
     Parameters
     ----------
@@ -114,6 +119,8 @@ def dense_mixture_snp_model(
     W
         Genotypes as used (normalized so that WW'/M has mean diagonal 1)
         [shape: (n_samples, n_snps)].
+    spike_sd
+        The spike's SD as a fraction of the slab's.
     covariates
         Names of the ``covariate`` dim.
 
@@ -130,18 +137,18 @@ def dense_mixture_snp_model(
         sigma_g2 = pm.Deterministic("sigma_g2", h2 * sigma_p**2)
         sigma_e2 = pm.Deterministic("sigma_e2", (1 - h2) * sigma_p**2)
         pi = pm.Beta("pi", alpha=1, beta=9)
-        rho_excess = pm.Beta("rho_excess", alpha=1, beta=1)
-        rho = pm.Deterministic("rho", pi + (1 - pi) * rho_excess)
-        sigma_large2 = pm.Deterministic("sigma_large2", rho * sigma_g2 / (m * pi))
-        sigma_small2 = pm.Deterministic("sigma_small2", (1 - rho) * sigma_g2 / (m * (1 - pi)))
+        rho = pm.Beta("rho", alpha=1, beta=1)
+        sigma_slab2 = pm.Deterministic("sigma_slab2", rho * sigma_g2 / (m * pi))
+        sigma_b2 = pm.Deterministic("sigma_b2", (1 - rho) * sigma_g2)
+        slab = pt.sqrt(sigma_slab2)
         v = pm.NormalMixture(
             "v",
             w=pt.stack([pi, 1 - pi]),
             mu=pt.zeros(2),
-            sigma=pt.sqrt(pt.stack([sigma_large2, sigma_small2])),
+            sigma=pt.stack([slab, spike_sd * slab]),
             dims="snp",
         )
-        _likelihood(y, X, W, beta, v, sigma_e2)
+        _likelihood(y, X, W, beta, v, sigma_b2, sigma_e2)
     return model
 
 
@@ -165,6 +172,7 @@ def dense_horseshoe_snp_model(
 
         beta     ~ as in dense_mixture_snp_model
         sigma_e2 ~ HalfStudentT(nu=3, sigma=var(y))
+        sigma_b2 ~ HalfStudentT(nu=3, sigma=var(y))                the background's variance
         lambda_a_j ~ HalfNormal(1),  lambda_b_j ~ InverseGamma(1/2, 1/2)      dims snp
         lambda_j = lambda_a_j sqrt(lambda_b_j)                    ~ HalfCauchy(1)
         tau_a    ~ HalfNormal(1),    tau_b ~ InverseGamma(1/2, 1/2)
@@ -173,7 +181,7 @@ def dense_horseshoe_snp_model(
         c2       ~ InverseGamma(nu/2, nu s²/2)                    s = slab_scale (sd(y))
         lambda_tilde_j² = c2 lambda_j² / (c2 + tau² lambda_j²)
         v_j      ~ Normal(0, tau · lambda_tilde_j)                dims snp
-        y        ~ Normal(X beta + W v, sqrt(sigma_e2))           dims sample
+        y        ~ MvNormal(X beta + W v, sigma_b2 WW'/M + sigma_e2 I)   dims sample
 
     Parameters
     ----------
@@ -197,6 +205,7 @@ def dense_horseshoe_snp_model(
     with pm.Model(coords=_coords(n, X.shape[1], m, covariates)) as model:
         beta = _beta_prior(y, X)
         sigma_e2 = pm.HalfStudentT("sigma_e2", nu=3, sigma=sd_y**2)
+        sigma_b2 = pm.HalfStudentT("sigma_b2", nu=3, sigma=sd_y**2)
         # each half-Cauchy as a·√b (|N(0,1)| / |N(0,1)|), the package's coordinates: the same
         # prior on λ and τ, written so that the joint densities compare point by point
         lam_a = pm.HalfNormal("lambda_a", sigma=1.0, dims="snp")
@@ -208,7 +217,7 @@ def dense_horseshoe_snp_model(
         c2 = pm.InverseGamma("c2", alpha=slab_df / 2, beta=slab_df * s**2 / 2)
         lam_tilde = pt.sqrt(c2 * lam**2 / (c2 + tau**2 * lam**2))
         v = pm.Normal("v", mu=0.0, sigma=tau * lam_tilde, dims="snp")
-        _likelihood(y, X, W, beta, v, sigma_e2)
+        _likelihood(y, X, W, beta, v, sigma_b2, sigma_e2)
     return model
 
 
@@ -217,17 +226,62 @@ def dense_horseshoe_snp_model(
 # --------------------------------------------------------------------------------------------
 
 
-def realized_pve(W: np.ndarray, v: np.ndarray, sigma_e2: float) -> float:
-    """PVE = var(Wv) / (var(Wv) + σe²), the variance over samples with ddof = 0 (GEMMA BSLMM)."""
-    g = W @ v
-    return float(np.var(g) / (np.var(g) + sigma_e2))
+def background_conditional(
+    y: np.ndarray,
+    X: np.ndarray,
+    W: np.ndarray,
+    beta: np.ndarray,
+    v: np.ndarray,
+    sigma_b2: float,
+    sigma_e2: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of u | y, β, v, σb², σe², densely (N×N solves).
+
+    Returns
+    -------
+    mean : ndarray
+        σb² K V⁻¹ (y − Xβ − Wv), V = σb² K + σe² I, K = WW'/M [shape: (n_samples,)].
+    cov : ndarray
+        σb² K − σb⁴ K V⁻¹ K [shape: (n_samples, n_samples)].
+    """
+    n, m = W.shape
+    K = W @ W.T / m
+    V = sigma_b2 * K + sigma_e2 * np.eye(n)
+    mean = sigma_b2 * K @ np.linalg.solve(V, y - X @ beta - W @ v)
+    cov = sigma_b2 * K - sigma_b2**2 * K @ np.linalg.solve(V, K)
+    return mean, cov
 
 
-def mixture_pip(v: np.ndarray, pi: float, sigma_large2: float, sigma_small2: float) -> np.ndarray:
-    """P(SNP j in the large component | v_j, π, σL², σS²) by Bayes' rule [shape: (n_snps,)]."""
-    large = pi * stats.norm.pdf(v, 0, np.sqrt(sigma_large2))
-    small = (1 - pi) * stats.norm.pdf(v, 0, np.sqrt(sigma_small2))
-    return large / (large + small)
+def genetic_variance(
+    y: np.ndarray,
+    X: np.ndarray,
+    W: np.ndarray,
+    beta: np.ndarray,
+    v: np.ndarray,
+    sigma_b2: float,
+    sigma_e2: float,
+) -> float:
+    """E[var(Wv + u) | y, θ, v] over the background's conditional, variance over samples ddof 0.
+
+    With ū, C from :func:`background_conditional` and P = I − 11'/N:
+    var(Wv + ū) + tr(PC)/N.
+    """
+    n = len(y)
+    mean, cov = background_conditional(y, X, W, beta, v, sigma_b2, sigma_e2)
+    P = np.eye(n) - np.ones((n, n)) / n
+    return float(np.var(W @ v + mean) + np.trace(P @ cov) / n)
+
+
+def realized_pve(var_g: float, sigma_e2: float) -> float:
+    """PVE = V_g / (V_g + σe²), V_g from :func:`genetic_variance` (GEMMA BSLMM's PVE)."""
+    return float(var_g / (var_g + sigma_e2))
+
+
+def mixture_pip(v: np.ndarray, pi: float, sigma_slab2: float, spike_sd: float) -> np.ndarray:
+    """P(SNP j in the slab | v_j, π, σL², ε) by Bayes' rule [shape: (n_snps,)]."""
+    slab = pi * stats.norm.pdf(v, 0, np.sqrt(sigma_slab2))
+    spike = (1 - pi) * stats.norm.pdf(v, 0, spike_sd * np.sqrt(sigma_slab2))
+    return slab / (slab + spike)
 
 
 def horseshoe_pip(
@@ -239,8 +293,10 @@ def horseshoe_pip(
     return 1 - 1 / (1 + tau**2 * lam_tilde2 * sumsq / sigma_e2)
 
 
-def pge_by_enumeration(W: np.ndarray, v: np.ndarray, pip: np.ndarray) -> float:
-    """E_γ[var(W(γ∘v))] / var(Wv) over independent γ_j ~ Bernoulli(pip_j), all 2^M γ summed.
+def pge_by_enumeration(W: np.ndarray, v: np.ndarray, pip: np.ndarray, var_g: float) -> float:
+    """E_γ[var(W(γ∘v))] / V_g over independent γ_j ~ Bernoulli(pip_j), all 2^M γ summed.
+
+    V_g is the genetic variance of :func:`genetic_variance` (background included).
 
     For small M only (M ≤ 14): the brute-force counterpart of the closed form in the package.
     """
@@ -252,4 +308,4 @@ def pge_by_enumeration(W: np.ndarray, v: np.ndarray, pip: np.ndarray) -> float:
         gamma = np.array(gamma)
         weight = np.prod(np.where(gamma == 1, pip, 1 - pip))
         total += weight * np.var(W @ (gamma * v))
-    return float(total / np.var(W @ v))
+    return float(total / var_g)
