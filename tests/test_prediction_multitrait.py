@@ -7,7 +7,9 @@ import xarray as xr
 
 import bayeslmm as bl
 from bayeslmm.errors import InputError
+from bayeslmm.inference import prediction
 from bayeslmm.inference.prediction_multitrait import (
+    PSD_TOLERANCE,
     fluctuations,
     multitrait_parts,
     predict_multitrait,
@@ -44,6 +46,11 @@ def fit(cohort):
     t = c["train"]
     model = bl.kinship_model(c["Y"], c["K"].iloc[t, t], c["X"].iloc[t])
     return bl.map_estimate(model, random_seed=1)
+
+
+def _predict(idata, **options):
+    """predict_multitrait's two parts as the Prediction that bl.predict returns."""
+    return bl.Prediction(*predict_multitrait(idata, **options))
 
 
 def _covariances(rng, n):
@@ -99,7 +106,7 @@ def test_predict_multitrait__conditional_means_equal_dense_and_align_by_id(cohor
     order = rng.permutation(N_TRAIN + N_NEW)
     K = c["K"].iloc[order, order]
     X = c["X"].iloc[rng.permutation(N_TRAIN + N_NEW)]
-    pred = predict_multitrait(idata, K=K, X=X, random_seed=1)
+    pred = _predict(idata, K=K, X=X, random_seed=1)
     new_ids = [s for s in c["ids"][order] if s not in set(c["ids"][c["train"]])]
     assert pred.samples == new_ids
     g_mean = pred.draws["predictions"]["g_mean"].transpose("chain", "draw", "sample", "trait")
@@ -141,7 +148,7 @@ def test_predict_multitrait__draws_match_dense_mean_and_covariance(cohort, fit):
     B = rng.normal(size=(2, 2))
     sg, se = _covariances(rng, 1), _covariances(rng, 1)
     idata = _with_draws(fit, np.repeat(B[None], n, 0), np.repeat(sg, n, 0), np.repeat(se, n, 0))
-    pred = predict_multitrait(idata, K=c["K"], X=c["X"], random_seed=3)
+    pred = _predict(idata, K=c["K"], X=c["X"], random_seed=3)
     p = pred.draws["predictions"].to_dataset().transpose("chain", "draw", "sample", "trait")
     Y = idata["observed_data"]["y"].values
     g_dense, y_dense = _dense(c, idata, Y, pred.samples, B, sg[0], se[0])
@@ -188,7 +195,7 @@ def test_predict_multitrait__missing_training_values_filled_per_draw(cohort, fit
     idata["observed_data"] = xr.DataTree(
         fit["observed_data"].to_dataset().assign(y=(("sample", "trait"), Y_obs))
     )
-    pred = predict_multitrait(idata, K=c["K"], X=c["X"], random_seed=1)
+    pred = _predict(idata, K=c["K"], X=c["X"], random_seed=1)
     g_mean = pred.draws["predictions"]["g_mean"].transpose("chain", "draw", "sample", "trait")
     for k in range(n):
         Y = Y_obs.copy()
@@ -204,7 +211,7 @@ def test_predict_multitrait__missing_training_values_filled_per_draw(cohort, fit
 
 
 def test_predict_multitrait__map_point_and_summary(cohort, fit):
-    pred = predict_multitrait(fit, K=cohort["K"], X=cohort["X"])
+    pred = _predict(fit, K=cohort["K"], X=cohort["X"])
     p = pred.draws["predictions"]
     np.testing.assert_array_equal(p["g"].values, p["g_mean"].values)
     s = pred.summary
@@ -238,7 +245,7 @@ def test_predict_multitrait__snp_form_uses_v_and_training_standardization(cohort
     G = rng.integers(0, 3, size=(4, M)).astype(float)
     G[1, 3] = np.nan
     frame = pd.DataFrame(G[:, ::-1], index=["a", "b", "c", "d"], columns=snps[::-1])
-    pred = predict_multitrait(idata, genotypes=frame, X=np.array([[0.1], [0.2], [0.3], [0.4]]))
+    pred = _predict(idata, genotypes=frame, X=np.array([[0.1], [0.2], [0.3], [0.4]]))
     W = (np.where(np.isnan(G), centre, G) - centre) / scale
     g = pred.draws["predictions"]["g"].transpose("chain", "draw", "sample", "trait").values[0]
     np.testing.assert_allclose(g, np.einsum("nm,kmt->knt", W, v), rtol=1e-12)
@@ -275,3 +282,19 @@ def test_predict_multitrait__errors(cohort, fit):
         predict_multitrait(other, K=K, X=X)
     with pytest.raises(InputError, match="hdi_prob"):
         predict_multitrait(fit, K=K, X=X, hdi_prob=1.5)
+
+
+def test_predict_multitrait__psd_tolerance_is_predicts():
+    assert PSD_TOLERANCE == prediction.PSD_TOLERANCE
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bl.predict does not dispatch multi-trait results to predict_multitrait yet (the "
+    "lines to add to bayeslmm/inference/prediction.py are in the helper's report); remove "
+    "this marker when they are in",
+)
+def test_predict__dispatches_a_multitrait_result(cohort, fit):
+    pred = bl.predict(fit, K=cohort["K"], X=cohort["X"])
+    assert isinstance(pred, bl.Prediction)
+    pd.testing.assert_frame_equal(pred.summary, _predict(fit, K=cohort["K"], X=cohort["X"]).summary)

@@ -27,7 +27,6 @@ from bayeslmm.data.inputs import kinship_array
 from bayeslmm.data.samples import positional_ids, sample_ids
 from bayeslmm.errors import InputError, KinshipWarning
 from bayeslmm.inference.effects import flat_draws
-from bayeslmm.inference.prediction import PSD_TOLERANCE, Prediction
 from bayeslmm.linalg.spectral import spectral_from_kinship
 
 #: The family whose results :func:`predict_multitrait` takes.
@@ -36,6 +35,11 @@ MULTITRAIT_FAMILY = "multitrait"
 #: The posterior variable of the missing training trait values under ``missing="latent"``
 #: [dims: (chain, draw, missing)], labelled ``"<sample id>:<trait>"``, in the user's units.
 MISSING_VARIABLE = "Y_missing"
+
+#: Relative size of a negative eigenvalue of the new samples' conditional kinship taken as
+#: rounding (as ``bayeslmm.inference.prediction.PSD_TOLERANCE``; this module sits below that
+#: one, which dispatches to it, so it cannot import it).
+PSD_TOLERANCE = 1e-5
 
 #: Draws processed together (bounds the (draws, r, T, T) arrays of one batch).
 _BATCH_VALUES = 2_000_000
@@ -90,8 +94,11 @@ def predict_multitrait(
     X: Any = None,
     random_seed: int | None = None,
     hdi_prob: float = 0.95,
-) -> Prediction:
+) -> tuple[DataTree, pd.DataFrame]:
     r"""Posterior predictive genetic values and phenotypes of new samples, several traits.
+
+    :func:`bayeslmm.predict` calls this for a multi-trait result and wraps the two parts in a
+    :class:`~bayeslmm.Prediction`; it takes the same arguments.
 
     Parameters
     ----------
@@ -123,10 +130,12 @@ def predict_multitrait(
 
     Returns
     -------
-    Prediction
-        ``draws``: group ``predictions`` with ``g``, ``y`` and (kinship form) ``g_mean``
-        [dims: (chain, draw, sample, trait)], group ``predictions_constant_data`` with ``X``;
-        ``summary``: one row per new sample and trait (index ``sample``, ``trait``), columns
+    draws : xarray.DataTree
+        Group ``predictions`` with ``g``, ``y`` and (kinship form) ``g_mean`` [dims: (chain,
+        draw, sample, trait)], group ``predictions_constant_data`` with ``X``; the training
+        result's ``attrs`` plus ``prediction`` and ``prediction_random_seed``.
+    summary : pandas.DataFrame
+        One row per new sample and trait (index ``sample``, ``trait``), columns
         ``g_mean``, ``g_sd``, ``g_hdi_lower``, ``g_hdi_upper``, ``y_mean``, ``y_sd``,
         ``y_hdi_lower``, ``y_hdi_upper``. At a MAP point g is the conditional mean and
         y = X_new B + g (no noise is drawn).
@@ -236,7 +245,7 @@ def predict_multitrait(
         axis=1,
     )
     summary.index = pd.MultiIndex.from_product([new, traits], names=["sample", "trait"])
-    return Prediction(draws=draws, summary=summary)
+    return draws, summary
 
 
 # --------------------------------------------------------------------------------------------
