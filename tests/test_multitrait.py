@@ -106,8 +106,6 @@ def test_kinship_model__errors():
 
         with pytest.raises(InputError, match="not a Gram"):
             bl.kinship_model(Y, Gram.__new__(Gram), X)
-    with pytest.raises(InputError, match="missing='drop'"):
-        bl.kinship_model(Y.assign(a=[np.nan] + list(Y["a"].iloc[1:])), K, X)
     with pytest.raises(InputError, match="missing must be"):
         bl.kinship_model(Y, K, X, missing="mean")
 
@@ -178,3 +176,228 @@ def test_sample__recovers_genetic_correlation():
     assert abs(rg.mean() - np.asarray(fit.rg)[0, 1]) < 0.1
     assert idata["log_likelihood"]["y"].shape == (4, 1000, n)
     assert idata["observed_data"]["y"].dims == ("sample", "trait")
+
+
+def _with_missing(Y, fraction=0.2, seed=5):
+    """Y with about ``fraction`` of each trait missing (never both traits of one sample)."""
+    rng = np.random.default_rng(seed)
+    Y = Y.copy()
+    n = len(Y)
+    rows = rng.permutation(n)[: int(2 * fraction * n)]
+    half = len(rows) // 2
+    Y.iloc[rows[:half], 0] = np.nan
+    Y.iloc[rows[half:], 1] = np.nan
+    return Y
+
+
+def _completed(info, y_missing):
+    from bayeslmm.families.multitrait import _completed  # noqa: F401  (the layout it fills)
+
+    Y = info.data.y.copy()
+    rows, traits, _ = info.extra["missing_entries"]
+    Y[rows, traits] = y_missing
+    return Y
+
+
+def _random_points(model, k, seed=1, scale=0.5):
+    rng = np.random.default_rng(seed)
+    start = model.initial_point()
+    return [
+        {key: v + rng.normal(scale=scale, size=np.shape(v)) for key, v in start.items()}
+        for _ in range(k)
+    ]
+
+
+@pytest.mark.parametrize("rank", [None, 15])
+def test_kinship_model__latent_missing_logp_equals_dense_completed(rank):
+    Y, K, X = _data(rank=rank)
+    Y = _with_missing(Y)
+    Y.iloc[3] = np.nan  # no trait at all: dropped
+    with pytest.warns(bl.DataWarning, match="dropped 1: 1 missing value of every trait"):
+        model = bl.kinship_model(Y, K, X)
+    info = info_of(model)
+    assert info.data.n == len(Y) - 1 and np.isnan(info.data.y).sum() == 16
+    labels = list(model.coords["missing"])
+    rows, traits, _ = info.extra["missing_entries"]
+    assert labels == [
+        f"{info.data.samples[i]}:{'ab'[t]}" for i, t in zip(rows, traits, strict=True)
+    ]
+    names = ["beta", "Sigma_g", "Sigma_e", "Y_missing"]
+    outs = [sum(model.potentials), *(model[n] for n in names)]
+    fn = model.compile_fn(model.replace_rvs_by_values(outs), point_fn=True)
+    for point in _random_points(model, 3):
+        got, B, sg, se, ym = fn(point)
+        want = dense_loglik(_completed(info, ym), info.data.X, info.spectral.matrix(), B, sg, se)
+        assert np.isclose(got, want, rtol=1e-9, atol=1e-7)
+
+
+@pytest.mark.parametrize("rank", [None, 15])
+def test_kinship_model__latent_missing_conditional_is_dense_gaussian(rank):
+    """For fixed θ the density is Gaussian in the missing values, with the dense conditional
+    of the missing entries given the observed ones as mean and covariance (so the integral of
+    the completed-data density over them is the observed-data density)."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from models.mv_lmm.reference import covariance, vec
+
+    Y, K, X = _data(n=30, rank=rank)
+    model = bl.kinship_model(_with_missing(Y), K, X)
+    info = info_of(model)
+    z = model.rvs_to_values[model["Y_missing_std"]]
+    logp, B, sg, se, ym = model.replace_rvs_by_values(
+        [
+            pt.sum(model.potentials),
+            model["beta"],
+            model["Sigma_g"],
+            model["Sigma_e"],
+            model["Y_missing"],
+        ]
+    )
+    grad = pytensor.grad(logp, z)
+    hess = pytensor.gradient.hessian(logp, z)
+    fn = model.compile_fn([grad, hess, B, sg, se, ym], point_fn=True)
+    point = _random_points(model, 1, seed=4)[0]
+    point["Y_missing_std"] = np.zeros_like(point["Y_missing_std"])
+    g, H, B, sg, se, at_zero = fn(point)
+    rows, traits, _ = info.extra["missing_entries"]
+    c = model["trait_scale"].get_value()[traits]
+    mean = at_zero + c * np.linalg.solve(-H, g)
+    cov = c[:, None] * np.linalg.inv(-H) * c[None, :]
+    n = info.data.n
+    V = covariance(info.spectral.matrix(), sg, se)
+    mu = vec(info.data.X @ B)
+    y = vec(info.data.y)
+    miss = traits * n + rows  # vec stacks the traits' columns
+    obs = np.flatnonzero(~np.isnan(y))
+    W = V[np.ix_(miss, obs)] @ np.linalg.inv(V[np.ix_(obs, obs)])
+    want_mean = mu[miss] + W @ (y[obs] - mu[obs])
+    want_cov = V[np.ix_(miss, miss)] - W @ V[np.ix_(obs, miss)]
+    assert np.allclose(mean, want_mean, rtol=1e-8, atol=1e-8 * np.abs(want_mean).max())
+    assert np.allclose(cov, want_cov, rtol=1e-7, atol=1e-9 * np.abs(want_cov).max())
+
+
+@pytest.mark.parametrize("rank", [None, 6])
+def test_u_conditional__equals_dense_conditional(rank):
+    from bayeslmm.families.multitrait import u_conditional
+    from models.mv_lmm.reference import covariance, vec
+
+    Y, K, X = _data(n=12, rank=rank)
+    info = info_of(bl.kinship_model(Y, K, X))
+    sp = info.spectral
+    Kn = sp.matrix()
+    R = info.data.y - info.data.X @ np.array([[1.0, 90.0], [2.0, 1.0]])
+    sg, se = np.array([[1.0, 0.5], [0.5, 2.0]]), np.array([[1.5, -0.3], [-0.3, 1.0]])
+    mean, root = u_conditional(sp, R, sg, se)
+    V = covariance(Kn, sg, se)
+    G = np.kron(sg, Kn)
+    want_mean = G @ np.linalg.solve(V, vec(R))
+    want_cov = G - G @ np.linalg.solve(V, G)
+    assert np.allclose(vec(mean), want_mean, rtol=1e-8, atol=1e-8 * np.abs(want_mean).max())
+    # vec(U) = (I ⊗ U1) vec(A), the rows a_k independent with covariance root_k root_k'
+    C = root @ np.swapaxes(root, 1, 2)
+    U1 = sp.U
+    cov = np.einsum("ik,jk,kab->aibj", U1, U1, C).reshape(2 * len(R), 2 * len(R))
+    assert np.allclose(cov, want_cov, atol=1e-8 * np.abs(want_cov).max())
+
+
+def _posterior(model, k=4, seed=2):
+    """k random points of a model as a one-chain posterior Dataset (free + Deterministics)."""
+    import xarray as xr
+
+    names = [v.name for v in model.free_RVs + model.deterministics]
+    fn = model.compile_fn(model.replace_rvs_by_values([model[n] for n in names]), point_fn=True)
+    draws = [fn(p) for p in _random_points(model, k, seed=seed, scale=0.3)]
+    data = {}
+    for j, name in enumerate(names):
+        dims = model.named_vars_to_dims.get(name, ())
+        value = np.stack([d[j] for d in draws])[None]
+        coords = {d: list(model.coords[d]) for d in dims}
+        data[name] = xr.DataArray(value, dims=("chain", "draw", *dims), coords=coords)
+    return xr.Dataset(data, coords={"chain": [0], "draw": np.arange(k)})
+
+
+def test_sample_groups__u_y_missing_and_loo_of_observed_traits():
+    from scipy import stats
+
+    from bayeslmm.families.multitrait import u_conditional
+    from bayeslmm.inference.sampling import _add_groups
+    from models.mv_lmm.reference import covariance, vec
+
+    Y, K, X = _data(n=14, rank=8)
+    model = bl.kinship_model(_with_missing(Y), K, X)
+    info = info_of(model)
+    post = _posterior(model)
+    idata = _add_groups(post, None, info, np.random.default_rng(0), True)
+    u = idata["posterior"]["u"]
+    assert u.dims == ("chain", "draw", "sample", "trait") and u.shape == (1, 4, 14, 2)
+    assert list(idata["posterior"]["Y_missing"].dims) == ["chain", "draw", "missing"]
+    y_obs = idata["observed_data"]["y"]
+    assert np.isnan(y_obs.values).sum() == len(model.coords["missing"])  # Y with NaNs back
+    means = _add_groups(post, None, info, None, True)["posterior"]["u"].values[0]
+    n = info.data.n
+    for k in range(4):
+        B = post["beta"].values[0, k]
+        sg, se = post["Sigma_g"].values[0, k], post["Sigma_e"].values[0, k]
+        Yk = _completed(info, post["Y_missing"].values[0, k])
+        mean, _ = u_conditional(info.spectral, Yk - info.data.X @ B, sg, se)
+        assert np.allclose(means[k], mean, rtol=1e-12, atol=1e-12)
+        V = covariance(info.spectral.matrix(), sg, se)
+        r = vec(Yk - info.data.X @ B)
+        for i in range(n):
+            idx = np.array([i, n + i])[~np.isnan(info.data.y[i])]
+            rest = np.setdiff1d(np.arange(2 * n), [i, n + i])
+            W = V[np.ix_(idx, rest)] @ np.linalg.inv(V[np.ix_(rest, rest)])
+            cov = V[np.ix_(idx, idx)] - W @ V[np.ix_(rest, idx)]
+            want = stats.multivariate_normal.logpdf(r[idx], W @ r[rest], cov)
+            got = idata["log_likelihood"]["y"].values[0, k, i]
+            assert np.isclose(got, want, rtol=1e-9, atol=1e-9)
+    table = bl.heritability(idata)
+    assert list(table.index) == [
+        "h2[a]",
+        "h2[b]",
+        "rg[a,b]",
+        "re[a,b]",
+        "Sigma_g[a,a]",
+        "Sigma_g[a,b]",
+        "Sigma_g[b,b]",
+        "Sigma_e[a,a]",
+        "Sigma_e[a,b]",
+        "Sigma_e[b,b]",
+    ]
+    want_rg = post["rg"].sel(trait="a", trait2="b").values.mean()
+    assert np.isclose(table.loc["rg[a,b]", "mean"], want_rg)
+    assert np.isclose(table.loc["Sigma_g[a,b]", "mean"], post["Sigma_g"].values[0, :, 0, 1].mean())
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_snp_model__several_traits_equal_kinship_model(missing):
+    rng = np.random.default_rng(3)
+    Y, _, X = _data(n=30)
+    Y = _with_missing(Y) if missing else Y
+    G = pd.DataFrame(rng.binomial(2, 0.3, size=(30, 12)).astype(float), index=Y.index)
+    G.columns = [f"rs{j}" for j in range(12)]
+    model = bl.snp_model(Y, G, X)
+    info = info_of(model)
+    assert info.family == "multitrait" and info.form == "multitrait_snp_lmm"
+    W = (G - G.mean()) / G.std(ddof=0)
+    K = pd.DataFrame(W.to_numpy() @ W.to_numpy().T / 12, Y.index, Y.index)
+    reference = bl.kinship_model(Y, K, X)
+    logp, ref = model.compile_logp(), reference.compile_logp()
+    sv2 = model.compile_fn(
+        model.replace_rvs_by_values([model["sigma_v2"], model["Sigma_g"]]),
+        inputs=model.value_vars,
+        on_unused_input="ignore",
+        point_fn=True,
+    )
+    for point in _random_points(reference, 3):
+        assert np.isclose(logp(point), ref(point), rtol=1e-9, atol=1e-9)
+        v, sg = sv2(point)
+        assert np.allclose(v, np.diag(sg) / 12)
+    assert model.named_vars_to_dims["sigma_v2"] == ("trait",)
+    with pytest.raises(InputError, match="marginalized SNP form"):
+        bl.snp_model(Y, G, X, marginalize=False)
+    from bayeslmm.relatedness.gram import Gram
+
+    with pytest.raises(InputError, match="several traits is not built"):
+        bl.snp_model(Y, Gram.__new__(Gram), X)

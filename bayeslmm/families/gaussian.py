@@ -19,6 +19,7 @@ import pymc as pm
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm.data.inputs import GRAM_NOT_YET
 from bayeslmm.errors import InputError
+from bayeslmm.families.multitrait import multitrait_snp_lmm
 from bayeslmm.families.priors import PriorLike
 from bayeslmm.families.registry import FAMILIES, selectable_families
 from bayeslmm.families.sparse import SPARSE_PRIORS
@@ -42,7 +43,9 @@ def kinship_model(
     Parameters
     ----------
     y
-        Phenotype [shape: (n_samples,)]: array or Series indexed by sample ID.
+        Phenotype [shape: (n_samples,)]: array or Series indexed by sample ID; or a table of
+        T ≥ 2 traits [shape: (n_samples, n_traits)] (DataFrame of trait columns indexed by
+        sample ID, or a 2-D array), the multi-trait model (see Notes).
     K
         Kinship [shape: (n_samples, n_samples)]: array, DataFrame indexed by sample ID,
         Kinship, or a precomputed Spectral; or a :class:`~bayeslmm.relatedness.gram.Gram`
@@ -70,8 +73,12 @@ def kinship_model(
         ``h2_loci``, ``h2_background`` and ``h2_total``; ``h2`` stays the polygenic
         σg²/(σg² + σe²). See :mod:`bayeslmm.families.loci`.
     missing : {"latent", "drop"}
-        Several traits only: what to do with samples missing some traits (see
-        :func:`bayeslmm.families.multitrait.multitrait_lmm`).
+        Several traits only: samples missing some traits (NaN). ``"latent"`` (default) keeps
+        every sample with at least one trait and makes each missing value a parameter
+        (posterior variable ``Y_missing``, dim ``missing``, labels ``"<sample id>:<trait>"``,
+        in the trait's units): exact, the posterior of the other parameters is that of the
+        observed values alone. ``"drop"`` keeps the complete cases (a DataWarning counts those
+        dropped). See :func:`bayeslmm.families.multitrait.multitrait_lmm`.
 
     Returns
     -------
@@ -95,8 +102,13 @@ def kinship_model(
 
     With ``y`` a table of T ≥ 2 trait columns (a DataFrame or a 2-D array) the model is the
     multi-trait LMM Y = XB + U + E, vec(U) ~ N(0, Σg ⊗ K), vec(E) ~ N(0, Σe ⊗ I) (family
-    ``"multitrait"``, :func:`bayeslmm.families.multitrait.multitrait_lmm`); a one-column
-    table is the one-trait model.
+    ``"multitrait"``, :func:`bayeslmm.families.multitrait.multitrait_lmm`): rotated rows
+    N(B'x₁ᵢ, sᵢΣg + Σe), O(r·T³) per evaluation; posterior ``Sigma_g``, ``Sigma_e``, ``rg``,
+    ``re`` (dims ``trait``, ``trait2``), ``h2``, ``sigma_p`` (dim ``trait``), ``beta`` (dims
+    ``covariate``, ``trait``), and after :func:`bayeslmm.sample` ``u`` (dims ``sample``,
+    ``trait``); :func:`bayeslmm.heritability` reports ``h2[A]``, ``rg[A,B]``, ``re[A,B]``,
+    ``Sigma_g[A,B]``, ``Sigma_e[A,B]``. One kinship only, ``family="gaussian"``, no
+    ``fixed_snps``, not a Gram. A one-column table is the one-trait model.
 
     With a Gram of M model SNPs the model is the same, built from the M×M eigenbasis and one
     streamed pass over the genotypes (y and X rotated through W'[X, y]); it equals the model
@@ -157,13 +169,14 @@ def snp_model(
     standardize: bool = True,
     prior: str = "normal",
     prior_options: Mapping[str, float] | None = None,
+    missing: str = "latent",
 ) -> pm.Model:
     r"""Build the SNP-effects LMM y = Xβ + Wv + ε, v ~ N(0, σv² I), σg² = M·σv², or sparse v.
 
     Parameters
     ----------
     y
-        Phenotype [shape: (n_samples,)].
+        Phenotype [shape: (n_samples,)]; or a table of T ≥ 2 traits (see Notes).
     W
         Genotypes [shape: (n_samples, n_snps)]: array, DataFrame indexed by sample ID with SNP
         names as columns, or :class:`~bayeslmm.Genotypes`. Missing calls (NaN) are imputed by
@@ -194,6 +207,8 @@ def snp_model(
         Horseshoe only: ``n_nonzero`` (expected number of non-zero effects, default 10 or M/2
         when M < 20),
         ``slab_scale`` (default sd(y)), ``slab_df`` (default 4).
+    missing : {"latent", "drop"}
+        Several traits only: as in :func:`kinship_model`.
 
     Returns
     -------
@@ -209,7 +224,8 @@ def snp_model(
     Raises
     ------
     InputError
-        If ``prior`` is not one of the three, or is sparse with ``marginalize=True``.
+        If ``prior`` is not one of the three, or is sparse with ``marginalize=True``; several
+        traits with ``marginalize=False``, a sparse prior or a Gram.
 
     Notes
     -----
@@ -218,7 +234,30 @@ def snp_model(
     :math:`y_1 \sim N(X_1\beta + B v, \sigma_e^2 I)` with :math:`B = U^\top W` [r×M], plus the
     null-space term: O(r·M) per evaluation instead of O(N·M). The sparse priors' pointwise
     log-likelihood (for LOO) is conditional on v (see :func:`bayeslmm.families.sparse.postprocess`).
+
+    With ``y`` a table of T ≥ 2 trait columns the model is the multi-trait LMM
+    Y = XB + WV + E with the rows of V independent N(0, Σg/M), i.e. the model of
+    :func:`kinship_model` with K = WW'/M and several traits, built from the thin SVD of
+    W/√M (:func:`bayeslmm.families.multitrait.multitrait_snp_lmm`; form
+    ``"multitrait_snp_lmm"``), plus ``sigma_v2`` (dim ``trait``, Σg,tt/M) and the training
+    standardization of the SNPs in ``constant_data``. The marginalized form only
+    (``marginalize=True``, ``prior="normal"``); missing traits as in :func:`kinship_model`.
     """
+    if _n_traits(y) >= 2:  # several traits: the multi-trait LMM with K = WW'/M
+        if not marginalize or prior != "normal" or prior_options:
+            raise InputError(
+                "several traits take the marginalized SNP form only (marginalize=True, "
+                "prior='normal'); fit each trait alone for explicit or sparse SNP effects."
+            )
+        return multitrait_snp_lmm(
+            y,
+            W,
+            X,
+            priors,
+            parametrization=parametrization,
+            standardize=standardize,
+            missing=missing,
+        )
     if prior not in SPARSE_PRIORS:
         raise InputError(f"prior must be one of {SPARSE_PRIORS}, got {prior!r}.")
     if marginalize and (prior != "normal" or prior_options):

@@ -19,7 +19,7 @@ import pytensor.tensor as pt
 
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm.constants import LOG_2PI
-from bayeslmm.data.inputs import kinship_inputs
+from bayeslmm.data.inputs import genotype_inputs, kinship_inputs
 from bayeslmm.errors import InputError
 from bayeslmm.estimation.multivariate.fit import check_traits, trait_table
 from bayeslmm.estimation.multivariate.rotation import rotate_traits
@@ -34,11 +34,11 @@ from bayeslmm.families.priors import (
     add_prior,
     resolve,
 )
-from bayeslmm.inference.effects import flat_draws
+from bayeslmm.inference.effects import flat_draws, store_effects
 from bayeslmm.linalg.spectral import standardize
 from bayeslmm.relatedness.gram import Gram
 
-#: What ``missing=`` takes: ``"latent"`` (the default; not built yet) or ``"drop"``.
+#: What ``missing=`` takes: ``"latent"`` (the default: missing values latent) or ``"drop"``.
 MISSING = ("latent", "drop")
 
 
@@ -103,7 +103,8 @@ def multitrait_lmm(
     ----------
     Y
         Traits [shape: (n_samples, n_traits)], T ≥ 2: a DataFrame indexed by sample ID (trait
-        names from its columns) or an array aligned by position with K.
+        names from its columns) or an array aligned by position with K. NaN marks a missing
+        value (see ``missing``).
     K
         One kinship [shape: (n_samples, n_samples)], as for :func:`bayeslmm.kinship_model`.
     X
@@ -117,29 +118,35 @@ def multitrait_lmm(
     normalize
         Divide K by its mean diagonal.
     missing : {"latent", "drop"}
-        Samples with some traits missing: ``"drop"`` keeps complete cases only (a DataWarning
-        counts those dropped); ``"latent"`` (exact marginal of the observed entries) is not
-        built yet and raises an InputError when a trait is missing.
+        Samples with some traits missing. ``"latent"`` (default): every sample with at least
+        one trait is kept and each missing value is a parameter of the model (``Y_missing``),
+        so that the posterior of the other parameters is exactly that of the observed values
+        alone (see Notes); samples with no trait are dropped (a DataWarning counts them).
+        ``"drop"``: complete cases only (a DataWarning counts those dropped).
 
     Returns
     -------
     pymc.Model
         Free variables ``beta_std`` (dims ``covariate``, ``trait``), ``h2``, ``sigma_p``
-        (``trait``), ``rg_cholesky``, ``re_cholesky`` (``trait``, ``trait2``); Deterministics
+        (``trait``), ``rg_cholesky``, ``re_cholesky`` (``trait``, ``trait2``) and, with missing
+        values kept, ``Y_missing_std`` (dim ``missing``, standardized units); Deterministics
         ``rg``, ``re`` (correlations) and, in the user's units, ``Sigma_g``, ``Sigma_e``
-        (``trait``, ``trait2``) and ``beta`` (``covariate``, ``trait``). Form ``"multitrait_lmm"``.
+        (``trait``, ``trait2``), ``beta`` (``covariate``, ``trait``) and ``Y_missing`` (dim
+        ``missing``, labels ``"<sample id>:<trait>"``). Form ``"multitrait_lmm"``.
 
     Raises
     ------
     InputError
         A Gram, several kinships, a non-numeric, constant or collinear trait, fewer than two
-        traits, a bad ``missing=``, missing traits under ``missing="latent"``.
+        traits, a bad ``missing=``.
 
     Notes
     -----
-    Each trait is standardized on X first (:func:`~bayeslmm.linalg.spectral.standardize`:
-    :math:`\tilde y_t = (y_t - Xb_t)/c_t`, :math:`\tilde X = XA`), so the priors are free of
-    units; with :math:`C = \operatorname{diag}(c)`, :math:`\Sigma_g = C\tilde\Sigma_g C`,
+    Each trait is standardized on X first, on the samples where it is observed
+    (:func:`~bayeslmm.linalg.spectral.standardize`:
+    :math:`\tilde y_t = (y_t - Xb_t)/c_t`, :math:`\tilde X = XA` over all samples), so the
+    priors are free of units; with :math:`C = \operatorname{diag}(c)`,
+    :math:`\Sigma_g = C\tilde\Sigma_g C`,
     :math:`\Sigma_e = C\tilde\Sigma_e C` and :math:`B = [b_t] + A\tilde B C`. Per trait,
     :math:`\tilde\Sigma_{g,tt} = h^2_t\sigma_{p,t}^2`,
     :math:`\tilde\Sigma_{e,tt} = (1 - h^2_t)\sigma_{p,t}^2`, and the correlations are
@@ -157,7 +164,106 @@ def multitrait_lmm(
     \operatorname{tr}(\tilde\Sigma_e^{-1}E^\top E)]`, E the null-space residuals
     (:func:`~bayeslmm.estimation.multivariate.rotation.rotate_traits`). The constant
     :math:`-N\sum_t\log c_t` makes the sum the log-density of Y in the user's units.
+
+    Missing values (``missing="latent"``): with the m missing entries
+    :math:`z = (\tilde y_{i_k t_k})_{k=1..m}` as parameters under a flat prior, the
+    density is that of the completed data, :math:`p(Y_{obs}, z \mid \theta)`, whose integral
+    over z is :math:`p(Y_{obs} \mid \theta)`: the posterior of θ is exactly that of the
+    observed values, and z's is the Gaussian conditional of the missing values given the
+    observed ones (and θ). Writing :math:`\tilde Y = \tilde Y_0 + \sum_k z_k e_{i_k}
+    f_{t_k}^\top` (:math:`\tilde Y_0` with zeros at the missing entries), the rotated data
+    are :math:`U_1^\top\tilde Y = U_1^\top\tilde Y_0 + U_1[i_\cdot]^\top Z`, Z [m×T] with z_k
+    at (k, t_k): O(r·m·T) per evaluation and no N×N work; the null-space residuals
+    take the indicator columns :math:`e_{i_k}` beside X and :math:`\tilde Y_0` in the
+    triangular factor, :math:`E = F[-\tilde B; I_T; Z]`. ``Y_missing`` is
+    :math:`x_{i_k}^\top b_{t_k} + c_{t_k}z_k`, the missing value in the user's units, and
+    the constant :math:`-N\sum_t\log c_t` makes the sum the density of the completed Y in
+    those units.
     """
+    _check_options(parametrization, missing, K)
+    values, names, index = trait_table(Y)
+    prepared, spectral = kinship_inputs(
+        _proxy(values, names, index, missing), K, X, normalize=normalize
+    )
+    return _build(values, names, prepared, spectral, priors, missing, form="multitrait_lmm")
+
+
+def multitrait_snp_lmm(
+    Y: Any,
+    W: Any,
+    X: Any = None,
+    priors: Mapping[str, PriorLike] | str | None = None,
+    *,
+    parametrization: str | None = None,
+    standardize: bool = True,
+    missing: str = "latent",
+) -> pm.Model:
+    r"""The multi-trait LMM in the SNP form, v marginalized (``snp_model(Y, W, X)``, T ≥ 2).
+
+    Parameters
+    ----------
+    Y, X, priors, parametrization, missing
+        As in :func:`multitrait_lmm`.
+    W
+        Genotypes [shape: (n_samples, n_snps)]: array, DataFrame indexed by sample ID with SNP
+        names as columns, or :class:`~bayeslmm.Genotypes` (missing calls imputed by the SNP
+        mean, with a DataWarning), as for :func:`bayeslmm.snp_model`.
+    standardize
+        Centre each SNP and scale it to unit variance.
+
+    Returns
+    -------
+    pymc.Model
+        As :func:`multitrait_lmm`, plus ``sigma_v2`` (dim ``trait``), the per-SNP effect
+        variance :math:`\Sigma_{g,tt}/M` of each trait. Form ``"multitrait_snp_lmm"``.
+
+    Raises
+    ------
+    InputError
+        As :func:`multitrait_lmm`; a Gram (not built for several traits).
+
+    Notes
+    -----
+    Y = XB + WV + E with the rows of V [M×T] independent N(0, Σg/M), so vec(WV) ~
+    N(0, Σg ⊗ WW'/M): the model of :func:`multitrait_lmm` with K = WW'/M, built from the thin
+    SVD of W/√M (its left singular vectors and squared singular values are K's eigenbasis;
+    no N×N matrix). The training standardization of the SNPs is kept in ``constant_data``
+    (``snp_mean``, ``snp_center``, ``snp_scale``), as for the one-trait SNP form.
+    """
+    if isinstance(W, Gram):
+        raise InputError(
+            "snp_model(Y, gram) with several traits is not built; pass the genotypes "
+            "(snp_model(Y, W, X)) or the kinship (kinship_model(Y, bl.kinship(genotypes), X))."
+        )
+    _check_options(parametrization, missing, None)
+    values, names, index = trait_table(Y)
+    prepared, W_used, snps, spectral, transform = genotype_inputs(
+        _proxy(values, names, index, missing),
+        W,
+        X,
+        standardize_snps=standardize,
+        with_transform=True,
+    )
+    model = _build(
+        values,
+        names,
+        prepared,
+        spectral,
+        priors,
+        missing,
+        form="multitrait_snp_lmm",
+        snps=snps,
+        W=W_used,
+        constant_data={name: (v, "snp", snps) for name, v in transform.items()},
+    )
+    with model:
+        M = float(W_used.shape[1])
+        pm.Deterministic("sigma_v2", pt.diagonal(model["Sigma_g"]) / M, dims="trait")
+    return model
+
+
+def _check_options(parametrization: str | None, missing: str, K: Any) -> None:
+    """The options and kinship inputs the multi-trait model refuses (InputError)."""
     if parametrization not in (None, "h2"):
         raise InputError(
             f"the multi-trait LMM has the 'h2' parametrization only, got {parametrization!r}; "
@@ -175,29 +281,95 @@ def multitrait_lmm(
             "the multi-trait model takes one kinship; several variance components with several "
             "traits are not supported: pass one K (or fit each trait with the several kinships)."
         )
-    values, names, index = trait_table(Y)
-    complete = ~np.isnan(values).any(axis=1)
-    if missing == "latent" and not complete.all():
-        raise InputError(
-            f"{int((~complete).sum())} sample(s) have some of the traits {names} missing; "
-            "missing='latent' (keeping them, the missing values latent) is not built yet: pass "
-            "missing='drop' to keep the complete cases only."
-        )
-    proxy_values = np.where(complete, np.arange(values.shape[0], dtype=float), np.nan)
-    label = f"value of a trait in {names} (complete cases only)"
-    proxy: Any = proxy_values if index is None else pd.Series(proxy_values, index, name=label)
-    prepared, spectral = kinship_inputs(proxy, K, X, normalize=normalize)
-    Yp = values[prepared.y.astype(np.int64)]
-    check_traits(Yp, prepared.X, names)
-    T, n = len(names), Yp.shape[0]
-    stds = [standardize(Yp[:, t], prepared.X) for t in range(T)]
+
+
+def _proxy(values: np.ndarray, names: list[str], index: Any, missing: str) -> Any:
+    """A stand-in phenotype for the sample alignment: the row number, NaN for a dropped row.
+
+    Rows with no trait are dropped; with ``missing="drop"`` also those with some trait
+    missing (the alignment's DataWarning counts them).
+    """
+    keep = ~np.isnan(values).all(axis=1) if missing == "latent" else ~np.isnan(values).any(1)
+    rows = np.where(keep, np.arange(values.shape[0], dtype=float), np.nan)
+    if missing == "latent":
+        label = f"value of every trait in {names} (samples with one or more are kept)"
+    else:
+        label = f"value of a trait in {names} (complete cases only)"
+    return rows if index is None else pd.Series(rows, index, name=label)
+
+
+def _standardized(
+    Y: np.ndarray, X: np.ndarray, names: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each trait standardized on X over the samples where it is observed.
+
+    Returns
+    -------
+    Y_std : ndarray
+        :math:`(y_t - Xb_t)/c_t` [shape: (N, T)], NaN where Y is.
+    X_std : ndarray
+        X·A over all samples [shape: (N, d)].
+    scale, offset, transform
+        c [shape: (T,)], b [shape: (d, T)], A [shape: (d, d)].
+    """
+    observed = ~np.isnan(Y)
+    complete = observed.all(axis=1)
+    T, d = Y.shape[1], X.shape[1]
+    for t, name in enumerate(names):
+        rows = observed[:, t]
+        if rows.sum() <= d:
+            raise InputError(
+                f"trait '{name}' is observed in {int(rows.sum())} samples, not more than the "
+                f"{d} covariates; remove it or give it more observed values."
+            )
+        check_traits(Y[rows][:, [t]], X[rows], [name])
+    if complete.sum() > d + T:  # the joint check needs more complete cases than unknowns
+        check_traits(Y[complete], X[complete], names)
+    stds = [standardize(Y[observed[:, t], t], X[observed[:, t]]) for t in range(T)]
     scale = np.array([s.scale for s in stds])
     offset = np.column_stack([s.offset for s in stds])  # (d, T)
-    transform = stds[0].transform
-    rot = rotate_traits(spectral, np.column_stack([s.y for s in stds]), stds[0].X)
-    d = rot.X1.shape[1]
+    whole = standardize(np.zeros(X.shape[0]), X)  # X·A over every sample (A from X alone)
+    Y_std = (Y - X @ offset) / scale[None, :]
+    return Y_std, whole.X, scale, offset, whole.transform
+
+
+def _build(
+    values: np.ndarray,
+    names: list[str],
+    prepared: Any,
+    spectral: Any,
+    priors: Mapping[str, PriorLike] | str | None,
+    missing: str,
+    *,
+    form: str,
+    snps: list[str] | None = None,
+    W: np.ndarray | None = None,
+    constant_data: dict[str, Any] | None = None,
+) -> pm.Model:
+    """The model of :func:`multitrait_lmm` on aligned data (the kinship and SNP forms)."""
+    Yp = values[prepared.y.astype(np.int64)]
+    T, n = len(names), Yp.shape[0]
+    Y_std, X_std, scale, offset, transform = _standardized(Yp, prepared.X, names)
+    observed = ~np.isnan(Yp)
+    miss_rows, miss_traits = np.nonzero(~observed)  # row-major: by sample, then trait
+    n_miss = miss_rows.size
+    indicators = np.zeros((n, n_miss))
+    indicators[miss_rows, np.arange(n_miss)] = 1.0
+    # the missing entries' indicator columns are rotated beside the traits (filled with 0)
+    rot_all = rotate_traits(
+        spectral, np.column_stack([np.where(observed, Y_std, 0.0), indicators]), X_std
+    )
+    d = rot_all.X1.shape[1]
+    rot = dataclasses.replace(
+        rot_all, Y1=rot_all.Y1[:, :T], null_factor=rot_all.null_factor[:, : d + T]
+    )
     priors = resolve(priors, multitrait_parameters(T, d), model="the multi-trait LMM")
     coords = {**model_coords(prepared, spectral), "trait": names, "trait2": names}
+    labels = [
+        f"{prepared.samples[i]}:{names[t]}" for i, t in zip(miss_rows, miss_traits, strict=True)
+    ]
+    if n_miss:
+        coords["missing"] = labels
     with pm.Model(coords=coords) as model:
         Y_rot = pm.Data("Y_rot", rot.Y1, dims=("eigen", "trait"))
         X_rot = pm.Data("X_rot", rot.X1, dims=("eigen", "covariate"))
@@ -225,50 +397,80 @@ def multitrait_lmm(
             b0 + (A_cov @ beta_std) * c[None, :],
             dims=("covariate", "trait"),
         )
+        if n_miss:
+            # z_k at (k, t_k): the missing entries as an (m, T) matrix
+            one_hot = pm.Data("missing_trait", np.eye(T)[miss_traits], dims=("missing", "trait"))
+            U_miss = pm.Data("missing_rotated", rot_all.Y1[:, T:], dims=("eigen", "missing"))
+            X_miss = pm.Data("missing_covariates", prepared.X[miss_rows])
+            z = pm.Flat("Y_missing_std", dims="missing")
+            Z = z[:, None] * one_hot
+            Y_rot = Y_rot + U_miss @ Z
+            user = pt.sum((X_miss @ b0) * one_hot, axis=1) + (one_hot @ c) * z
+            pm.Deterministic("Y_missing", user, dims="missing")
         L = pt.linalg.cholesky(se)
         logdet_e = 2.0 * pt.sum(pt.log(pt.diagonal(L)))
         R = Y_rot - X_rot @ beta_std  # (r, T)
         # one T×T Cholesky factor per rotated row (batched): s_i Σg + Σe = L_i L_i'
         L_rows = pt.linalg.cholesky(s[:, None, None] * sg[None] + se[None])
-        Z = pt.linalg.solve_triangular(L_rows, R[:, :, None], lower=True)
+        Zr = pt.linalg.solve_triangular(L_rows, R[:, :, None], lower=True)
         logdet = 2.0 * pt.sum(pt.log(pt.diagonal(L_rows, axis1=1, axis2=2)))
         r = rot.Y1.shape[0]
         jacobian = n_samples * pt.sum(pt.log(c))  # Y = Xb + C·Ỹ, per sample
-        loglik = -0.5 * (r * T * LOG_2PI + logdet + pt.sum(pt.sqr(Z))) - jacobian
+        loglik = -0.5 * (r * T * LOG_2PI + logdet + pt.sum(pt.sqr(Zr))) - jacobian
         pm.Potential("Y_loglik", loglik)
         if rot.n_null > 0:
-            F = pm.Data("null_factor", rot.null_factor)
-            coef = pt.concatenate([-beta_std, pt.eye(T)], axis=0)  # (d + T, T)
+            F = pm.Data("null_factor", rot_all.null_factor)
+            parts = [-beta_std, pt.eye(T)] + ([Z] if n_miss else [])
+            coef = pt.concatenate(parts, axis=0)  # (d + T + m, T)
             E = F @ coef
             quad = pt.sum(pt.sqr(pt.linalg.solve_triangular(L, E.T, lower=True)))
             pm.Potential("Y_null_space", -0.5 * (rot.n_null * (T * LOG_2PI + logdet_e) + quad))
     data = dataclasses.replace(prepared, y=Yp, y_name=", ".join(names))
+    extra: dict[str, Any] = {
+        "traits": names,
+        "rotated_traits": rot,
+        "missing": missing,
+        "missing_entries": (miss_rows, miss_traits, labels),
+    }
+    if constant_data:
+        extra["constant_data"] = constant_data
     info = ModelInfo(
         family="multitrait",
-        form="multitrait_lmm",
+        form=form,
         parametrization="h2",
         priors=priors,
         data=data,
         spectral=spectral,
         rotated=rot.trait(0),
-        extra={"traits": names, "rotated_traits": rot, "missing": missing},
+        W=W,
+        snps=list(snps or []),
+        extra=extra,
     )
     return register_model(model, info)
 
 
 def loo_terms(
-    spectral: Any, Y: np.ndarray, X: np.ndarray, B: np.ndarray, sg: np.ndarray, se: np.ndarray
+    spectral: Any,
+    Y: np.ndarray,
+    X: np.ndarray,
+    B: np.ndarray,
+    sg: np.ndarray,
+    se: np.ndarray,
+    observed: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""The log-density log p(y_i | Y_−i) of each sample's T traits, for one (B, Σg, Σe).
+    r"""The log-density log p(y_i | Y_−i) of each sample's observed traits, for one (B, Σg, Σe).
 
     Parameters
     ----------
     spectral
         K's eigenbasis (U [shape: (N, r)], s [shape: (r,)]).
     Y, X
-        Traits [shape: (N, T)] and covariates [shape: (N, d)], user units.
+        Traits [shape: (N, T)] (missing values filled in, e.g. by a posterior draw) and
+        covariates [shape: (N, d)], user units.
     B, sg, se
         Fixed effects [shape: (d, T)], Σg and Σe [shape: (T, T)].
+    observed
+        Which entries of Y were observed [shape: (N, T)]; None: all.
 
     Returns
     -------
@@ -282,6 +484,8 @@ def loo_terms(
     Keerthi). In the eigenbasis :math:`P_{ii} = \sum_k U_{ik}^2 M_k + (1 - \sum_k U_{ik}^2)
     \Sigma_e^{-1}` with :math:`M_k = (s_k\Sigma_g + \Sigma_e)^{-1}`, and
     :math:`\rho_i = \sum_k U_{ik} M_k r^*_k + \Sigma_e^{-1}(r_i - \sum_k U_{ik} r^*_k)`.
+    A sample with missing traits contributes the marginal of its observed ones (the sub-vector
+    of the mean and the sub-block of the covariance), given the others' completed values.
     O(N·r·T²).
     """
     U, s = spectral.U, spectral.s
@@ -297,33 +501,122 @@ def loo_terms(
     _, logdet = np.linalg.slogdet(cov)
     quad = np.einsum("ia,ia->i", mean_err, np.einsum("iab,ib->ia", P, mean_err))
     T = Y.shape[1]
-    return -0.5 * (T * LOG_2PI + logdet + quad)
+    out = -0.5 * (T * LOG_2PI + logdet + quad)
+    if observed is None or observed.all():
+        return out
+    patterns, which = np.unique(observed, axis=0, return_inverse=True)
+    for p, pattern in enumerate(patterns):
+        if pattern.all():
+            continue
+        rows = np.flatnonzero(which.ravel() == p)
+        o = np.flatnonzero(pattern)
+        sub = cov[np.ix_(rows, o, o)]
+        err = mean_err[np.ix_(rows, o)]
+        _, logdet_o = np.linalg.slogdet(sub)
+        quad_o = np.einsum("ia,ia->i", err, np.linalg.solve(sub, err[..., None])[..., 0])
+        out[rows] = -0.5 * (o.size * LOG_2PI + logdet_o + quad_o)
+    return out
+
+
+def u_conditional(
+    spectral: Any, R: np.ndarray, sg: np.ndarray, se: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""The conditional of U given Y, B, Σg, Σe, in K's eigenbasis.
+
+    Parameters
+    ----------
+    spectral
+        K's eigenbasis (U₁ [shape: (N, r)], s [shape: (r,)]).
+    R
+        Residuals Y − XB [shape: (N, T)].
+    sg, se
+        Σg and Σe [shape: (T, T)].
+
+    Returns
+    -------
+    mean : ndarray
+        E[U | ·] [shape: (N, T)].
+    root : ndarray
+        Square roots :math:`C_k^{1/2}` of the rows' conditional covariances
+        [shape: (r, T, T)]: a draw is :math:`U_1(A + [C_k^{1/2}\epsilon_k]_k)`.
+
+    Notes
+    -----
+    U = U₁A lies in the range of K, the rows :math:`a_k \sim N(0, G_k)`,
+    :math:`G_k = s_k\Sigma_g`, independent, and the rotated residuals are
+    :math:`r^*_k = a_k + e_k`, :math:`e_k \sim N(0, \Sigma_e)` (the null space carries no
+    U). So, independently for each k,
+
+    .. math::
+
+        a_k \mid \cdot \sim N\big(G_k(G_k + \Sigma_e)^{-1}r^*_k,\;
+        C_k = G_k(G_k + \Sigma_e)^{-1}\Sigma_e\big),
+
+    which is the dense conditional :math:`N((\Sigma_g\otimes K)V^{-1}\operatorname{vec}(R),
+    \Sigma_g\otimes K - (\Sigma_g\otimes K)V^{-1}(\Sigma_g\otimes K))` in the eigenbasis
+    (O(N·r·T) per draw).
+    """
+    U, s = spectral.U, spectral.s
+    R1 = U.T @ R
+    G = s[:, None, None] * sg[None]
+    gain = G @ np.linalg.inv(G + se[None])  # (r, T, T)
+    mean = U @ np.einsum("kab,kb->ka", gain, R1)
+    C = gain @ se[None]
+    lam, Q = np.linalg.eigh(0.5 * (C + np.swapaxes(C, 1, 2)))
+    root = Q * np.sqrt(np.clip(lam, 0.0, None))[:, None, :]
+    return mean, root
+
+
+def _completed(info: ModelInfo, posterior: Any, n_draws: int) -> np.ndarray:
+    """The training traits with each draw's missing values [shape: (draws, N, T)]."""
+    Y = np.broadcast_to(info.data.y, (n_draws, *info.data.y.shape)).copy()
+    rows, traits, _ = info.extra.get("missing_entries", ((), (), ()))
+    if len(rows):
+        Y[:, rows, traits] = flat_draws(posterior, "Y_missing")
+    return Y
 
 
 def postprocess(
     posterior: Any, info: ModelInfo, rng: np.random.Generator | None, random_effects: bool
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """No random-effect draws yet; the exact leave-one-sample-out terms of all its traits.
+    """Draws of U and the exact leave-one-sample-out terms of its observed traits.
 
     Returns
     -------
     new_vars : dict
-        Empty.
+        ``u`` (dims ``sample``, ``trait``): a draw from U | Y, B, Σg, Σe for each posterior
+        draw (the conditional mean where ``rng`` is None; :func:`u_conditional`), Y completed
+        by the draw's ``Y_missing``; absent unless ``random_effects`` and the draws fit in
+        memory (:func:`~bayeslmm.inference.effects.store_effects`).
     loglik : ndarray
-        log p(y_i | Y_−i, θ) of each sample's T traits [shape: (draws, n_samples)]
-        (:func:`loo_terms`).
+        log p(y_i,obs | Y_−i, θ) of each sample's observed traits [shape: (draws, n_samples)]
+        (:func:`loo_terms`; with missing values, given the draw's values of the others').
     """
     B = flat_draws(posterior, "beta")
     sg, se = flat_draws(posterior, "Sigma_g"), flat_draws(posterior, "Sigma_e")
     n_draws = B.shape[0]
     data = info.data
-    T, d = data.y.shape[1], data.X.shape[1]
+    n, T, d = data.y.shape[0], data.y.shape[1], data.X.shape[1]
     B = B.reshape(n_draws, d, T)
     sg, se = sg.reshape(n_draws, T, T), se.reshape(n_draws, T, T)
-    loglik = np.stack(
-        [loo_terms(info.spectral, data.y, data.X, B[k], sg[k], se[k]) for k in range(n_draws)]
-    )
-    return {}, loglik
+    observed = ~np.isnan(data.y)
+    Y = _completed(info, posterior, n_draws)
+    what = f"{n_draws} draws × {n} samples × {T} traits"
+    keep_u = store_effects(random_effects, n_draws * n * T, what, stacklevel=4)
+    u = np.empty((n_draws, n, T)) if keep_u else None
+    loglik = np.empty((n_draws, n))
+    for k in range(n_draws):
+        loglik[k] = loo_terms(info.spectral, Y[k], data.X, B[k], sg[k], se[k], observed)
+        if u is not None:
+            mean, root = u_conditional(info.spectral, Y[k] - data.X @ B[k], sg[k], se[k])
+            if rng is not None:
+                eps = rng.standard_normal((root.shape[0], T))
+                mean = mean + info.spectral.U @ np.einsum("kab,kb->ka", root, eps)
+            u[k] = mean
+    new: dict[str, Any] = {}
+    if u is not None:
+        new["u"] = (u, ("sample", "trait"), (list(data.samples), list(info.extra["traits"])))
+    return new, loglik
 
 
 #: The multi-trait LMM: ``kinship_model(Y, K, X)`` with T ≥ 2 trait columns.
@@ -331,5 +624,5 @@ MULTITRAIT = Family(
     name="multitrait",
     build=multitrait_lmm,
     postprocess=postprocess,
-    summary=("h2",),
+    summary=("h2", "rg", "re", "Sigma_g", "Sigma_e"),
 )

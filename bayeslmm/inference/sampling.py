@@ -74,11 +74,13 @@ def _add_groups(
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     chain_draw = {"chain": post["chain"].values, "draw": post["draw"].values}
 
-    def as_var(values: np.ndarray, dim: str, coord: list[str]) -> xr.DataArray:
+    def as_var(values: np.ndarray, dim: str | tuple[str, ...], coord: list) -> xr.DataArray:
+        # one dim and its labels, or a tuple of dims and a list of their labels (u of traits)
+        dims, coords = (dim, coord) if isinstance(dim, tuple) else ((dim,), [coord])
         return xr.DataArray(
-            values.reshape(n_chain, n_draw, -1),
-            dims=("chain", "draw", dim),
-            coords={**chain_draw, dim: coord},
+            values.reshape(n_chain, n_draw, *(len(c) for c in coords)),
+            dims=("chain", "draw", *dims),
+            coords={**chain_draw, **{d: list(c) for d, c in zip(dims, coords, strict=True)}},
         )
 
     added, loglik = family_named(info.family).postprocess(post, info, rng, random_effects)
@@ -531,7 +533,41 @@ def _summary_rows(idata: DataTree) -> dict[str, np.ndarray]:
     family = FAMILIES.get(str(idata.attrs.get("family", "")))
     if family is None:  # written before attrs["family"], or by a family not registered here
         return summary_rows(idata["posterior"], SUMMARY_VARIABLES)
-    return family.summary_rows(idata)
+    rows = family.summary_rows(idata)
+    posterior = idata["posterior"]
+    if not any(_is_trait_matrix(posterior, name) for name in family.summary):
+        return rows
+    out: dict[str, np.ndarray] = {}
+    for name in family.summary:  # in the family's order, trait × trait matrices included
+        if _is_trait_matrix(posterior, name):
+            out.update(_matrix_rows(posterior[name], name))
+        else:
+            out.update({k: v for k, v in rows.items() if k == name or k.startswith(f"{name}[")})
+    return out
+
+
+def _is_trait_matrix(posterior: Any, name: str) -> bool:
+    """Whether ``name`` is a trait × trait matrix of the posterior (Sigma_g, rg, ...)."""
+    return name in posterior and posterior[name].dims[2:] == ("trait", "trait2")
+
+
+def _matrix_rows(var: xr.DataArray, name: str) -> dict[str, np.ndarray]:
+    """Rows ``name[A,B]`` of a symmetric trait × trait matrix, its upper triangle by rows.
+
+    A correlation matrix (every diagonal draw 1 to round-off: rg, re) gives its off-diagonal rows
+    only; a covariance (Sigma_g) its diagonal too.
+    """
+    labels = [str(t) for t in var["trait"].values]
+    values = var.values  # (chains, draws, T, T)
+    T = len(labels)
+    diagonal = np.diagonal(values, axis1=-2, axis2=-1)
+    correlation = bool(np.all(np.abs(diagonal - 1.0) <= 1e-10))  # 1 to round-off
+    first = 1 if correlation else 0
+    return {
+        f"{name}[{labels[a]},{labels[b]}]": values[..., a, b]
+        for a in range(T)
+        for b in range(a + first, T)
+    }
 
 
 def summary(idata: DataTree, hdi_prob: float = 0.95) -> str:
