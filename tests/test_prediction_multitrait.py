@@ -298,3 +298,25 @@ def test_predict__dispatches_a_multitrait_result(cohort, fit):
     pred = bl.predict(fit, K=cohort["K"], X=cohort["X"])
     assert isinstance(pred, bl.Prediction)
     pd.testing.assert_frame_equal(pred.summary, _predict(fit, K=cohort["K"], X=cohort["X"]).summary)
+
+
+def test_predict_multitrait__latent_missing_fit_conditions_on_its_y_missing(cohort):
+    """A real missing='latent' fit: Y filled with the fit's Y_missing, then the dense formula."""
+    c = cohort
+    t = c["train"]
+    Y = c["Y"].copy()
+    Y.iloc[[3, 8], 0] = np.nan
+    Y.iloc[[12, 21], 1] = np.nan
+    fit = bl.map_estimate(bl.kinship_model(Y, c["K"].iloc[t, t], c["X"].iloc[t]), random_seed=2)
+    assert fit["posterior"]["Y_missing"].sizes["missing"] == 4
+    pred = _predict(fit, K=c["K"], X=c["X"])
+    post = fit["posterior"]
+    filled = fit["observed_data"]["y"].to_pandas()
+    for label, value in zip(post["missing"].values, post["Y_missing"].values[0, 0], strict=True):
+        sample, trait = str(label).rsplit(":", 1)
+        filled.loc[sample, trait] = value
+    assert not filled.isna().any().any()
+    B, sg, se = (post[name].values[0, 0] for name in ("beta", "Sigma_g", "Sigma_e"))
+    (mean, _), _ = _dense(c, fit, filled.to_numpy(), pred.samples, B, sg, se)
+    g_mean = pred.draws["predictions"]["g_mean"].transpose("chain", "draw", "sample", "trait")
+    np.testing.assert_allclose(g_mean.values[0, 0], mean, rtol=1e-8, atol=1e-10)
