@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
@@ -16,6 +17,7 @@ from bayeslmm.families.base import info_of, null_space_term, variance_components
 from bayeslmm.families.priors import add_prior, resolve_priors
 from bayeslmm.families.registry import FAMILIES, family_of
 from bayeslmm.linalg.spectral import rotate_data
+from models.prediction import reference as pref
 from models.sparse_snp_lmm import reference as spref
 
 # PyMC builds a few normalizing constants differently in the two graphs (~1e-9 per term):
@@ -361,3 +363,80 @@ def test_snp_model__mixture_recovers_planted_large_effects():
     assert abs(pge.mean() - pge_true) < 3 * pge.std() + 0.02, (pge.mean(), pge.std(), pge_true)
     assert idata.log_likelihood["y"].shape == (2, 1000, 300)
     assert idata.attrs["model"] == "snp_lmm_mixture"
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction: the background's BLUP for new samples
+# --------------------------------------------------------------------------------------------
+
+
+def test_predict__sparse_fit_adds_background_blup(rng):
+    """g_new = W_new v + σb² K_nt V⁻¹(y − Xβ − Wv) per draw, against the dense N×N formula.
+
+    A MAP fit gives the result's frame (data, standardization); its posterior is replaced by
+    random draws, and their v_background by the family's postprocess (the same for both
+    sparse priors, so one of them is enough).
+    """
+    n_train, n_new, m = 55, 15, 40
+    sim = simulate(n_train + n_new, m, 0.6, n_covariates=1, seed=3)
+    ids = np.asarray(sim.samples).astype(str)
+    G = pd.DataFrame(sim.G, index=ids, columns=sim.snps["snp"].astype(str))
+    X = pd.DataFrame(sim.X, index=ids, columns=["age"])
+    y = pd.Series(sim.y[:n_train], index=ids[:n_train])
+    model = bl.snp_model(
+        y, G.iloc[:n_train], X.iloc[:n_train], marginalize=False, prior="horseshoe"
+    )
+    info = info_of(model)
+    fit = bl.map_estimate(model, random_seed=1)
+    n_draws = 3
+    post = xr.Dataset(
+        {
+            "v": (("chain", "draw", "snp"), rng.normal(0, 0.2, size=(1, n_draws, m))),
+            "beta": (("chain", "draw", "covariate"), rng.normal(size=(1, n_draws, 2))),
+            "sigma_e2": (("chain", "draw"), rng.uniform(0.3, 1.5, size=(1, n_draws))),
+            "sigma_b2": (("chain", "draw"), rng.uniform(0.2, 1.5, size=(1, n_draws))),
+            "sigma_g2": (("chain", "draw"), np.ones((1, n_draws))),
+        },
+        coords={
+            "chain": [0],
+            "draw": np.arange(n_draws),
+            "snp": fit["posterior"]["snp"].values,
+            "covariate": fit["posterior"]["covariate"].values,
+        },
+    )
+    new_vars, _ = family_of(model).postprocess(post, info, None, True)
+    post["v_background"] = (("chain", "draw", "snp"), new_vars["v_background"][0][None])
+    fake = fit.copy()
+    fake["posterior"] = xr.DataTree(post)
+    pred = bl.predict(fake, genotypes=G.iloc[n_train:], X=X)
+    const = fit["constant_data"]
+    center, scale = const["snp_center"].values, const["snp_scale"].values
+    # the training standardization, applied to the training genotypes, gives the fit's W
+    np.testing.assert_allclose(pref.standardize_new(sim.G[:n_train], center, scale), info.W)
+    W_new = pref.standardize_new(sim.G[n_train:].astype(float), center, scale)
+    g = pred.draws["predictions"]["g"].values.reshape(n_draws, n_new)
+    for k in range(n_draws):
+        draw = post.isel(chain=0, draw=k)
+        expected = pref.sparse_genetic_values(
+            info.data.y,
+            info.data.X,
+            info.W,
+            W_new,
+            draw["beta"].values,
+            draw["v"].values,
+            float(draw["sigma_b2"]),
+            float(draw["sigma_e2"]),
+        )
+        np.testing.assert_allclose(g[k], expected, rtol=1e-8, atol=1e-10)
+        # the background moves the prediction: W_new v alone would be wrong
+        assert not np.allclose(g[k], W_new @ draw["v"].values, atol=1e-3)
+
+
+def test_predict__sparse_fit_without_background_effects_is_refused(rng):
+    sim = simulate(40, 20, 0.6, seed=5)
+    model = bl.snp_model(sim.y, sim.G, marginalize=False, prior="horseshoe")
+    fit = bl.map_estimate(model, random_seed=1)
+    fake = fit.copy()
+    fake["posterior"] = xr.DataTree(fit["posterior"].to_dataset().drop_vars("v_background"))
+    with pytest.raises(bl.InputError, match="v_background"):
+        bl.predict(fake, genotypes=sim.G[:5])

@@ -55,15 +55,17 @@ SPARSE_PRIORS = ("normal", "mixture", "horseshoe")
 #: "from the data" (the slab scale defaults to sd(y)).
 OPTIONS: dict[str, dict[str, float | None]] = {
     "normal": {},
-    "mixture": {"spike_sd": 0.1},
+    "mixture": {"n_nonzero": 10.0, "spike_sd": 0.1},
     "horseshoe": {"n_nonzero": 10.0, "slab_scale": None, "slab_df": 4.0},
 }
 
-#: Priors of the mixture's own parameters, besides those of the normal model.
-MIXTURE_DEFAULTS = {
-    "pi": Prior("Beta", alpha=1, beta=9),
-    "rho": Prior("Beta", alpha=1, beta=1),
-}
+#: Prior of the mixture's ρ (the slab's share of σg²); π's default comes from n_nonzero.
+MIXTURE_DEFAULTS = {"rho": Prior("Beta", alpha=1, beta=1)}
+
+
+def pi_prior(n_nonzero: float, n_snps: int) -> Prior:
+    """π ~ Beta(1, (M − p0)/p0): mean p0/M, the expected number of slab effects p0."""
+    return Prior("Beta", alpha=1, beta=(n_snps - n_nonzero) / n_nonzero)
 
 
 def _options(prior: str, given: Mapping[str, float] | None, y: np.ndarray, n_snps: int) -> dict:
@@ -74,6 +76,10 @@ def _options(prior: str, given: Mapping[str, float] | None, y: np.ndarray, n_snp
         hint = f"allowed: {sorted(allowed)}" if allowed else "it takes none"
         raise InputError(f"unknown prior_options {sorted(unknown)} for prior='{prior}'; {hint}.")
     options = {**allowed, **given}
+    if prior == "normal":
+        return options
+    if "n_nonzero" not in given:  # the default, 10, capped at half the SNPs for tiny M
+        options["n_nonzero"] = min(float(options["n_nonzero"]), n_snps / 2)
     if prior == "mixture":
         spike = options["spike_sd"]
         if not 0 < float(spike) < 1:
@@ -81,16 +87,12 @@ def _options(prior: str, given: Mapping[str, float] | None, y: np.ndarray, n_snp
                 f"prior_options['spike_sd'] (the spike's SD as a fraction of the slab's) must "
                 f"lie strictly between 0 and 1, got {spike!r}."
             )
-        return {"spike_sd": float(spike)}
-    if prior != "horseshoe":
-        return options
-    if "n_nonzero" not in given:  # the default, 10, capped at half the SNPs for tiny M
-        options["n_nonzero"] = min(float(options["n_nonzero"]), n_snps / 2)
-    if options["slab_scale"] is None:
-        options["slab_scale"] = float(np.std(y, ddof=1))
-    for key in ("slab_scale", "slab_df"):
-        if not float(options[key]) > 0:
-            raise InputError(f"prior_options['{key}'] must be positive, got {options[key]!r}.")
+    else:
+        if options["slab_scale"] is None:
+            options["slab_scale"] = float(np.std(y, ddof=1))
+        for key in ("slab_scale", "slab_df"):
+            if not float(options[key]) > 0:
+                raise InputError(f"prior_options['{key}'] must be positive, got {options[key]!r}.")
     p0 = float(options["n_nonzero"])
     if not 0 < p0 < n_snps:
         raise InputError(
@@ -101,7 +103,12 @@ def _options(prior: str, given: Mapping[str, float] | None, y: np.ndarray, n_snp
 
 
 def sparse_parameters(
-    prior: str, parametrization: str, y: np.ndarray, X: np.ndarray
+    prior: str,
+    parametrization: str,
+    y: np.ndarray,
+    X: np.ndarray,
+    n_snps: int | None = None,
+    n_nonzero: float = 10.0,
 ) -> dict[str, Parameter]:
     """The parameter table of the explicit SNP model under one prior on v.
 
@@ -112,23 +119,26 @@ def sparse_parameters(
         For ``"normal"`` and ``"mixture"`` (ignored for the horseshoe).
     y, X
         Phenotype [shape: (n_samples,)] and covariates with intercept.
+    n_snps, n_nonzero
+        M and p0 (mixture: π's default prior has mean p0/M).
 
     Returns
     -------
     dict
         ``"normal"``: the Gaussian LMM's (:func:`~bayeslmm.families.priors.gaussian_parameters`);
         ``"mixture"``: those (σg² the whole genetic variance, background and sparse) plus
-        ``pi`` (probability of a large effect, default Beta(1, 9)) and ``rho`` (share of σg² in
-        the sparse effects, default Beta(1, 1)); ``"horseshoe"``: ``beta``, ``sigma_e2`` and
-        ``sigma_b2`` (the background's variance; both default HalfStudentT(3, var y)), with no
-        ``"flat"`` preset.
+        ``pi`` (probability of a slab effect, default Beta(1, (M − p0)/p0): mean p0/M) and
+        ``rho`` (share of σg² in the slab effects, default Beta(1, 1)); ``"horseshoe"``:
+        ``beta``, ``sigma_e2`` and ``sigma_b2`` (the background's variance; both default
+        HalfStudentT(3, var y)), with no ``"flat"`` preset.
     """
     if prior == "horseshoe":
         table = gaussian_parameters("variance", y, X)
         return {"beta": table["beta"], "sigma_e2": table["sigma_e2"], "sigma_b2": table["sigma_g2"]}
     table = gaussian_parameters(parametrization, y, X)
     if prior == "mixture":
-        for name, default in MIXTURE_DEFAULTS.items():
+        defaults = {"pi": pi_prior(n_nonzero, n_snps), **MIXTURE_DEFAULTS}
+        for name, default in defaults.items():
             table[name] = Parameter(default, UNIT, flat=default, suggestion=UNIT_SUGGESTION)
     return table
 
@@ -168,9 +178,9 @@ def resolve_sparse_priors(
     n_snps
         M.
     prior_options
-        Mixture: ``spike_sd`` (the spike's SD as a fraction of the slab's, default 0.1).
-        Horseshoe: ``n_nonzero`` (expected number of non-zero effects p0, default 10, or
-        M/2 when M < 20), ``slab_scale`` (s, default sd(y)), ``slab_df`` (ν, default 4).
+        Both: ``n_nonzero`` (the expected number of non-zero effects p0, default 10, or M/2
+        when M < 20). Mixture: ``spike_sd`` (the spike's SD as a fraction of the slab's,
+        default 0.1). Horseshoe: ``slab_scale`` (s, default sd(y)), ``slab_df`` (ν, default 4).
 
     Returns
     -------
@@ -187,7 +197,9 @@ def resolve_sparse_priors(
     if prior != "horseshoe":
         parametrization = choose_parametrization(priors, parametrization, ("sigma_g2", "sigma_e2"))
         model = f"prior={prior!r} ('{parametrization}' parametrization)"
-        table = sparse_parameters(prior, parametrization, y, X)
+        table = sparse_parameters(
+            prior, parametrization, y, X, n_snps, options.get("n_nonzero", 10.0)
+        )
         return (
             parametrization,
             resolve(priors, table, model=model, hints=PARAMETRIZATION_HINTS),

@@ -5,7 +5,8 @@ of a Gaussian model and, for samples that were not in the fit, draws per posteri
 
 - their genetic values g: in the kinship form u_new | y, θ from a kinship that covers the
   training and the new samples (aligned by ID); in the SNP form W_new v from the new samples'
-  genotypes, standardized with the training means and scales kept in ``constant_data``;
+  genotypes, standardized with the training means and scales kept in ``constant_data`` (the
+  sparse priors' fits add their background's BLUP for the new samples, W_new b);
 - their phenotypes y_new = X_new β + g + ε, ε ~ N(0, σe² I).
 
 The kinship form never solves an N×N system per draw: K_tt is decomposed once (the training
@@ -176,6 +177,18 @@ def predict(
 
     SNP form. :math:`W_{new} = (G_{new} - c)/a` with the training centre c and scale a of each
     SNP (``constant_data`` ``snp_center``, ``snp_scale``), and g = W_new v for each draw of v.
+    The sparse priors' fits (BSLMM-like: sparse v plus a background u ~ N(0, σb² K),
+    K = WW'/M) add the background's conditional mean for the new samples per draw,
+
+    .. math::
+
+        E[u_{new} \mid y, \theta, v] = \sigma_b^2 K_{new,t} V^{-1}(y - X\beta - Wv)
+        = W_{new} b, \quad K_{new,t} = W_{new} W'/M,
+
+    with b = ``v_background`` of the posterior, computed after sampling through the eigenbasis
+    (:func:`bayeslmm.families.sparse.background_effects`, O(r·M) per draw, no N×N system):
+    g = W_new (v + b). The background's conditional spread for the new samples is not drawn
+    (g is its BLUP given each draw), so y's draws add σe² noise only.
     """
     if (K is None) == (genotypes is None):
         raise InputError(
@@ -204,7 +217,7 @@ def predict(
     else:
         new, W_new = _snp_parts(idata, genotypes)
         X_new = _new_covariates(idata, X, new)
-        g = _flat(posterior, "v") @ W_new.T
+        g = _snp_effects(posterior) @ W_new.T
         g_mean = None
         form = "snp"
     mean_y = beta @ X_new.T
@@ -424,6 +437,24 @@ def _snp_parts(idata: DataTree, genotypes: Any) -> tuple[list[str], np.ndarray]:
     values = np.where(np.isnan(values), mean, values)
     W_new = (values - constant["snp_center"].values) / constant["snp_scale"].values
     return ids, W_new
+
+
+def _snp_effects(posterior: Any) -> np.ndarray:
+    """The SNP effects that predict g = W_new·effects per draw [shape: (draws, M)].
+
+    v, plus for the sparse priors' fits (which have a background ``sigma_b2``) the background's
+    BLUP as SNP effects, ``v_background``.
+    """
+    v = _flat(posterior, "v")
+    if "sigma_b2" not in posterior:
+        return v
+    if "v_background" not in posterior:
+        raise InputError(
+            "predict(genotypes=...) on a sparse-prior fit needs the background's SNP effects "
+            "v_background, stored by bl.sample with random_effects=True (the default); "
+            "sample again with it."
+        )
+    return v + _flat(posterior, "v_background")
 
 
 def _new_covariates(idata: DataTree, X: Any, new: list[str]) -> np.ndarray:

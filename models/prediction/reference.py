@@ -92,6 +92,30 @@ def snp_conditional_effects(
     return sigma_v2 * W.T @ np.linalg.solve(V, y - X @ beta)
 
 
+def sparse_genetic_values(
+    y: np.ndarray,
+    X: np.ndarray,
+    W: np.ndarray,
+    W_new: np.ndarray,
+    beta: np.ndarray,
+    v: np.ndarray,
+    sigma_b2: float,
+    sigma_e2: float,
+) -> np.ndarray:
+    """g_new = W_new v + E[u_new | y, θ, v] of the BSLMM-like sparse model, densely.
+
+    y = Xβ + Wv + u + ε with u ~ N(0, σb² K) over training and new samples, K = WW'/M from
+    the training-standardized genotypes, so that with V = σb² K_tt + σe² I
+
+    E[u_new | y, θ, v] = σb² K_nt V⁻¹ (y − Xβ − Wv),  K_nt = W_new W'/M  [shape: (n_new,)].
+    """
+    n, m = W.shape
+    K_tt = W @ W.T / m
+    K_nt = W_new @ W.T / m
+    V = sigma_b2 * K_tt + sigma_e2 * np.eye(n)
+    return W_new @ v + sigma_b2 * K_nt @ np.linalg.solve(V, y - X @ beta - W @ v)
+
+
 def standardize_new(G_new: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """New genotypes on the training scale: (G_new − center)/scale, NaN → the training centre."""
     G_new = np.where(np.isnan(G_new), center, G_new)
