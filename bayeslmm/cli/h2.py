@@ -11,8 +11,11 @@ from bayeslmm.cli.inputs import (
     covariates_from_args,
     kinship_from_args,
     liability_from_args,
+    pheno_names,
     phenotype_from_args,
+    phenotypes_from_args,
 )
+from bayeslmm.errors import BayeslmmError
 from bayeslmm.io.outputs import atomic_path
 
 #: What ``h2`` appends to its ``--out`` prefix: the posterior, its summary, its plot.
@@ -36,14 +39,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "h2",
         help="posterior of SNP-heritability by NUTS, next to REML",
         description="Sample the posterior of h² (default priors: h² ~ Beta(1,1), σp ~ "
-        "HalfStudentT(3, sd(y))); write the posterior (netCDF DataTree), a summary and a plot.",
+        "HalfStudentT(3, sd(y))); write the posterior (netCDF DataTree), a summary and a plot. "
+        "Several --pheno-name values fit the multi-trait LMM (one kinship): h² of each trait, "
+        "the genetic and residual correlations rg and re (LKJ priors) and Σg, Σe, with "
+        "samples missing some traits kept and their missing values latent; no plot then.",
     )
     add_inputs(h2)
     h2.add_argument(
         "--out",
         required=True,
         metavar="PREFIX",
-        help="writes PREFIX.posterior.nc, PREFIX.h2.tsv, PREFIX.h2.png",
+        help="writes PREFIX.posterior.nc, PREFIX.h2.tsv, PREFIX.h2.png (one trait)",
     )
     h2.add_argument(
         "--force", action="store_true", help="replace existing PREFIX.* outputs (default: refuse)"
@@ -81,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from bayeslmm.plots import plot_h2_posterior
 
     check_prefix_outputs(args.out, H2_SUFFIXES, args.force)
+    if len(pheno_names(args)) > 1:
+        return _run_traits(args)
     y = phenotype_from_args(args)
     X = covariates_from_args(args)
     K = kinship_from_args(args)
@@ -120,5 +128,56 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"Wrote {out}.posterior.nc (an ArviZ DataTree: xarray.open_datatree or "
         f"arviz.from_netcdf reads it), {out}.h2.tsv, {out}.h2.png"
+    )
+    return 0
+
+
+def _run_traits(args: argparse.Namespace) -> int:
+    """The multi-trait posterior of several ``--pheno-name`` columns; return the exit status.
+
+    Writes ``PREFIX.posterior.nc`` and ``PREFIX.h2.tsv`` (:func:`bayeslmm.heritability`: rows
+    ``h2[A]``, ``rg[A,B]``, ``re[A,B]``, ``Sigma_g[A,B]``, ``Sigma_e[A,B]``) and prints the
+    summary beside the multi-trait REML fit (complete cases).
+    """
+    import bayeslmm as bl
+
+    names = " ".join(pheno_names(args))
+    for flag, given in (
+        ("--mgrm", getattr(args, "mgrm", None)),
+        ("--probit", args.probit),
+        ("--prevalence", args.prevalence is not None),
+    ):
+        if given:
+            raise BayeslmmError(
+                f"{flag} with --pheno-name {names}: the multi-trait model takes one kinship and "
+                "quantitative traits (h², rg and re on the observed scale); fit a 0/1 trait or "
+                "several variance components one trait at a time."
+            )
+    Y = phenotypes_from_args(args)
+    X = covariates_from_args(args)
+    K = kinship_from_args(args)
+    fit = bl.reml(Y, K, X)
+    idata = bl.sample(
+        bl.kinship_model(Y, K, X),
+        draws=args.draws,
+        chains=args.chains,
+        tune=args.tune,
+        random_seed=args.seed,
+        sampler=args.sampler,
+        progressbar=not args.quiet,
+    )
+    print(bl.summary(idata))
+    n_missing = int(Y.isna().any(axis=1).sum())
+    cases = f" on the {fit.n} complete cases" if n_missing else ""
+    print(f"\nREML{cases}:")
+    print(fit)
+    out = Path(args.out)
+    with atomic_path(f"{out}.posterior.nc") as tmp:
+        idata.to_netcdf(str(tmp))
+    with atomic_path(f"{out}.h2.tsv") as tmp:
+        bl.heritability(idata).to_csv(tmp, sep="\t")
+    print(
+        f"Wrote {out}.posterior.nc (an ArviZ DataTree: xarray.open_datatree or "
+        f"arviz.from_netcdf reads it), {out}.h2.tsv"
     )
     return 0
