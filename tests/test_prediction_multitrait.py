@@ -320,3 +320,45 @@ def test_predict_multitrait__latent_missing_fit_conditions_on_its_y_missing(coho
     (mean, _), _ = _dense(c, fit, filled.to_numpy(), pred.samples, B, sg, se)
     g_mean = pred.draws["predictions"]["g_mean"].transpose("chain", "draw", "sample", "trait")
     np.testing.assert_allclose(g_mean.values[0, 0], mean, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.slow  # three MAP fits of the latent-missing model (~45 s of CPU)
+def test_cross_validate__several_traits_by_group(cohort):
+    c = cohort
+    ids = c["ids"]
+    Y = pd.DataFrame(
+        np.vstack([c["Y"].to_numpy(), np.random.default_rng(7).normal(size=(N_NEW, 2))]),
+        index=ids,
+        columns=TRAITS,
+    )
+    Y.iloc[4, 1] = np.nan  # scored on its observed trait only; the fits keep it (latent)
+    groups = pd.Series([f"fam{i // 3}" for i in range(len(ids))], index=ids)
+    cv = bl.cross_validate(Y, K=c["K"], X=c["X"], groups=groups, n_folds=2, random_seed=11)
+    p = cv.predictions
+    assert list(p.index.names) == ["sample", "trait"]
+    assert len(p) == 2 * len(ids) - 1 and (ids[4], "weight") not in p.index
+    assert p.groupby("group")["fold"].nunique().max() == 1  # families stay in one fold
+    for trait in TRAITS:
+        part = p.xs(trait, level="trait")
+        for fold in ("0", "1", "all"):
+            rows = part if fold == "all" else part[part["fold"] == int(fold)]
+            row = cv.metrics.loc[(fold, trait)]
+            assert row["n"] == len(rows)
+            np.testing.assert_allclose(row["r"], np.corrcoef(rows["y"], rows["y_pred"])[0, 1])
+            np.testing.assert_allclose(row["mse"], np.mean((rows["y"] - rows["y_pred"]) ** 2))
+    # fold 0 again by hand: the fit without it, then predict_multitrait
+    test = [s for s in ids if p.loc[s, "fold"].iloc[0] == 0]
+    train = [s for s in ids if s not in set(test)]
+    seeds = np.random.SeedSequence(11).generate_state(4)
+    fit = bl.map_estimate(
+        bl.kinship_model(Y.loc[train], c["K"].loc[train, train], c["X"].loc[train]),
+        random_seed=int(seeds[0]),
+    )
+    both = train + test
+    _, summary = predict_multitrait(fit, K=c["K"].loc[both, both], X=c["X"].loc[test])
+    expected = summary["y_mean"].reindex(p[p["fold"] == 0].index)
+    np.testing.assert_allclose(p.loc[expected.index, "y_pred"], expected, rtol=1e-10)
+    with pytest.raises(InputError, match="several traits takes K="):
+        bl.cross_validate(Y, genotypes=np.zeros((len(ids), 3)), n_folds=2)
+    with pytest.raises(InputError, match="several traits takes family='gaussian'"):
+        bl.cross_validate(Y, K=c["K"], family="probit", n_folds=2)

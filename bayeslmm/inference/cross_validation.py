@@ -4,7 +4,9 @@
 with :func:`bayeslmm.inference.prediction.predict`; it reports the correlation and the mean
 squared error of the predicted phenotypes and, for a binary (0/1) trait, the AUC and the Brier
 score. Folds by group keep relatives together, so that a sample is never predicted from its
-own family (which would overstate the accuracy for unrelated new samples).
+own family (which would overstate the accuracy for unrelated new samples). With a table of
+several traits it cross-validates the multi-trait LMM
+(:func:`bayeslmm.inference.prediction_multitrait.predict_multitrait`), scoring each trait.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from bayeslmm.data.samples import positional_ids, sample_ids
 from bayeslmm.errors import InputError
 from bayeslmm.families.gaussian import kinship_model, snp_model
 from bayeslmm.inference.prediction import predict
+from bayeslmm.inference.prediction_multitrait import predict_multitrait
 from bayeslmm.inference.sampling import map_estimate, sample
 
 
@@ -34,10 +37,13 @@ class CrossValidation:
         One row per sample with a phenotype (index ``sample``): ``fold``, ``group``, ``y``
         (observed), ``y_pred`` and ``g_pred`` (posterior predictive means from the fit
         without the sample's fold; with ``family="probit"`` y_pred is the probability
-        P(y = 1)), ``y_sd`` (predictive SD; NaN for a MAP fit).
+        P(y = 1)), ``y_sd`` (predictive SD; NaN for a MAP fit). With several traits, one row
+        per sample and observed trait (index ``sample``, ``trait``).
     metrics : pandas.DataFrame
         One row per fold and a row ``"all"`` (every sample pooled): ``n``, ``r`` (Pearson
         correlation of y_pred with y), ``mse``; for a 0/1 trait also ``auc`` and ``brier``.
+        With several traits, one row per fold and trait (index ``fold``, ``trait``), the
+        metrics of each trait's observed values.
     """
 
     predictions: pd.DataFrame
@@ -64,6 +70,11 @@ def cross_validate(
     y
         Phenotype [shape: (n_samples,)]: a Series indexed by sample ID, or an array
         (positional IDs ``"1"``, ``"2"``, ...). Samples with a missing phenotype are left out.
+        Or several traits [shape: (n_samples, n_traits)], T ≥ 2 (a DataFrame of trait columns
+        or a 2-D array): the multi-trait LMM (kinship form), each fold's samples predicted
+        for every trait from the other folds; a sample is kept if it has at least one trait,
+        and each trait is scored on the samples where it is observed (missing training values
+        are handled by the model's ``missing="latent"`` default).
     K, genotypes
         Exactly one: a kinship over the samples (kinship form,
         :func:`bayeslmm.kinship_model`) or their allele counts (SNP form,
@@ -97,7 +108,8 @@ def cross_validate(
     ------
     InputError
         Neither or both of K and genotypes; fewer groups than folds; groups that do not
-        cover the samples; an unknown method.
+        cover the samples; an unknown method; several traits with ``family="probit"`` or
+        with genotypes= (the multi-trait SNP form keeps no SNP effects to predict with).
 
     Notes
     -----
@@ -122,12 +134,25 @@ def cross_validate(
         )
     if method not in ("map", "sample"):
         raise InputError(f"method must be 'map' or 'sample', got {method!r}.")
-    ids, values = _phenotype(y)
+    ids, values, traits = _phenotype(y)
+    if traits is not None and family != "gaussian":
+        raise InputError(
+            f"cross_validate with several traits takes family='gaussian' (the multi-trait "
+            f"LMM), got {family!r}; cross-validate a binary trait alone."
+        )
+    if traits is not None and K is None:
+        raise InputError(
+            "cross_validate with several traits takes K= (kinship form): the multi-trait SNP "
+            "form keeps no SNP effects to predict with; pass K = bl.kinship(genotypes)."
+        )
     group_of = _groups(groups, ids)
-    keep = ~np.isnan(values)
+    keep = ~np.isnan(values) if traits is None else ~np.isnan(values).all(axis=1)
     ids, values, group_of = ids[keep], values[keep], group_of[keep]
     fold_of = _folds(group_of, n_folds, np.random.default_rng(random_seed))
-    y_series = pd.Series(values, index=ids, name=getattr(y, "name", None) or "y")
+    if traits is None:
+        y_series: Any = pd.Series(values, index=ids, name=getattr(y, "name", None) or "y")
+    else:
+        y_series = pd.DataFrame(values, index=ids, columns=traits)
     X_frame = _covariate_frame(X, ids, y)
     genetic = _kinship_frame(K) if K is not None else _genotype_frame(genotypes)
     seeds = np.random.SeedSequence(random_seed).generate_state(2 * n_folds)
@@ -149,6 +174,21 @@ def cross_validate(
             fit = sample(model, random_seed=seed, **options)
         both = np.concatenate([train, test])
         X_new = None if X_frame is None else X_frame.loc[test]
+        if traits is not None:
+            _, summary = predict_multitrait(
+                fit, K=genetic.loc[both, both], X=X_new, random_seed=int(seeds[2 * fold + 1])
+            )
+            rows.append(
+                _trait_rows(
+                    summary,
+                    test,
+                    traits,
+                    fold,
+                    group_of[fold_of == fold],
+                    values[fold_of == fold],
+                )
+            )
+            continue
         if K is not None:
             pred = predict(
                 fit, K=genetic.loc[both, both], X=X_new, random_seed=int(seeds[2 * fold + 1])
@@ -173,6 +213,8 @@ def cross_validate(
             )
         )
     predictions = pd.concat(rows).loc[list(ids)]
+    if traits is not None:
+        return CrossValidation(predictions=predictions, metrics=_trait_metrics(predictions))
     binary = bool(np.isin(values, (0.0, 1.0)).all() and np.unique(values).size == 2)
     metrics = {
         str(fold): _metrics(part["y"].to_numpy(), part["y_pred"].to_numpy(), binary)
@@ -184,15 +226,76 @@ def cross_validate(
     )
 
 
-def _phenotype(y: Any) -> tuple[np.ndarray, np.ndarray]:
+def _phenotype(y: Any) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """IDs, values [shape: (n,) or (n, T)] and the trait names (None for one trait)."""
     ids = sample_ids(y, "y")
+    traits = None
     if isinstance(y, pd.DataFrame):
-        if y.shape[1] != 1:
-            raise InputError("y must be one phenotype column for cross_validate.")
-        y = y.iloc[:, 0]
-    values = np.asarray(y, dtype=float).reshape(-1)
-    ids = positional_ids(values.size) if ids is None else np.asarray(ids)
-    return np.asarray(ids).astype(str), values
+        if y.shape[1] == 0:
+            raise InputError("y has no columns; pass one phenotype, or a table of traits.")
+        if y.shape[1] == 1:
+            y = y.iloc[:, 0]
+        else:
+            traits = [str(c) for c in y.columns]
+    try:
+        values = np.asarray(y, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"y could not be read as numbers ({exc}).") from None
+    if values.ndim == 2 and values.shape[1] >= 2:
+        traits = traits or [f"trait{j + 1}" for j in range(values.shape[1])]
+    else:
+        values = values.reshape(-1)
+    ids = positional_ids(values.shape[0]) if ids is None else np.asarray(ids)
+    return np.asarray(ids).astype(str), values, traits
+
+
+def _trait_rows(
+    summary: pd.DataFrame,
+    test: np.ndarray,
+    traits: list[str],
+    fold: int,
+    groups: np.ndarray,
+    values: np.ndarray,
+) -> pd.DataFrame:
+    """One row per test sample and observed trait (several traits).
+
+    ``groups`` and ``values`` [shape: (n_test, T)] are in the order of ``test``; ``summary``
+    is predict_multitrait's (index ``sample``, ``trait``).
+    """
+    index = pd.MultiIndex.from_product([list(test), traits], names=["sample", "trait"])
+    summary = summary.reindex(index)
+    frame = pd.DataFrame(
+        {
+            "fold": fold,
+            "group": np.repeat(groups, len(traits)),
+            "y": values.reshape(-1),
+            "y_pred": summary["y_mean"].to_numpy(),
+            "g_pred": summary["g_mean"].to_numpy(),
+            "y_sd": summary["y_sd"].to_numpy(),
+        },
+        index=index,
+    )
+    return frame[frame["y"].notna()]
+
+
+def _trait_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The metrics of each fold and trait, and of all folds pooled (several traits)."""
+    metrics = {}
+    traits = list(dict.fromkeys(predictions.index.get_level_values("trait")))
+    by_trait = predictions.groupby(level="trait", sort=False)
+    for trait in traits:
+        part = by_trait.get_group(trait)
+        y = part["y"].to_numpy()
+        binary = bool(np.isin(y, (0.0, 1.0)).all() and np.unique(y).size == 2)
+        for fold, rows in part.groupby("fold"):
+            metrics[(str(fold), trait)] = _metrics(
+                rows["y"].to_numpy(), rows["y_pred"].to_numpy(), binary
+            )
+        metrics[("all", trait)] = _metrics(y, part["y_pred"].to_numpy(), binary)
+    table = pd.DataFrame.from_dict(metrics, orient="index")
+    table.index = pd.MultiIndex.from_tuples(list(metrics), names=["fold", "trait"])
+    order = [(str(f), t) for f in sorted(predictions["fold"].unique()) for t in traits]
+    return table.loc[[key for key in order if key in metrics] + [("all", t) for t in traits]]
 
 
 def _groups(groups: Any, ids: np.ndarray) -> np.ndarray:
