@@ -250,7 +250,7 @@ def test_predict_multitrait__snp_form_uses_v_and_training_standardization(cohort
     g = pred.draws["predictions"]["g"].transpose("chain", "draw", "sample", "trait").values[0]
     np.testing.assert_allclose(g, np.einsum("nm,kmt->knt", W, v), rtol=1e-12)
     assert pred.samples == ["a", "b", "c", "d"]
-    with pytest.raises(InputError, match="use the kinship form"):
+    with pytest.raises(InputError, match=r"takes a SNP-form fit.*pass K="):
         predict_multitrait(fit, genotypes=frame, X=np.zeros((4, 1)))
 
 
@@ -362,3 +362,32 @@ def test_cross_validate__several_traits_by_group(cohort):
         bl.cross_validate(Y, genotypes=np.zeros((len(ids), 3)), n_folds=2)
     with pytest.raises(InputError, match="several traits takes family='gaussian'"):
         bl.cross_validate(Y, K=c["K"], family="probit", n_folds=2)
+
+
+def test_predict_multitrait__snp_fit_with_v_marginalized_is_kinship_form_with_ww(cohort):
+    """snp_model(Y, W, X): genotypes of training and new samples give K = WW'/M (training
+    centre and scale), the model's K; new samples only: an InputError with the way out."""
+    c = cohort
+    ids, t = c["ids"], c["train"]
+    G = pd.DataFrame(c["data"].G, index=ids, columns=c["data"].snps["snp"].astype(str))
+    G.iloc[N_TRAIN + 1, 2] = np.nan  # a missing call of a new sample: the training mean
+    fit = bl.map_estimate(bl.snp_model(c["Y"], G.iloc[t], c["X"].iloc[t]), random_seed=3)
+    order = np.random.default_rng(8).permutation(len(ids))
+    pred = _predict(fit, genotypes=G.iloc[order], X=c["X"])
+    assert pred.draws.attrs["prediction"] == "snp"
+    const = fit["constant_data"]
+    values = np.where(np.isnan(G.to_numpy()), const["snp_mean"].values, G.to_numpy())
+    W = (values - const["snp_center"].values) / const["snp_scale"].values
+    K = W @ W.T / W.shape[1] / fit.attrs["kinship_scale"]
+    where = {s: i for i, s in enumerate(ids)}
+    new = np.array([where[s] for s in pred.samples])
+    assert sorted(pred.samples) == sorted(ids[c["new"]])
+    post = fit["posterior"]
+    B, sg, se = (post[name].values[0, 0] for name in ("beta", "Sigma_g", "Sigma_e"))
+    mean, _ = mref.conditional_genetic_values(
+        fit["observed_data"]["y"].values, const["X"].values, K, t, new, B, sg, se
+    )
+    g_mean = pred.draws["predictions"]["g_mean"].transpose("chain", "draw", "sample", "trait")
+    np.testing.assert_allclose(g_mean.values[0, 0], mean, rtol=1e-8, atol=1e-10)
+    with pytest.raises(InputError, match=r"genotypes lack 40 of the 40 training samples.*or K="):
+        predict_multitrait(fit, genotypes=G.iloc[c["new"]], X=c["X"])

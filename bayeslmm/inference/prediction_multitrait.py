@@ -115,10 +115,13 @@ def predict_multitrait(
         ... It must be the K of the fit on the training samples, on the same scale (checked on
         its eigenvalues); the new samples are those of K that are not in the fit.
     genotypes
-        SNP form: allele counts of the new samples [shape: (n_new, n_snps)] (a DataFrame
-        indexed by sample ID with SNP names as columns, or an array with the fit's SNPs in
-        order); needs posterior SNP effects ``v`` [dims: (chain, draw, snp, trait)] and the
-        training standardization (``constant_data`` ``snp_center``, ``snp_scale``).
+        SNP form, a fit of ``snp_model(Y, W, X)``: allele counts (a DataFrame indexed by
+        sample ID with SNP names as columns, or :class:`~bayeslmm.Genotypes`), standardized
+        with the training centre and scale (``constant_data`` ``snp_center``, ``snp_scale``).
+        With posterior SNP effects ``v`` [dims: (chain, draw, snp, trait)], those of the new
+        samples [shape: (n_new, n_snps)] (an array: the fit's SNPs in order). Without them (v
+        marginalized, the default), those of the training and the new samples, by ID: the
+        kinship form with K = WWᵀ/M over both (exact: that is the model's K).
     X
         Covariates of the new samples, needed when the model has covariates besides the
         intercept: a DataFrame indexed by sample ID with the fit's covariate columns, or an
@@ -190,8 +193,10 @@ def predict_multitrait(
     Y_mis | Y_obs, θ, of which the posterior's joint draws of (θ, Y_mis) are draws. Only
     the m missing entries change per draw: O(m·(r + n_new)) to update Uᵀ Y.
 
-    SNP form. :math:`W_n = (G_n - c)/a` with the training centre and scale of each SNP, and
-    :math:`G_{new} = W_n v` for each draw of v [shape: (snp, trait)].
+    SNP form. :math:`W = (G - c)/a` with the training centre and scale of each SNP. With
+    draws of v [shape: (snp, trait)], :math:`G_{new} = W_n v`. With v marginalized,
+    vec(WV) ~ N(0, Σg ⊗ WWᵀ/M) over training and new samples alike, so the kinship form
+    with K = WWᵀ/M (training block: the fit's K) is exact.
     """
     if (K is None) == (genotypes is None):
         raise InputError(
@@ -207,6 +212,9 @@ def predict_multitrait(
     sigma_g, sigma_e = flat_draws(posterior, "Sigma_g"), flat_draws(posterior, "Sigma_e")
     point = _is_point(idata)
     rng = None if point else np.random.default_rng(random_seed)
+    form = "kinship"
+    if K is None and "v" not in posterior:  # v marginalized: K = WW'/M over training and new
+        K, form = snp_kinship(idata, genotypes), "snp"
     if K is not None:
         new, parts = multitrait_parts(idata, K)
         X_new = new_covariates(idata, X, new)
@@ -224,9 +232,8 @@ def predict_multitrait(
                 rng.standard_normal((n, r, T)),
                 rng.standard_normal((n, len(new), T)),
             )
-        form = "kinship"
     else:
-        new, W_new = _snp_genotypes(idata, genotypes)
+        new, W_new = _snp_genotypes(idata, genotypes, [str(s) for s in posterior["snp"].values])
         X_new = new_covariates(idata, X, new)
         g = np.einsum("nm,kmt->knt", W_new, flat_draws(posterior, "v"))
         g_mean = None
@@ -477,18 +484,60 @@ def new_covariates(idata: DataTree, X: Any, new: list[str]) -> np.ndarray:
     return out
 
 
-def _snp_genotypes(idata: DataTree, genotypes: Any) -> tuple[list[str], np.ndarray]:
-    """The new samples and their genotypes standardized as in the fit [shape: (n_new, M)]."""
-    posterior, constant = idata["posterior"], idata["constant_data"]
-    if "v" not in posterior or "snp_center" not in constant or "snp_scale" not in constant:
+def snp_kinship(idata: DataTree, genotypes: Any) -> pd.DataFrame:
+    """K = WWᵀ/M over the training and new samples of a multi-trait SNP-form fit.
+
+    Parameters
+    ----------
+    idata
+        A result of ``snp_model(Y, W, X)`` with T ≥ 2 traits (v marginalized).
+    genotypes
+        Allele counts of the training and the new samples, indexed by sample ID (see
+        :func:`predict_multitrait`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        [shape: (n, n)], indexed both ways by sample ID, W standardized with the training
+        centre and scale (missing calls: the training mean).
+
+    Raises
+    ------
+    InputError
+        A fit without the training standardization (not a SNP-form fit), or genotypes that
+        lack training samples.
+    """
+    constant = idata["constant_data"]
+    if "snp_center" not in constant or "snp_scale" not in constant:
         raise InputError(
-            "predict(genotypes=...) on a multi-trait result needs posterior SNP effects v "
-            "(dims snp, trait) and the training standardization of the genotypes "
-            "(constant_data snp_center, snp_scale), which this result does not have; use the "
-            "kinship form: K= a kinship of the training and new samples' genotypes (e.g. "
-            "bl.kinship(genotypes of both)), the K the model was fitted with."
+            "predict(genotypes=...) takes a SNP-form fit (snp_model(Y, W, X)), which keeps the "
+            "training standardization of the genotypes (constant_data snp_center, snp_scale); "
+            "this result has none: pass K= (the fit's kinship extended to the new samples)."
         )
-    snps = [str(s) for s in posterior["v"]["snp"].values]
+    ids, W = _snp_genotypes(idata, genotypes, [str(s) for s in constant["snp"].values])
+    train = [str(s) for s in idata["observed_data"]["sample"].values]
+    lacking = [sample for sample in train if sample not in set(ids)]
+    if lacking:
+        raise InputError(
+            f"genotypes lack {len(lacking)} of the {len(train)} training samples (first "
+            f"{lacking[:5]}); a multi-trait SNP fit integrates the SNP effects out, so its "
+            "prediction needs the genotypes of the training samples as well as the new ones "
+            "(a DataFrame indexed by sample ID), or K= (the fit's kinship extended to them)."
+        )
+    return pd.DataFrame(W @ W.T / W.shape[1], index=ids, columns=ids)
+
+
+def _snp_genotypes(
+    idata: DataTree, genotypes: Any, snps: list[str]
+) -> tuple[list[str], np.ndarray]:
+    """Samples and genotypes standardized as in the fit [shape: (n, M)], SNPs in ``snps``."""
+    constant = idata["constant_data"]
+    if "snp_center" not in constant or "snp_scale" not in constant:
+        raise InputError(
+            "predict(genotypes=...) needs the training standardization of the genotypes "
+            "(constant_data snp_center, snp_scale), which this result does not have; pass K= "
+            "(the fit's kinship extended to the new samples)."
+        )
     if hasattr(genotypes, "read") and hasattr(genotypes, "snps") and hasattr(genotypes, "samples"):
         genotypes = pd.DataFrame(
             genotypes.read(), index=genotypes.samples, columns=genotypes.snps["snp"].astype(str)
