@@ -288,12 +288,6 @@ def test_predict_multitrait__psd_tolerance_is_predicts():
     assert PSD_TOLERANCE == prediction.PSD_TOLERANCE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bl.predict does not dispatch multi-trait results to predict_multitrait yet (the "
-    "lines to add to bayeslmm/inference/prediction.py are in the helper's report); remove "
-    "this marker when they are in",
-)
 def test_predict__dispatches_a_multitrait_result(cohort, fit):
     pred = bl.predict(fit, K=cohort["K"], X=cohort["X"])
     assert isinstance(pred, bl.Prediction)

@@ -29,6 +29,7 @@ from xarray import DataTree
 from bayeslmm.data.inputs import kinship_array
 from bayeslmm.data.samples import positional_ids, sample_ids
 from bayeslmm.errors import InputError, KinshipWarning
+from bayeslmm.inference.prediction_multitrait import predict_multitrait
 from bayeslmm.linalg.spectral import spectral_from_kinship
 
 #: Families whose posterior is that of y = Xβ + u + ε with one K (the kinship form applies).
@@ -41,6 +42,9 @@ PSD_TOLERANCE = 1e-5
 
 #: The liability threshold model of a 0/1 trait (its predictions are probabilities).
 PROBIT_FAMILY = "probit"
+#: The multi-trait LMM (its predictions have a ``trait`` dimension:
+#: :func:`~bayeslmm.inference.prediction_multitrait.predict_multitrait`).
+MULTITRAIT_FAMILY = "multitrait"
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,7 +94,9 @@ def predict(
         :func:`bayeslmm.kinship_model` (family ``"gaussian"``) or :func:`bayeslmm.snp_model`
         (family ``"snp"``, either form; the SNP form needs the ``v`` draws, and takes the sparse
         priors' fits too, family ``"sparse"``), or of the probit model (``family="probit"``,
-        kinship form only, with its ``u`` draws).
+        kinship form only, with its ``u`` draws), or of the multi-trait LMM (a table of T ≥ 2
+        traits, family ``"multitrait"``: draws and summary gain a ``trait`` dimension, see
+        :func:`~bayeslmm.inference.prediction_multitrait.predict_multitrait`).
     K
         Kinship form: a kinship covering the training samples and the new ones
         [shape: (n_train + n_new, n_train + n_new)], a DataFrame indexed both ways by sample
@@ -197,6 +203,11 @@ def predict(
         )
     if not 0 < hdi_prob < 1:
         raise InputError(f"hdi_prob must be in (0, 1), got {hdi_prob!r}.")
+    if isinstance(idata, DataTree) and idata.attrs.get("family") == MULTITRAIT_FAMILY:
+        draws, summary = predict_multitrait(  # several traits (it checks the result itself)
+            idata, K=K, genotypes=genotypes, X=X, random_seed=random_seed, hdi_prob=hdi_prob
+        )
+        return Prediction(draws, summary)
     _check_result(idata)
     posterior = idata["posterior"]
     beta, sigma_g2, sigma_e2 = (_flat(posterior, name) for name in ("beta", "sigma_g2", "sigma_e2"))
