@@ -18,6 +18,8 @@ NOTEBOOKS = [
     pytest.param("04_major_loci", marks=pytest.mark.slow),
     pytest.param("05_gwas_eur"),
     pytest.param("06_binary_trait", marks=pytest.mark.slow),
+    pytest.param("07_genetic_correlation", marks=pytest.mark.slow),
+    pytest.param("08_prediction", marks=pytest.mark.slow),
 ]
 
 
