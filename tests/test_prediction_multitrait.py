@@ -421,3 +421,15 @@ def test_predict_multitrait__nuts_predicts_simulated_genetic_values():
     for trait in TRAITS:
         r = np.corrcoef(s["g_mean"].xs(trait, level="trait"), truth_g.xs(trait, level=1))[0, 1]
         assert r > 0.4
+
+
+def test_predict_multitrait__kinship_not_psd_warns_and_clips(cohort, fit):
+    c = cohort
+    rng = np.random.default_rng(9)
+    idata = _with_draws(fit, rng.normal(size=(2, 2, 2)), _covariances(rng, 2), _covariances(rng, 2))
+    K = c["K"].copy()
+    new = c["new"]
+    K.iloc[new, new] = K.iloc[new, new].to_numpy() - 2.0 * np.eye(N_NEW)  # S has eigenvalues < 0
+    with pytest.warns(bl.errors.KinshipWarning, match="not positive semidefinite"):
+        pred = _predict(idata, K=K, X=c["X"], random_seed=1)
+    assert np.isfinite(pred.draws["predictions"]["g"].values).all()
