@@ -397,21 +397,32 @@ def _build(
             b0 + (A_cov @ beta_std) * c[None, :],
             dims=("covariate", "trait"),
         )
+        L = pt.linalg.cholesky(se)
+        logdet_e = 2.0 * pt.sum(pt.log(pt.diagonal(L)))
+        # one T×T Cholesky factor per rotated row (batched): s_i Σg + Σe = L_i L_i'
+        L_rows = pt.linalg.cholesky(s[:, None, None] * sg[None] + se[None])
         if n_miss:
-            # z_k at (k, t_k): the missing entries as an (m, T) matrix
             one_hot = pm.Data("missing_trait", np.eye(T)[miss_traits], dims=("missing", "trait"))
             U_miss = pm.Data("missing_rotated", rot_all.Y1[:, T:], dims=("eigen", "missing"))
             X_miss = pm.Data("missing_covariates", prepared.X[miss_rows])
-            z = pm.Flat("Y_missing_std", dims="missing")
-            Z = z[:, None] * one_hot
+            # each missing value's conditional SD given every other entry, 1/√(V⁻¹)_kk
+            eye = pt.broadcast_to(pt.eye(T), (rot.Y1.shape[0], T, T))
+            M_diag = pt.sum(pt.sqr(pt.linalg.solve_triangular(L_rows, eye, lower=True)), axis=1)
+            se_inv_diag = pt.sum(pt.sqr(pt.linalg.solve_triangular(L, pt.eye(T), lower=True)), 0)
+            U2 = pt.sqr(U_miss)  # (r, m)
+            precision = pt.sum(U2 * (M_diag @ one_hot.T), axis=0) + (1.0 - pt.sum(U2, axis=0)) * (
+                one_hot @ se_inv_diag
+            )
+            cond_sd = 1.0 / pt.sqrt(precision)
+            # non-centred in that scale: z_k = sd_k·ξ_k, flat ξ (z's scale follows θ's)
+            xi = pm.Flat("Y_missing_z", dims="missing")
+            z = cond_sd * xi
+            pm.Potential("Y_missing_jacobian", pt.sum(pt.log(cond_sd)))
+            Z = z[:, None] * one_hot  # z_k at (k, t_k): the missing entries as an (m, T) matrix
             Y_rot = Y_rot + U_miss @ Z
             user = pt.sum((X_miss @ b0) * one_hot, axis=1) + (one_hot @ c) * z
             pm.Deterministic("Y_missing", user, dims="missing")
-        L = pt.linalg.cholesky(se)
-        logdet_e = 2.0 * pt.sum(pt.log(pt.diagonal(L)))
         R = Y_rot - X_rot @ beta_std  # (r, T)
-        # one T×T Cholesky factor per rotated row (batched): s_i Σg + Σe = L_i L_i'
-        L_rows = pt.linalg.cholesky(s[:, None, None] * sg[None] + se[None])
         Zr = pt.linalg.solve_triangular(L_rows, R[:, :, None], lower=True)
         logdet = 2.0 * pt.sum(pt.log(pt.diagonal(L_rows, axis1=1, axis2=2)))
         r = rot.Y1.shape[0]
