@@ -84,3 +84,60 @@ def read_block(path: str | Path) -> np.ndarray:
 def read_diag(path: str | Path) -> np.ndarray:
     """A kinship diagonal, one value per line."""
     return np.loadtxt(path, ndmin=1)
+
+
+# --------------------------------------------------------------------------------------------
+# GEMMA BSLMM (-bslmm 1), frozen in tests/data/eur_bslmm by its run_gemma.sh
+# --------------------------------------------------------------------------------------------
+
+BSLMM_DIR = Path(__file__).resolve().parent / "data" / "eur_bslmm"
+
+#: The hyperparameters of a BSLMM ``.hyp.txt``, in GEMMA's column order.
+BSLMM_HYPERPARAMETERS = ("h", "pve", "rho", "pge", "pi", "n_gamma")
+
+
+def read_bslmm_hyp(path: str | Path) -> pd.DataFrame:
+    """Hyperparameter draws of GEMMA BSLMM: a ``.hyp.txt`` or the frozen thinned table.
+
+    Columns :data:`BSLMM_HYPERPARAMETERS` (and ``seed`` for the frozen table, which holds every
+    seed's draws); gzip-aware by content. GEMMA writes a draw every ``-rpace`` iterations after
+    the ``-w`` burn-in: h (the prior's PVE parameter), pve, rho (share of the genetic
+    variance the sparse effects are allowed, a prior parameter), pge (realized share of the
+    genetic variance from the sparse effects), pi (probability a SNP is in the sparse set) and
+    n_gamma (the number in it).
+    """
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    table = pd.read_csv(path, sep=r"\s+", compression="gzip" if gz else None)
+    return table.loc[:, [c for c in ("seed", *BSLMM_HYPERPARAMETERS) if c in table.columns]]
+
+
+def read_bslmm_summary(path: str | Path | None = None) -> pd.DataFrame:
+    """The frozen per-seed BSLMM summary (mean, sd, 2.5/50/97.5 % quantiles per parameter).
+
+    One row per (``seed``, ``parameter``); columns ``n_draws``, ``mean``, ``sd``, ``q2.5``,
+    ``q50``, ``q97.5``. Default: ``tests/data/eur_bslmm/eurA_bslmm.summary.tsv``.
+    """
+    return pd.read_csv(path or BSLMM_DIR / "eurA_bslmm.summary.tsv", sep="\t")
+
+
+def read_bslmm_log(path: str | Path) -> dict:
+    """Scalars of a BSLMM log: those of :func:`read_gemma_log` plus the MCMC lines.
+
+    Adds ``h_init``, ``rho_init``, ``pi_init``, ``n_gamma_init`` (GEMMA's starting values, from
+    its null LMM and single-SNP tests), ``seed`` and ``acceptance``.
+    """
+    out = read_gemma_log(path)
+    keys = {
+        "initial value of h": "h_init",
+        "initial value of rho": "rho_init",
+        "initial value of pi": "pi_init",
+        "initial value of |gamma|": "n_gamma_init",
+        "random seed": "seed",
+        "acceptance ratio": "acceptance",
+    }
+    for line in Path(path).read_text().splitlines():
+        match = re.match(r"##\s*(.+?)\s*=\s*(.+?)\s*$", line)
+        if match and match.group(1) in keys:
+            out[keys[match.group(1)]] = float(match.group(2))
+    return out
