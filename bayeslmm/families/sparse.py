@@ -55,17 +55,22 @@ SPARSE_PRIORS = ("normal", "mixture", "horseshoe")
 #: "from the data" (the slab scale defaults to sd(y)).
 OPTIONS: dict[str, dict[str, float | None]] = {
     "normal": {},
-    "mixture": {"n_nonzero": 10.0, "spike_sd": 0.1},
+    "mixture": {"n_nonzero": 10.0, "spike_sd": 0.3},
     "horseshoe": {"n_nonzero": 10.0, "slab_scale": None, "slab_df": 4.0},
 }
 
-#: Prior of the mixture's ρ (the slab's share of σg²); π's default comes from n_nonzero.
-MIXTURE_DEFAULTS = {"rho": Prior("Beta", alpha=1, beta=1)}
+#: NUTS target acceptance each sparse prior needs (measured: see
+#: models/sparse_snp_lmm/MODEL.md, "Parametrization and why"); in ``ModelInfo.extra``.
+TARGET_ACCEPT = {"mixture": 0.9, "horseshoe": 0.99}
+
+#: Prior of the mixture's ρ excess (ρ, the slab's share of σg², is uniform on (ρ_min, 1) given
+#: π); π's default comes from n_nonzero.
+MIXTURE_DEFAULTS = {"rho_excess": Prior("Beta", alpha=1, beta=1)}
 
 
 def pi_prior(n_nonzero: float, n_snps: int) -> Prior:
-    """π ~ Beta(1, (M − p0)/p0): mean p0/M, the expected number of slab effects p0."""
-    return Prior("Beta", alpha=1, beta=(n_snps - n_nonzero) / n_nonzero)
+    """π ~ Beta(10, 10 (M − p0)/p0): mean p0/M (p0 expected slab effects), SD ≈ 30 % of it."""
+    return Prior("Beta", alpha=10, beta=10 * (n_snps - n_nonzero) / n_nonzero)
 
 
 def _options(prior: str, given: Mapping[str, float] | None, y: np.ndarray, n_snps: int) -> dict:
@@ -84,8 +89,8 @@ def _options(prior: str, given: Mapping[str, float] | None, y: np.ndarray, n_snp
         spike = options["spike_sd"]
         if not 0 < float(spike) < 1:
             raise InputError(
-                f"prior_options['spike_sd'] (the spike's SD as a fraction of the slab's) must "
-                f"lie strictly between 0 and 1, got {spike!r}."
+                "prior_options['spike_sd'] (the spike's SD as a fraction of the background's "
+                f"per-SNP SD) must lie strictly between 0 and 1, got {spike!r}."
             )
     else:
         if options["slab_scale"] is None:
@@ -127,8 +132,9 @@ def sparse_parameters(
     dict
         ``"normal"``: the Gaussian LMM's (:func:`~bayeslmm.families.priors.gaussian_parameters`);
         ``"mixture"``: those (σg² the whole genetic variance, background and sparse) plus
-        ``pi`` (probability of a slab effect, default Beta(1, (M − p0)/p0): mean p0/M) and
-        ``rho`` (share of σg² in the slab effects, default Beta(1, 1)); ``"horseshoe"``:
+        ``pi`` (probability of a slab effect, default Beta(10, 10 (M − p0)/p0): mean p0/M) and
+        ``rho_excess`` (default Beta(1, 1); ρ = ρ_min + (1 − ρ_min)·rho_excess is the slab's
+        share of σg², ρ_min = πε²/(1 + πε²) keeps the slab wider than the spike); ``"horseshoe"``:
         ``beta``, ``sigma_e2`` and ``sigma_b2`` (the background's variance; both default
         HalfStudentT(3, var y)), with no ``"flat"`` preset.
     """
@@ -179,8 +185,9 @@ def resolve_sparse_priors(
         M.
     prior_options
         Both: ``n_nonzero`` (the expected number of non-zero effects p0, default 10, or M/2
-        when M < 20). Mixture: ``spike_sd`` (the spike's SD as a fraction of the slab's,
-        default 0.1). Horseshoe: ``slab_scale`` (s, default sd(y)), ``slab_df`` (ν, default 4).
+        when M < 20). Mixture: ``spike_sd`` (ε, the spike's SD as a fraction of the
+        background's per-SNP SD √(σb²/M), default 0.3). Horseshoe: ``slab_scale`` (s,
+        default sd(y)), ``slab_df`` (ν, default 4).
 
     Returns
     -------
@@ -247,13 +254,13 @@ def mixture_effects(
     Parameters
     ----------
     sigma_g2
-        The whole genetic variance (background and sparse effects).
+        The whole genetic variance (background and slab effects).
     n_snps
         M.
     priors
-        With ``pi`` and ``rho``.
+        With ``pi`` and ``rho_excess``.
     spike_sd
-        ε, the spike's SD as a fraction of the slab's.
+        ε: the spike's SD as a fraction of the background's per-SNP SD √(σb²/M).
 
     Returns
     -------
@@ -265,40 +272,48 @@ def mixture_effects(
     -----
     .. math::
 
-        v_j \sim \pi N(0, \sigma_L^2) + (1-\pi) N(0, \varepsilon^2\sigma_L^2), \quad
+        v_j \sim \pi N(0, \sigma_L^2) + (1-\pi) N(0, \sigma_S^2), \quad
         \sigma_L^2 = \frac{\rho\,\sigma_g^2}{M\pi}, \quad
-        \sigma_b^2 = (1-\rho)\,\sigma_g^2,
+        \sigma_b^2 = (1-\rho)\,\sigma_g^2, \quad
+        \sigma_S^2 = \varepsilon^2 \sigma_b^2 / M,
 
-    BSLMM's prior with its point mass relaxed to a spike of SD εσL (ε = ``spike_sd``): ρ is
-    the prior share of σg² in the slab effects (BSLMM's ρ, the PGE's prior counterpart), the
-    rest is the background u ~ N(0, σb² K). Non-centred by the slab, v = σL z with
+    BSLMM's prior with its point mass relaxed to a spike narrower than the background's own
+    per-SNP effects (u ~ N(0, σb² K) is W times iid N(0, σb²/M) effects): ρ is the share of σg²
+    in the slab (BSLMM's ρ, the PGE's prior counterpart), the rest is the background, and the
+    spike's effects, iid normal too, add at most ε²σb² of background-like variance. A spike of
+    width zero (BSLMM's point mass) would leave NUTS a density it cannot cross. Non-centred by
+    the spike, v = σS z with r² = σL²/σS² = ρ / (π ε² (1 − ρ)),
 
     .. math::
 
-        z_j \sim \pi N(0, 1) + (1-\pi) N(0, \varepsilon^2),
+        z_j \sim \pi N(0, r^2) + (1-\pi) N(0, 1),
 
-    evaluated by logsumexp (``pm.NormalMixture``): z's prior does not depend on σg², ρ or π
-    other than through the weights, so no funnel opens as ρ → 0 (a polygenic trait), and the
-    fixed ratio ε of the two SDs keeps "slab" meaning large in every draw (no label switching).
-    A spike of width zero (BSLMM's exact point mass) would leave NUTS a density it cannot
-    cross; the spike's effects are iid normal, the same as a little more background.
+    evaluated by logsumexp (``pm.NormalMixture``): the hundreds of spike effects, which the data
+    barely inform, are N(0, 1) in z whatever the variance components (no funnel), while the
+    few slab effects are identified by the data and nearly centred. ρ = ρ_min + (1 − ρ_min)·
+    ``rho_excess`` with ρ_min = πε²/(1 + πε²) is the same as r ≥ 1: the slab is the wider
+    component in every draw, so the two labels cannot switch (on a polygenic trait, ρ → 0
+    would otherwise make the "slab" the narrower one and ``pip`` mean the opposite).
     """
     pi = add_prior("pi", priors["pi"])
-    rho = add_prior("rho", priors["rho"])
-    sigma_slab2 = pm.Deterministic("sigma_slab2", rho * sigma_g2 / (n_snps * pi))
+    rho_excess = add_prior("rho_excess", priors["rho_excess"])
+    # ρ ≥ ρ_min ⇔ r² ≥ 1 ⇔ σL ≥ σS: the slab is the wider component in every draw
+    rho_min = pi * spike_sd**2 / (1.0 + pi * spike_sd**2)
+    rho = pm.Deterministic("rho", rho_min + (1.0 - rho_min) * rho_excess)
+    pm.Deterministic("sigma_slab2", rho * sigma_g2 / (n_snps * pi))
     sigma_b2 = pm.Deterministic("sigma_b2", (1.0 - rho) * sigma_g2)
+    sigma_spike2 = pm.Deterministic("sigma_spike2", spike_sd**2 * sigma_b2 / n_snps)
+    ratio2 = rho / (pi * spike_sd**2 * (1.0 - rho))
     z = pm.NormalMixture(
         "z",
         w=pt.stack([pi, 1.0 - pi]),
         mu=pt.zeros(2),
-        sigma=pt.as_tensor([1.0, spike_sd]),
+        sigma=pt.stack([pt.sqrt(ratio2), pt.ones(())]),
         dims="snp",
     )
-    v = pm.Deterministic("v", pt.sqrt(sigma_slab2) * z, dims="snp")
-    # log odds of the slab: log π/(1−π) + log N(z; 0, 1) − log N(z; 0, ε²)
-    log_odds = (
-        pt.log(pi) - pt.log1p(-pi) + np.log(spike_sd) + 0.5 * z**2 * (1.0 / spike_sd**2 - 1.0)
-    )
+    v = pm.Deterministic("v", pt.sqrt(sigma_spike2) * z, dims="snp")
+    # log odds of the slab: log π/(1−π) + log N(z; 0, r²) − log N(z; 0, 1)
+    log_odds = pt.log(pi) - pt.log1p(-pi) - 0.5 * pt.log(ratio2) + 0.5 * z**2 * (1.0 - 1.0 / ratio2)
     pip = pm.Deterministic("pip", pt.sigmoid(log_odds), dims="snp")
     return v, pip, sigma_b2
 
@@ -693,7 +708,11 @@ def sparse_snp_model(
         data, W_used, spectral, coords, prior, priors, parametrization, prior_options
     )
     # the training standardization, kept in constant_data for predicting new samples
-    extra = {**extra, "constant_data": {name: (v, "snp", snps) for name, v in transform.items()}}
+    extra = {
+        **extra,
+        "constant_data": {name: (v, "snp", snps) for name, v in transform.items()},
+        "target_accept": TARGET_ACCEPT[prior],
+    }
     info = ModelInfo(
         family="sparse",
         form=f"snp_lmm_{prior}",

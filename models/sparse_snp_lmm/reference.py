@@ -10,7 +10,7 @@ spike-and-slab normal mixture (BSLMM's point mass relaxed to a narrow normal)
 
 .. math::
 
-    v_j \\sim \\pi N(0, \\sigma_L^2) + (1 - \\pi) N(0, \\varepsilon^2 \\sigma_L^2)
+    v_j \\sim \\pi N(0, \\sigma_L^2) + (1 - \\pi) N(0, \\varepsilon^2 \\sigma_b^2 / M)
 
 or the regularized horseshoe (Piironen & Vehtari 2017)
 
@@ -92,7 +92,8 @@ def dense_mixture_snp_model(
     y: np.ndarray,
     X: np.ndarray,
     W: np.ndarray,
-    spike_sd: float = 0.1,
+    n_nonzero: float = 10.0,
+    spike_sd: float = 0.3,
     covariates: Sequence[str] | None = None,
 ) -> pm.Model:
     """Spike-and-slab normal mixture on centred SNP effects plus the background, summed out.
@@ -103,11 +104,14 @@ def dense_mixture_snp_model(
         h2         ~ Beta(1, 1)
         sigma_p    ~ HalfStudentT(nu=3, sigma=sd(y))
         sigma_g2   = h2 sigma_p²,  sigma_e2 = (1 − h2) sigma_p²
-        pi         ~ Beta(1, 9)                          probability of a slab effect
-        rho        ~ Beta(1, 1)                          share of sigma_g2 in the slab effects
+        pi         ~ Beta(10, 10 (M − p0)/p0)            probability of a slab effect
+        rho_excess ~ Beta(1, 1)
+        rho        = rho_min + (1 − rho_min) rho_excess  share of sigma_g2 in the slab effects
+        rho_min    = pi spike_sd² / (1 + pi spike_sd²)   (slab at least as wide as the spike)
         sigma_slab2 = rho sigma_g2 / (M pi)
         sigma_b2   = (1 − rho) sigma_g2                  the background's variance
-        v_j        ~ pi N(0, sigma_slab2) + (1 − pi) N(0, spike_sd² sigma_slab2)   dims snp
+        sigma_spike2 = spike_sd² sigma_b2 / M
+        v_j        ~ pi N(0, sigma_slab2) + (1 − pi) N(0, sigma_spike2)    dims snp
         y          ~ MvNormal(X beta + W v, sigma_b2 WW'/M + sigma_e2 I)          dims sample
 
     Parameters
@@ -119,8 +123,10 @@ def dense_mixture_snp_model(
     W
         Genotypes as used (normalized so that WW'/M has mean diagonal 1)
         [shape: (n_samples, n_snps)].
+    n_nonzero
+        p0, the prior mean of the number of slab effects.
     spike_sd
-        The spike's SD as a fraction of the slab's.
+        The spike's SD as a fraction of the background's per-SNP SD √(σb²/M).
     covariates
         Names of the ``covariate`` dim.
 
@@ -136,16 +142,18 @@ def dense_mixture_snp_model(
         sigma_p = pm.HalfStudentT("sigma_p", nu=3, sigma=sd_y)
         sigma_g2 = pm.Deterministic("sigma_g2", h2 * sigma_p**2)
         sigma_e2 = pm.Deterministic("sigma_e2", (1 - h2) * sigma_p**2)
-        pi = pm.Beta("pi", alpha=1, beta=9)
-        rho = pm.Beta("rho", alpha=1, beta=1)
+        pi = pm.Beta("pi", alpha=10, beta=10 * (m - n_nonzero) / n_nonzero)
+        rho_excess = pm.Beta("rho_excess", alpha=1, beta=1)
+        rho_min = pi * spike_sd**2 / (1 + pi * spike_sd**2)
+        rho = pm.Deterministic("rho", rho_min + (1 - rho_min) * rho_excess)
         sigma_slab2 = pm.Deterministic("sigma_slab2", rho * sigma_g2 / (m * pi))
         sigma_b2 = pm.Deterministic("sigma_b2", (1 - rho) * sigma_g2)
-        slab = pt.sqrt(sigma_slab2)
+        sigma_spike2 = pm.Deterministic("sigma_spike2", spike_sd**2 * sigma_b2 / m)
         v = pm.NormalMixture(
             "v",
             w=pt.stack([pi, 1 - pi]),
             mu=pt.zeros(2),
-            sigma=pt.stack([slab, spike_sd * slab]),
+            sigma=pt.sqrt(pt.stack([sigma_slab2, sigma_spike2])),
             dims="snp",
         )
         _likelihood(y, X, W, beta, v, sigma_b2, sigma_e2)
@@ -277,10 +285,10 @@ def realized_pve(var_g: float, sigma_e2: float) -> float:
     return float(var_g / (var_g + sigma_e2))
 
 
-def mixture_pip(v: np.ndarray, pi: float, sigma_slab2: float, spike_sd: float) -> np.ndarray:
-    """P(SNP j in the slab | v_j, π, σL², ε) by Bayes' rule [shape: (n_snps,)]."""
+def mixture_pip(v: np.ndarray, pi: float, sigma_slab2: float, sigma_spike2: float) -> np.ndarray:
+    """P(SNP j in the slab | v_j, π, σL², σS²) by Bayes' rule [shape: (n_snps,)]."""
     slab = pi * stats.norm.pdf(v, 0, np.sqrt(sigma_slab2))
-    spike = (1 - pi) * stats.norm.pdf(v, 0, spike_sd * np.sqrt(sigma_slab2))
+    spike = (1 - pi) * stats.norm.pdf(v, 0, np.sqrt(sigma_spike2))
     return slab / (slab + spike)
 
 
