@@ -3,14 +3,18 @@
 Three priors, each built inside the model on the context stack by one function that returns v:
 
 - ``"normal"``: v = σv·z, z ~ N(0, I), σv² = σg²/M (the infinitesimal model, as marginalized).
-- ``"mixture"``: each v_j from a two-normal mixture, large with probability π (BOLT-LMM's
-  prior, BayesC-like), the indicator summed out.
+- ``"mixture"``: each v_j from a spike-and-slab pair of normals, slab with probability π
+  (GEMMA BSLMM's prior with its point mass relaxed to a narrow normal), the indicator summed out.
 - ``"horseshoe"``: the regularized horseshoe of Piironen & Vehtari (2017).
 
-:func:`effect_summaries` adds what every prior reports: the realized proportion of variance
-explained ``pve`` (GEMMA BSLMM's PVE) and, for the sparse priors, the per-SNP probability of a
-large effect ``pip`` and the share of the genetic variance from large effects ``pge``.
-:func:`postprocess` gives :func:`bayeslmm.sample` u = Wv and the pointwise log-likelihood.
+The two sparse priors are BSLMM-like: beside v, a polygenic background u ~ N(0, σb² K),
+K = WW'/M, summed out in the eigenbasis of K (:func:`explicit_snp_model`).
+:func:`effect_summaries` adds what every prior reports: the proportion of variance explained
+``pve`` (GEMMA BSLMM's PVE, the background averaged out given the draw) and, for the sparse
+priors, the per-SNP probability of a large effect ``pip`` and the share of the genetic variance
+from the sparse effects ``pge``. :func:`postprocess` gives :func:`bayeslmm.sample` u (Wv plus
+the background), the background's BLUP as SNP effects (``v_background``, for prediction) and
+the pointwise leave-one-out log-likelihood.
 """
 
 from __future__ import annotations
