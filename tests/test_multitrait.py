@@ -210,8 +210,6 @@ def _random_points(model, k, seed=1, scale=0.5):
 
 @pytest.mark.parametrize("rank", [None, 15])
 def test_kinship_model__latent_missing_logp_equals_dense_completed(rank):
-    from models.mv_lmm.reference import covariance
-
     Y, K, X = _data(rank=rank)
     Y = _with_missing(Y)
     Y.iloc[3] = np.nan  # no trait at all: dropped
@@ -225,18 +223,12 @@ def test_kinship_model__latent_missing_logp_equals_dense_completed(rank):
         f"{info.data.samples[i]}:{'ab'[t]}" for i, t in zip(rows, traits, strict=True)
     ]
     names = ["beta", "Sigma_g", "Sigma_e", "Y_missing"]
-    density = [p for p in model.potentials if p.name != "Y_missing_jacobian"]
-    outs = [sum(density), model["Y_missing_jacobian"], *(model[n] for n in names)]
+    outs = [sum(model.potentials), *(model[n] for n in names)]
     fn = model.compile_fn(model.replace_rvs_by_values(outs), point_fn=True)
-    c = model["trait_scale"].get_value()[traits]
     for point in _random_points(model, 3):
-        got, jacobian, B, sg, se, ym = fn(point)
+        got, B, sg, se, ym = fn(point)
         want = dense_loglik(_completed(info, ym), info.data.X, info.spectral.matrix(), B, sg, se)
         assert np.isclose(got, want, rtol=1e-9, atol=1e-7)
-        # the coordinates ξ = z/sd: sd the conditional SD of each missing value given all others
-        P = np.linalg.inv(covariance(info.spectral.matrix(), sg, se))
-        sd = 1.0 / np.sqrt(np.diag(P)[traits * info.data.n + rows]) / c  # standardized units
-        assert np.isclose(jacobian, np.log(sd).sum(), rtol=1e-9)
 
 
 @pytest.mark.parametrize("rank", [None, 15])
@@ -252,7 +244,7 @@ def test_kinship_model__latent_missing_conditional_is_dense_gaussian(rank):
     Y, K, X = _data(n=30, rank=rank)
     model = bl.kinship_model(_with_missing(Y), K, X)
     info = info_of(model)
-    z = model.rvs_to_values[model["Y_missing_z"]]
+    z = model.rvs_to_values[model["Y_missing_std"]]
     logp, B, sg, se, ym = model.replace_rvs_by_values(
         [
             pt.sum(model.potentials),
@@ -266,9 +258,9 @@ def test_kinship_model__latent_missing_conditional_is_dense_gaussian(rank):
     hess = pytensor.gradient.hessian(logp, z)
     fn = model.compile_fn([grad, hess, B, sg, se, ym], point_fn=True)
     point = _random_points(model, 1, seed=4)[0]
-    point["Y_missing_z"] = np.zeros_like(point["Y_missing_z"])
+    point["Y_missing_std"] = np.zeros_like(point["Y_missing_std"])
     g, H, B, sg, se, at_zero = fn(point)
-    point["Y_missing_z"] = np.ones_like(point["Y_missing_z"])
+    point["Y_missing_std"] = np.ones_like(point["Y_missing_std"])
     c = fn(point)[-1] - at_zero  # Y_missing = at_zero + c·ξ (c: units of ξ in Y's)
     rows, traits, _ = info.extra["missing_entries"]
     mean = at_zero + c * np.linalg.solve(-H, g)
@@ -417,7 +409,7 @@ def test_sample__recovers_genetic_correlation_with_missing_traits():
     """A fifth of each trait missing, kept latent: rg recovered, the missing values' 95 %
     intervals cover the simulated values they hide at about their nominal rate."""
     rng = np.random.default_rng(11)
-    n = 300
+    n = 200  # 80 missing values: 92 parameters, the disk-cached compilation (≤ 100)
     G = rng.binomial(2, 0.3, size=(n, 600)).astype(float)
     G = (G - G.mean(0)) / G.std(0)
     K = G @ G.T / G.shape[1]
@@ -434,7 +426,17 @@ def test_sample__recovers_genetic_correlation_with_missing_traits():
     X = pd.DataFrame({"x": x}, index=ids)
     Kd = pd.DataFrame(K, ids, ids)
     model = bl.kinship_model(Y, Kd, X)
-    idata = bl.sample(model, draws=1000, tune=1000, chains=4, random_seed=5, progressbar=False)
+    # target_accept 0.95: at the default 0.8 the latent missing values gave ~19 divergent
+    # transitions of 4,000 (N = 300); see multitrait_lmm's Notes
+    idata = bl.sample(
+        model,
+        draws=1000,
+        tune=1000,
+        chains=4,
+        random_seed=5,
+        progressbar=False,
+        target_accept=0.95,
+    )
     post = idata["posterior"]
     from arviz_stats import rhat
 
@@ -445,11 +447,11 @@ def test_sample__recovers_genetic_correlation_with_missing_traits():
     low, high = np.quantile(rg, [0.025, 0.975])
     assert low <= 0.6 <= high
     missing = post["Y_missing"]
-    assert missing.sizes["missing"] == 120
+    assert missing.sizes["missing"] == 80
     hidden = np.array(
         [truth.loc[m.split(":")[0], m.split(":")[1]] for m in missing["missing"].values]
     )
-    draws = missing.values.reshape(-1, 120)
+    draws = missing.values.reshape(-1, 80)
     lo, hi = np.quantile(draws, [0.025, 0.975], axis=0)
     coverage = np.mean((lo <= hidden) & (hidden <= hi))
     assert 0.85 <= coverage <= 1.0, coverage

@@ -178,7 +178,11 @@ def multitrait_lmm(
     triangular factor, :math:`E = F[-\tilde B; I_T; Z]`. ``Y_missing`` is
     :math:`x_{i_k}^\top b_{t_k} + c_{t_k}z_k`, the missing value in the user's units, and
     the constant :math:`-N\sum_t\log c_t` makes the sum the density of the completed Y in
-    those units.
+    those units. The sampler works in z itself: coordinates
+    scaled by each value's conditional SD given every other entry,
+    :math:`[(\tilde V^{-1})_{kk}]^{-1/2}` (computable in O(r·m·T)), were tried and did worse
+    (232 divergent transitions of 4,000 against 19 with z, N = 200–300, a fifth of each trait
+    missing): the data fix the missing values' location more than Σe their scale.
     """
     _check_options(parametrization, missing, K)
     values, names, index = trait_table(Y)
@@ -405,19 +409,7 @@ def _build(
             one_hot = pm.Data("missing_trait", np.eye(T)[miss_traits], dims=("missing", "trait"))
             U_miss = pm.Data("missing_rotated", rot_all.Y1[:, T:], dims=("eigen", "missing"))
             X_miss = pm.Data("missing_covariates", prepared.X[miss_rows])
-            # each missing value's conditional SD given every other entry, 1/√(V⁻¹)_kk
-            eye = pt.broadcast_to(pt.eye(T), (rot.Y1.shape[0], T, T))
-            M_diag = pt.sum(pt.sqr(pt.linalg.solve_triangular(L_rows, eye, lower=True)), axis=1)
-            se_inv_diag = pt.sum(pt.sqr(pt.linalg.solve_triangular(L, pt.eye(T), lower=True)), 0)
-            U2 = pt.sqr(U_miss)  # (r, m)
-            precision = pt.sum(U2 * (M_diag @ one_hot.T), axis=0) + (1.0 - pt.sum(U2, axis=0)) * (
-                one_hot @ se_inv_diag
-            )
-            cond_sd = 1.0 / pt.sqrt(precision)
-            # non-centred in that scale: z_k = sd_k·ξ_k, flat ξ (z's scale follows θ's)
-            xi = pm.Flat("Y_missing_z", dims="missing")
-            z = cond_sd * xi
-            pm.Potential("Y_missing_jacobian", pt.sum(pt.log(cond_sd)))
+            z = pm.Flat("Y_missing_std", dims="missing")  # standardized units
             Z = z[:, None] * one_hot  # z_k at (k, t_k): the missing entries as an (m, T) matrix
             Y_rot = Y_rot + U_miss @ Z
             user = pt.sum((X_miss @ b0) * one_hot, axis=1) + (one_hot @ c) * z
