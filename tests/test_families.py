@@ -66,7 +66,7 @@ BUILDS = {
     ),
     "sparse": (
         lambda c: bl.snp_model(c["y"], c["G"], c["X"], marginalize=False, prior="mixture"),
-        ["h2", "sigma_g2", "sigma_e2", "sigma_v2", "pve", "pge"],
+        ["h2", "sigma_g2", "sigma_b2", "sigma_e2", "pve", "pge"],
     ),
     "loci": (
         lambda c: bl.kinship_model(c["y"], c["K"], c["X"], fixed_snps=c["G"][["rs1", "rs2"]]),

@@ -311,7 +311,7 @@ def test_cross_validate__errors(cohort):
 
 @pytest.mark.slow
 def test_predict__sparse_prior_snp_form(cohort):
-    """A sparse-prior fit keeps its standardization too: g = W_new v for each draw of v."""
+    """A sparse-prior fit keeps its standardization too: g = W_new (v + v_background) per draw."""
     c = cohort
     t, new = c["train"], c["new"]
     model = bl.snp_model(c["y"], c["G"].iloc[t], c["X"].iloc[t], marginalize=False, prior="mixture")
@@ -322,6 +322,7 @@ def test_predict__sparse_prior_snp_form(cohort):
         c["data"].G[new].astype(float), const["snp_center"].values, const["snp_scale"].values
     )
     v = fit["posterior"]["v"].values.reshape(-1, W_new.shape[1])
+    b = fit["posterior"]["v_background"].values.reshape(-1, W_new.shape[1])
     np.testing.assert_allclose(
-        pred.draws["predictions"]["g"].values.reshape(-1, N_NEW), v @ W_new.T
+        pred.draws["predictions"]["g"].values.reshape(-1, N_NEW), (v + b) @ W_new.T
     )

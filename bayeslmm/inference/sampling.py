@@ -354,7 +354,10 @@ def sample(
         sampler threads (default: all cores; 1 where the log-density is called through Python,
         so that threads would take turns; see ``_compiled_nutpie``).
     target_accept : float, optional
-        NUTS target acceptance (raise toward 0.95–0.99 if there are divergences).
+        NUTS target acceptance (raise toward 0.95–0.99 if there are divergences). Default: the
+        family's where it sets one (``ModelInfo.extra["target_accept"]``: the sparse priors,
+        mixture 0.9 and horseshoe 0.99, ``bayeslmm.families.sparse.TARGET_ACCEPT``), else the
+        sampler's.
     random_effects : bool
         Draw u (and v in the SNP form) from their conditional posterior for every draw (for a
         model built from a Gram above the large-cohort size, store their mean and SD instead:
@@ -388,6 +391,8 @@ def sample(
     model's parameters.
     """
     info = info_of(model)
+    if target_accept is None:  # the family's default, where it has one (the sparse priors)
+        target_accept = info.extra.get("target_accept")
     if sampler not in SAMPLERS:
         raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
     for name, value in (("draws", draws), ("chains", chains), ("tune", tune)):
