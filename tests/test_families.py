@@ -77,7 +77,18 @@ BUILDS = {
         lambda c: bl.kinship_model(
             pd.DataFrame({"a": c["y"], "b": c["y"] + c["G"]["rs0"]}), c["K"], c["X"]
         ),
-        ["h2[a]", "h2[b]"],
+        [
+            "h2[a]",
+            "h2[b]",
+            "rg[a,b]",
+            "re[a,b]",
+            "Sigma_g[a,a]",
+            "Sigma_g[a,b]",
+            "Sigma_g[b,b]",
+            "Sigma_e[a,a]",
+            "Sigma_e[a,b]",
+            "Sigma_e[b,b]",
+        ],
     ),
 }
 
@@ -120,7 +131,9 @@ def test_family__built_recorded_postprocessed_and_summarized(cohort, name):
     loglik = idata["log_likelihood"]["y"]
     assert loglik.dims == ("chain", "draw", "sample") and loglik.shape == (1, 20, info.data.n)
     assert np.isfinite(loglik.values).all()
-    if name not in ("linear", "multitrait"):  # multitrait: no draws of U yet
+    if name == "multitrait":  # u of each sample and trait
+        assert idata["posterior"]["u"].shape == (1, 20, info.data.n, 2)
+    elif name != "linear":
         assert idata["posterior"]["u"].shape == (1, 20, info.data.n)
     assert list(table.index) == rows
 

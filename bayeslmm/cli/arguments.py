@@ -127,8 +127,8 @@ def add_inputs(parser: argparse.ArgumentParser, kinship_only: bool = False) -> N
         metavar="COL",
         nargs="+",
         action="extend",
-        help="phenotype column to analyse; reml takes several (--pheno-name A B, as GEMMA's "
-        "-n 1 2) and fits the multi-trait model",
+        help="phenotype column to analyse; reml and h2 take several (--pheno-name A B, as "
+        "GEMMA's -n 1 2) and fit the multi-trait model",
     )
     phe.add_argument("--covar", metavar="FILE", help="covariate table (an intercept is added)")
     phe.add_argument("--covar-name", metavar="A,B", help="covariate columns to use [all]")

@@ -106,7 +106,9 @@ class Family:
         ``info`` the model's :class:`ModelInfo`, ``rng`` a Generator (None at a MAP point: use
         conditional means), ``random_effects`` whether to return random-effect draws.
         ``new_vars`` maps a name to ``(values [shape: (n_draws_total, k)], dim, coords)``, added
-        to the posterior; ``loglik`` is the pointwise log-likelihood of each sample
+        to the posterior (or ``(values [shape: (n_draws_total, k1, k2)], (dim1, dim2),
+        [coords1, coords2])``, e.g. u of the multi-trait LMM, dims ``sample``, ``trait``);
+        ``loglik`` is the pointwise log-likelihood of each sample
         [shape: (n_draws_total, n_samples)], the ``log_likelihood`` group that LOO uses.
         Large cohorts (the Gaussian families built from a Gram): a ``new_vars`` value may be an
         :class:`~bayeslmm.inference.effects.EffectSummary` (posterior mean and SD, group

@@ -189,7 +189,7 @@ def snp_model(
         Covariates; None means intercept only.
     priors
         As in :func:`kinship_model`; ``prior="mixture"`` also takes ``pi`` and ``rho_excess``,
-        ``prior="horseshoe"`` only ``beta`` and ``sigma_e2`` (see
+        ``prior="horseshoe"`` only ``beta``, ``sigma_e2`` and ``sigma_b2`` (see
         :func:`bayeslmm.families.sparse.resolve_sparse_priors`).
     marginalize
         True (default): v integrated out through the thin SVD of W/√M, identical to
@@ -200,13 +200,20 @@ def snp_model(
         Centre each SNP and scale it to unit variance (then K = WW'/M is GEMMA's ``-gk 2``).
     prior : {"normal", "mixture", "horseshoe"}
         Prior of the explicit v (``marginalize=False`` only): ``"normal"``, non-centred
-        v = σv·z, z ~ N(0, I); ``"mixture"``, two normals per SNP, large with probability π
-        (BOLT-LMM, BayesC-like; the indicator summed out); ``"horseshoe"``, the regularized
-        horseshoe of Piironen & Vehtari (2017). See :mod:`bayeslmm.families.sparse`.
+        v = σv·z, z ~ N(0, I). The sparse priors are BSLMM-like (GEMMA's BSLMM): sparse
+        effects v plus a polygenic background u ~ N(0, σb² K), K = WW'/M, summed out in the
+        eigenbasis. ``"mixture"``: a spike-and-slab per SNP, slab N(0, σL²) with probability
+        π, spike N(0, ε²σb²/M) (BSLMM's point mass relaxed; the indicator summed out),
+        σL² = ρσg²/(Mπ), σb² = (1 − ρ)σg²; ``"horseshoe"``: the regularized horseshoe of
+        Piironen & Vehtari (2017), global scale from ``n_nonzero``. See
+        :mod:`bayeslmm.families.sparse`. They need a higher NUTS ``target_accept`` (mixture
+        0.9, horseshoe 0.99: :func:`bayeslmm.sample`'s default for them).
     prior_options
-        Horseshoe only: ``n_nonzero`` (expected number of non-zero effects, default 10 or M/2
-        when M < 20),
-        ``slab_scale`` (default sd(y)), ``slab_df`` (default 4).
+        Sparse priors only. ``n_nonzero`` (p0, the expected number of non-zero effects,
+        default 10 or M/2 when M < 20): the horseshoe's τ0 = p0/(M − p0)/√N, the mixture's
+        π ~ Beta(10, 10(M − p0)/p0). Mixture: ``spike_sd`` (ε, the spike's SD as a fraction of
+        the background's per-SNP SD √(σb²/M), default 0.3). Horseshoe: ``slab_scale``
+        (default sd(y)), ``slab_df`` (default 4).
     missing : {"latent", "drop"}
         Several traits only: as in :func:`kinship_model`.
 
@@ -214,12 +221,17 @@ def snp_model(
     -------
     pymc.Model
         As :func:`kinship_model`, plus ``sigma_v2`` and, when ``marginalize=False``, ``z``,
-        ``v`` (dim ``snp``) and ``pve`` (the realized var(Wv)/(var(Wv) + σe²)). ``"mixture"``
-        adds ``pi``, ``rho`` (share of σg² in the large component), ``sigma_large2``,
-        ``sigma_small2``, ``pip`` (dim ``snp``: probability of the large component) and ``pge``
-        (share of var(Wv) from large effects); ``"horseshoe"`` has ``sigma_e2``, ``lambda``,
-        ``tau``, ``c2``, ``pip`` (1 − shrinkage factor), ``pge``, and ``h2`` = ``pve``,
-        ``sigma_g2`` = var(Wv) as Deterministics.
+        ``v`` (dim ``snp``) and ``pve``. Sparse priors: ``sigma_b2`` (the background's
+        variance), ``pve`` (GEMMA BSLMM's PVE: V_g = E_u var(Wv + u), u averaged out given the
+        draw, over V_g + σe²), ``pip`` (dim ``snp``) and ``pge`` (BSLMM's PGE: the share of
+        V_g from the sparse effects). ``"mixture"`` adds ``pi``, ``rho_excess``, ``rho``
+        (share of σg² in the slab), ``sigma_slab2``, ``sigma_spike2``, ``pip`` = P(slab | v_j,
+        θ); ``sigma_g2``/``h2`` are the whole genetic variance, slab and background.
+        ``"horseshoe"`` has ``sigma_e2``, ``sigma_b2``, ``lambda``, ``tau``, ``c2``, ``pip``
+        (1 − shrinkage factor), and ``h2`` = ``pve``, ``sigma_g2`` = V_g as Deterministics.
+        After :func:`bayeslmm.sample`: ``u`` (Wv + a background draw) and ``v_background``
+        (dim ``snp``: the background's BLUP as SNP effects, which :func:`bayeslmm.predict`
+        adds to v).
 
     Raises
     ------
