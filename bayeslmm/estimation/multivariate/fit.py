@@ -47,7 +47,10 @@ class MultiRemlFit:
         Heritability of each trait, Σg_tt/(Σg_tt + Σe_tt), and its standard error.
     rg, re : pandas.DataFrame
         Genetic and residual correlation matrices. A genetic correlation with a trait whose h²
-        is 0 is not identified and is reported as 0 (its SE is that of a flat profile).
+        is exactly 0 is not identified and is reported as 0 (its SE is that of a flat profile);
+        with an h² near 0 (e.g. 0.001–0.01) the likelihood is nearly flat in rg and the
+        estimate may sit anywhere in [−1, 1], often at ±1, with a profile SE of ~0.5 (seen in
+        examples/07_genetic_correlation): the posterior of rg says more there.
     rg_se, re_se : pandas.DataFrame
         Their standard errors (0 on the diagonal; never NaN).
     se_method : str
