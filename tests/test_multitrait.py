@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import bayeslmm as bl
-from bayeslmm.errors import InputError, SamplingWarning
+from bayeslmm.errors import InputError
 from bayeslmm.families.base import info_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -161,7 +161,14 @@ def test_sample__recovers_genetic_correlation():
     Y = pd.DataFrame(np.array([1.0, 5.0]) + np.outer(x, [0.5, -1.0]) + U + E, ids, ["a", "b"])
     X = pd.DataFrame({"x": x}, index=ids)
     Kd = pd.DataFrame(K, ids, ids)
-    idata = bl.sample(bl.kinship_model(Y, Kd, X), draws=1000, tune=1000, chains=4, random_seed=3)
+    idata = bl.sample(  # (target_accept 0.9: one divergence of 4,000 at 0.8 in a CI run)
+        bl.kinship_model(Y, Kd, X),
+        draws=1000,
+        tune=1000,
+        chains=4,
+        random_seed=3,
+        target_accept=0.9,
+    )
     post = idata["posterior"]
     from arviz_stats import rhat
 
@@ -405,12 +412,11 @@ def test_snp_model__several_traits_equal_kinship_model(missing):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    raises=SamplingWarning,
-    strict=False,
+@pytest.mark.skip(
     reason="latent missing values: NUTS gives divergent transitions (19 of 4,000 at N = 300 "
     "and target_accept 0.8; 38 at N = 200 and 0.95; 232 with the coordinates scaled by the "
-    "conditional SD): the geometry is not solved yet (issue 12)",
+    "conditional SD): the geometry is not solved yet (issue 12). Skipped, not xfailed, to keep "
+    "CI under 40 minutes (it ran minutes to fail); run it by removing this mark",
 )
 def test_sample__recovers_genetic_correlation_with_missing_traits():
     """A fifth of each trait missing, kept latent: rg recovered, the missing values' 95 %
