@@ -29,7 +29,11 @@ from xarray import DataTree
 from bayeslmm.data.inputs import kinship_array
 from bayeslmm.data.samples import positional_ids, sample_ids
 from bayeslmm.errors import InputError, KinshipWarning
-from bayeslmm.inference.prediction_multitrait import predict_multitrait
+from bayeslmm.inference.prediction_multitrait import (
+    covariates_of_new,
+    predict_multitrait,
+    summarize_predictions,
+)
 from bayeslmm.linalg.spectral import spectral_from_kinship
 
 #: Families whose posterior is that of y = Xβ + u + ε with one K (the kinship form applies).
@@ -240,8 +244,8 @@ def predict(
     centre_g = g if g_mean is None else g_mean
     summary = pd.concat(
         [
-            _summarize(centre_g, g, "g", hdi_prob),
-            _summarize(mean_y + centre_g, y_new, "y", hdi_prob),
+            summarize_predictions(centre_g, g, "g", hdi_prob),
+            summarize_predictions(mean_y + centre_g, y_new, "y", hdi_prob),
         ],
         axis=1,
     )
@@ -282,7 +286,11 @@ def _predict_probit(
         idata, new, X_new, g, g_mean, p, "probit", random_seed, outcome=("p", _P_DESCRIPTION)
     )
     summary = pd.concat(
-        [_summarize(g_mean, g, "g", hdi_prob), _summarize(p_mean, p, "p", hdi_prob)], axis=1
+        [
+            summarize_predictions(g_mean, g, "g", hdi_prob),
+            summarize_predictions(p_mean, p, "p", hdi_prob),
+        ],
+        axis=1,
     )
     summary.index = pd.Index(new, name="sample")
     return Prediction(draws=draws, summary=summary)
@@ -471,46 +479,7 @@ def _snp_effects(posterior: Any) -> np.ndarray:
 def _new_covariates(idata: DataTree, X: Any, new: list[str]) -> np.ndarray:
     """X of the new samples, in the fit's covariate order [shape: (n_new, d)]."""
     _, _, X_train, names = _training(idata)
-    constant = np.ptp(X_train, axis=0) == 0 if X_train.shape[0] > 1 else np.ones(len(names), bool)
-    needed = [name for name, c in zip(names, constant, strict=True) if not c]
-    out = np.tile(X_train[0], (len(new), 1)) if X_train.shape[0] else np.ones((len(new), 0))
-    if not needed:
-        return out
-    if X is None:
-        raise InputError(
-            f"the model has covariates {needed} besides the intercept; pass X for the "
-            f"{len(new)} new samples (a DataFrame indexed by sample ID with these columns, or "
-            "an array with one row per new sample in the order of the new samples)."
-        )
-    index = [names.index(name) for name in needed]
-    if isinstance(X, pd.Series):
-        X = X.to_frame()
-    if isinstance(X, pd.DataFrame):
-        frame = X.set_axis([str(c) for c in X.columns], axis=1)
-        frame.index = frame.index.astype(str)
-        lacking = [name for name in needed if name not in frame.columns]
-        absent = [sample for sample in new if sample not in frame.index]
-        if lacking or absent:
-            what = f"columns {lacking}" if lacking else f"rows for new samples {absent[:5]}"
-            raise InputError(
-                f"X lacks the {what}; pass the fit's covariates {needed} for every new sample "
-                "(a DataFrame indexed by sample ID)."
-            )
-        values = frame.loc[new, needed].to_numpy(dtype=float, na_value=np.nan)
-    else:
-        values = np.asarray(X, dtype=float)
-        values = values[:, None] if values.ndim == 1 else values
-        if values.ndim == 2 and values.shape[1] == len(names) and len(names) > len(needed):
-            values = values[:, index]
-        if values.ndim != 2 or values.shape != (len(new), len(needed)):
-            raise InputError(
-                f"X must have shape ({len(new)}, {len(needed)}) (one row per new sample, the "
-                f"columns {needed}), got {values.shape}."
-            )
-    if not np.isfinite(values).all():
-        raise InputError("X of the new samples has missing or infinite values; complete it.")
-    out[:, index] = values
-    return out
+    return covariates_of_new(X_train, names, X, new)
 
 
 # --------------------------------------------------------------------------------------------
@@ -640,28 +609,3 @@ def _as_tree(
     tree.attrs["prediction"] = form
     tree.attrs["prediction_random_seed"] = "" if random_seed is None else int(random_seed)
     return tree
-
-
-def _hdi(draws: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
-    """Narrowest interval holding ``prob`` of the draws, per column [each shape: (k,)]."""
-    n = draws.shape[0]
-    ordered = np.sort(draws, axis=0)
-    keep = max(1, int(np.ceil(prob * n)))
-    widths = ordered[keep - 1 :] - ordered[: n - keep + 1]
-    start = np.argmin(widths, axis=0)
-    cols = np.arange(draws.shape[1])
-    return ordered[start, cols], ordered[start + keep - 1, cols]
-
-
-def _summarize(centre: np.ndarray, draws: np.ndarray, name: str, prob: float) -> pd.DataFrame:
-    n = draws.shape[0]
-    nan = np.full(draws.shape[1], np.nan)
-    lower, upper = _hdi(draws, prob) if n > 1 else (nan, nan)
-    return pd.DataFrame(
-        {
-            f"{name}_mean": centre.mean(axis=0),
-            f"{name}_sd": draws.std(axis=0, ddof=1) if n > 1 else nan,
-            f"{name}_hdi_lower": lower,
-            f"{name}_hdi_upper": upper,
-        }
-    )

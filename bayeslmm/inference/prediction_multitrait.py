@@ -246,8 +246,8 @@ def predict_multitrait(
     draws = _as_tree(idata, new, traits, X_new, g, g_mean, y_new, form, random_seed)
     summary = pd.concat(
         [
-            _summarize(centre_g, g, "g", hdi_prob),
-            _summarize(mean_y + centre_g, y_new, "y", hdi_prob),
+            summarize_predictions(centre_g, g, "g", hdi_prob),
+            summarize_predictions(mean_y + centre_g, y_new, "y", hdi_prob),
         ],
         axis=1,
     )
@@ -442,9 +442,24 @@ def new_covariates(idata: DataTree, X: Any, new: list[str]) -> np.ndarray:
         X needed and missing, lacking columns or rows, of the wrong shape, or not finite.
     """
     _, _, _, X_train, names = _training(idata)
+    return covariates_of_new(X_train, names, X, new)
+
+
+def covariates_of_new(X_train: np.ndarray, names: list[str], X: Any, new: list[str]) -> np.ndarray:
+    """X of the new samples in the fit's covariate order [shape: (n_new, d)].
+
+    Covariates constant in the training data (the intercept) take their training value; the
+    others come from ``X`` (a DataFrame by sample ID, or an array in the order of ``new``).
+    Used by :func:`new_covariates` and by :func:`bayeslmm.predict`'s one-trait forms.
+
+    Raises
+    ------
+    InputError
+        X needed and missing, lacking columns or rows, of the wrong shape, or not finite.
+    """
     constant = np.ptp(X_train, axis=0) == 0 if X_train.shape[0] > 1 else np.ones(len(names), bool)
     needed = [name for name, c in zip(names, constant, strict=True) if not c]
-    out = np.tile(X_train[0], (len(new), 1))
+    out = np.tile(X_train[0], (len(new), 1)) if X_train.shape[0] else np.ones((len(new), 0))
     if not needed:
         return out
     if X is None:
@@ -745,7 +760,7 @@ def _as_tree(
     return tree
 
 
-def _hdi(draws: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
+def hdi(draws: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
     """Narrowest interval holding ``prob`` of the draws, per column [each shape: (k,)]."""
     n = draws.shape[0]
     ordered = np.sort(draws, axis=0)
@@ -756,13 +771,15 @@ def _hdi(draws: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
     return ordered[start, cols], ordered[start + keep - 1, cols]
 
 
-def _summarize(centre: np.ndarray, draws: np.ndarray, name: str, prob: float) -> pd.DataFrame:
+def summarize_predictions(
+    centre: np.ndarray, draws: np.ndarray, name: str, prob: float
+) -> pd.DataFrame:
     """Per (sample, trait), sample-major: mean of ``centre``, SD and HDI of ``draws``."""
     centre = centre.reshape(centre.shape[0], -1)
     draws = draws.reshape(draws.shape[0], -1)
     n = draws.shape[0]
     nan = np.full(draws.shape[1], np.nan)
-    lower, upper = _hdi(draws, prob) if n > 1 else (nan, nan)
+    lower, upper = hdi(draws, prob) if n > 1 else (nan, nan)
     return pd.DataFrame(
         {
             f"{name}_mean": centre.mean(axis=0),
