@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from bayeslmm.cli.arguments import add_components, add_inputs, check_prefix_outputs
 from bayeslmm.cli.inputs import (
@@ -96,15 +97,7 @@ def run(args: argparse.Namespace) -> int:
         check_binary(y)
     fit = bl.reml(y, K, X)
     model = bl.kinship_model(y, K, X, family="probit" if args.probit else "gaussian")
-    idata = bl.sample(
-        model,
-        draws=args.draws,
-        chains=args.chains,
-        tune=args.tune,
-        random_seed=args.seed,
-        sampler=args.sampler,
-        progressbar=not args.quiet,
-    )
+    idata = _sample(model, args)
     print(bl.summary(idata))
     scale = " (observed 0/1 scale)" if args.probit or args.prevalence is not None else ""
     print(f"REML: h2 = {fit.h2:.4f} (SE {fit.h2_se:.4f}){scale}")
@@ -157,15 +150,7 @@ def _run_traits(args: argparse.Namespace) -> int:
     X = covariates_from_args(args)
     K = kinship_from_args(args)
     fit = bl.reml(Y, K, X)
-    idata = bl.sample(
-        bl.kinship_model(Y, K, X),
-        draws=args.draws,
-        chains=args.chains,
-        tune=args.tune,
-        random_seed=args.seed,
-        sampler=args.sampler,
-        progressbar=not args.quiet,
-    )
+    idata = _sample(bl.kinship_model(Y, K, X), args)
     print(bl.summary(idata))
     n_missing = int(Y.isna().any(axis=1).sum())
     cases = f" on the {fit.n} complete cases" if n_missing else ""
@@ -181,3 +166,18 @@ def _run_traits(args: argparse.Namespace) -> int:
         f"arviz.from_netcdf reads it), {out}.h2.tsv"
     )
     return 0
+
+
+def _sample(model: Any, args: argparse.Namespace) -> Any:
+    """``bl.sample`` with the sampler options of the command line."""
+    import bayeslmm as bl
+
+    return bl.sample(
+        model,
+        draws=args.draws,
+        chains=args.chains,
+        tune=args.tune,
+        random_seed=args.seed,
+        sampler=args.sampler,
+        progressbar=not args.quiet,
+    )
