@@ -430,6 +430,11 @@ def test_gram_and_scan__dask_local_cluster_equal_local_run(cohort, monkeypatch):
         remote_gram = bl.gram(g, "centered", chunk_size=100, client=client)
         remote = bl.scan(g, y, K=remote_gram, X=X, chunk_size=150, client=client, progress=False)
         remote_panel = bl.scan(g, y, K=panel, X=X, chunk_size=150, client=client, progress=False)
+        # the W'[X, y] pass as tasks (rows out of file order: the parts follow the file)
+        rows = np.random.default_rng(3).permutation(panel.n_samples)[:-7]
+        A = np.random.default_rng(4).standard_normal((rows.size, 3))
+        remote_wta = panel.submit_project(client, A, rows).result()
+    np.testing.assert_allclose(remote_wta, panel.project(A, rows), rtol=1e-12, atol=1e-10)
     assert remote_gram.qc == local_gram.qc
     np.testing.assert_array_equal(remote_gram.center, local_gram.center)
     scale = np.abs(local_gram.wtw).max()

@@ -96,9 +96,39 @@ def whole_gram(wtw: np.ndarray, n: int, std: Standardized, WtA: np.ndarray) -> W
     WtA : ndarray
         W'[X, y] of those [shape: (M, d + 1)].
     """
-    basis = spectral_from_gram(wtw, n, normalize=False, rtol=DEFAULT_RTOL)
-    rot = rotate_lowrank(basis, std.y, std.X, WtA)
-    return WholeGram(basis, rot, np.diag(wtw).copy())
+    return whole_from_basis(whole_basis(wtw, n), std, WtA, np.diag(wtw).copy())
+
+
+def whole_basis(wtw: np.ndarray, n: int) -> LowRank:
+    """The eigenbasis of W'W itself (the O(M³) part of :func:`whole_gram`; a dask task).
+
+    Parameters
+    ----------
+    wtw : ndarray
+        W'W over the samples analysed [shape: (M, M)]; not modified.
+    n : int
+        Samples analysed.
+    """
+    return spectral_from_gram(wtw, n, normalize=False, rtol=DEFAULT_RTOL)
+
+
+def whole_from_basis(
+    basis: LowRank, std: Standardized, WtA: np.ndarray, diag: np.ndarray
+) -> WholeGram:
+    """y, X rotated into the whole Gram's basis (the rest of :func:`whole_gram`; a dask task).
+
+    Parameters
+    ----------
+    basis : LowRank
+        From :func:`whole_basis`.
+    std : Standardized
+        The standardized phenotype and covariates of the samples analysed.
+    WtA : ndarray
+        W'[X, y] of those [shape: (M, d + 1)].
+    diag : ndarray
+        Diagonal of W'W [shape: (M,)].
+    """
+    return WholeGram(basis, rotate_lowrank(basis, std.y, std.X, WtA), diag)
 
 
 @dataclass(frozen=True, eq=False)

@@ -28,7 +28,7 @@ from scipy.linalg import blas
 
 from bayeslmm.data.samples import Prepared
 from bayeslmm.errors import DataWarning, InputError
-from bayeslmm.gwas.loco import loco_null, whole_gram
+from bayeslmm.gwas.loco import loco_null, whole_basis, whole_from_basis, whole_gram
 from bayeslmm.gwas.parts import read_part, remove_parts, write_table
 from bayeslmm.gwas.snp_statistics import (
     COLUMNS,
@@ -350,9 +350,27 @@ def scan_pass(
     list of DataFrame
         One table per chunk, the columns of :func:`bayeslmm.scan`.
     """
+    products = test_products(model, test, chunks, samples)
+    return pass_tables(fit, products, chunks, snp_tables, exact, bf_prior_sd, basis)
+
+
+def pass_tables(
+    fit: NullFit | list[NullFit],
+    products: PassProducts,
+    chunks: list[np.ndarray],
+    snp_tables: list[pd.DataFrame],
+    exact: bool,
+    bf_prior_sd: float,
+    basis: LowRank | None = None,
+) -> list[pd.DataFrame]:
+    """The tables of the chunks of a pass from its products (the second half of :func:`scan_pass`).
+
+    On dask it is a task of its own: the products (:func:`test_products`) do not need the
+    null fit, so they run while the fit is being made (e.g. during the whole Gram's O(M³)
+    decomposition), and only this cheap step waits for it. Parameters as :func:`scan_pass`.
+    """
     fits = fit if isinstance(fit, list) else [fit] * len(chunks)
     fits = [f if f.basis is not None else replace(f, basis=basis) for f in fits]
-    products = test_products(model, test, chunks, samples)
     tables, start = [], 0
     for fit, idx, snp_table in zip(fits, chunks, snp_tables, strict=True):
         cols = np.arange(start, start + idx.size)
@@ -413,7 +431,6 @@ def scan_gram(
     std = standardize(data.y, data.X)
     A = np.column_stack([std.X, std.y])
     wtw = gram.cross(rows)
-    WtA = gram.project(A, rows)
     order, model_positions = gram.sorted_rows(rows)
     order = np.arange(rows.size) if order is None else order
     samples = ScanSamples(model_positions, data.rows[order], A[order], gram.chunk_size)
@@ -431,6 +448,14 @@ def scan_gram(
     distributed = client is not None and test.bed is not None and gram.bed is not None
     remote_samples = client.scatter(samples, broadcast=True) if distributed else None
     remote_wtw = client.scatter(wtw) if distributed else None
+    WtA: Any = None  # W'[X, y]: one pass over W (on dask: tasks, a future), made when needed
+
+    def projected() -> Any:
+        nonlocal WtA
+        if WtA is None:
+            WtA = gram.submit_project(client, A, rows) if distributed else gram.project(A, rows)
+        return WtA
+
     limit = PASS_SNPS
     if distributed:  # at least ~4 passes a worker, for balance
         limit = min(limit, max(chunk_size, -(-snp_idx.size // (4 * n_workers(client)))))
@@ -477,11 +502,15 @@ def scan_gram(
             continue
         model = gram.reader(cols)
         group_cols = None if excluded is None else cols
-        if update and whole is None and distributed:  # the M³ decomposition is a task too
-            whole = client.submit(whole_gram, remote_wtw, data.n, std, WtA, pure=False)
-            remote_basis = client.submit(_basis_of, whole, pure=False)
+        if update and whole is None and distributed:  # the M³ decomposition is a task too,
+            # submitted before the W'[X, y] pass so that it starts first: the passes' products
+            # and W'[X, y] go on the other workers meanwhile
+            remote_basis = client.submit(whole_basis, remote_wtw, data.n, pure=False)
+            whole = client.submit(
+                whole_from_basis, remote_basis, std, projected(), np.diag(wtw).copy(), pure=False
+            )
         elif update and whole is None:
-            whole = whole_gram(wtw, data.n, std, WtA)
+            whole = whole_gram(wtw, data.n, std, projected())
         out = np.flatnonzero(model_chrom == excluded) if update else None
         if update:  # every group reads the whole Gram: passes may span groups (below)
             queued.append((out, pending))
@@ -493,7 +522,7 @@ def scan_gram(
                 group_fit,
                 remote_wtw,
                 group_cols,
-                WtA,
+                projected(),
                 std,
                 data,
                 null,
@@ -520,7 +549,7 @@ def scan_gram(
             in_flight.append(submitted)
             continue
         fit = None  # (the previous group's M×M basis goes before the next comes)
-        fit = group_fit(wtw, group_cols, WtA, std, data, null, posterior, exact)
+        fit = group_fit(wtw, group_cols, projected(), std, data, null, posterior, exact)
         for batch in _passes(pending, limit):
             chunks = [idx for _, idx, _ in batch]
             frames = scan_pass(
@@ -555,11 +584,6 @@ def scan_gram(
         write_table(result, out_path)
         remove_parts(parts)
     return result
-
-
-def _basis_of(whole: Any) -> LowRank:
-    """The whole Gram's basis (a dask task: it stays on the workers, sent once to each)."""
-    return whole.basis
 
 
 def _small_loco_null(whole: Any, out: np.ndarray, std: Standardized, data: Prepared) -> NullFit:
@@ -660,6 +684,8 @@ def _submit_by_update(
     ``whole`` is a future (the whole Gram's decomposition, a task); each group's null fit is
     a task on it (small: F is k × r, sent without the basis, which the workers hold once),
     submitted before the first pass that needs it; each pass takes the fits of its chunks.
+    Each pass is two tasks: its products with W (:func:`test_products`, which need no fit,
+    so they run while the whole Gram is decomposed) and its tables (:func:`pass_tables`).
     The client only submits: on a machine it shares with its workers it takes no core from
     them. Returns (chunks, future) pairs as the other dask passes.
     """
@@ -671,12 +697,11 @@ def _submit_by_update(
     submitted = []
     for batch, fits in _by_update_passes(queued, whole, std, data, limit, make=make):
         chunks = [idx for _, idx, _, _ in batch]
+        products = client.submit(test_products, model, test, chunks, remote_samples, pure=False)
         future = client.submit(
-            scan_pass,
+            pass_tables,
             fits,
-            model,
-            test,
-            remote_samples,
+            products,
             chunks,
             [g.snps.iloc[idx] for idx in chunks],
             exact,

@@ -362,10 +362,31 @@ class Gram:
         order, positions = self.sorted_rows(rows)
         A = np.asarray(A, dtype=float).reshape(positions.size, -1)
         A = A if order is None else A[order]
-        out = np.zeros((self.n_snps, A.shape[1]))
-        for start, W in self.reader().blocks(positions, self.chunk_size):
-            out += W.T @ A[start : start + W.shape[0]]
-        return out
+        return project_part(self.reader(), positions, A, self.chunk_size)
+
+    def submit_project(self, client: Any, A: np.ndarray, rows: np.ndarray | None = None) -> Any:
+        """:meth:`project` as dask tasks: a future of ``W.T @ A``, left on the workers.
+
+        The samples are split in ``2 × threads`` parts of whole blocks; each task reads its
+        own rows of the .bed (:func:`project_part`) and the parts are summed in a tree
+        (:func:`tree_sum`). Tasks that need ``W'A`` take the future; the client does no pass.
+        """
+        if self.bed is None:
+            raise InputError(
+                "the W'A pass runs on dask workers only for genotypes read from a PLINK .bed; "
+                "use Gram.project on this machine for genotypes in memory"
+            )
+        order, positions = self.sorted_rows(rows)
+        A = np.asarray(A, dtype=float).reshape(positions.size, -1)
+        A = A if order is None else A[order]
+        reader = client.scatter(self.reader(), broadcast=True)
+        futures = [
+            client.submit(
+                project_part, reader, positions[part], A[part], self.chunk_size, pure=False
+            )
+            for part in split_evenly(positions.size, 2 * n_workers(client), self.chunk_size)
+        ]
+        return tree_sum(client, futures, gather=False)
 
     def cross(self, rows: np.ndarray | None = None) -> np.ndarray:
         r"""W'W over the samples ``rows`` only, both triangles [shape: (n_snps, n_snps)].
@@ -554,6 +575,31 @@ def gram_part(reader: SnpReader, positions: np.ndarray, size: int) -> np.ndarray
     return accumulate_syrk(acc, reader, positions, size)
 
 
+def project_part(reader: SnpReader, positions: np.ndarray, A: np.ndarray, size: int) -> np.ndarray:
+    """W'A over some samples, streamed by blocks: :meth:`Gram.project`, or one dask task of it.
+
+    Parameters
+    ----------
+    reader : SnpReader
+        The model SNPs.
+    positions : ndarray of int
+        Sample positions in the file, increasing.
+    A : ndarray
+        Vectors over those samples, in that order [shape: (len(positions), k)].
+    size : int
+        Samples per block.
+
+    Returns
+    -------
+    ndarray
+        [shape: (n_snps, k)].
+    """
+    out = np.zeros((reader.n_snps, A.shape[1]))
+    for start, W in reader.blocks(positions, size):
+        out += W.T @ A[start : start + W.shape[0]]
+    return out
+
+
 def add_parts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a + b`` in place in ``a``: one node of the tree that sums the parts of a Gram."""
     a += b
@@ -571,7 +617,7 @@ def bed_counts(bed: BedFile, snps: np.ndarray, positions: np.ndarray | None) -> 
     return code_counts(bed.read(snps), bed.n_samples, positions)
 
 
-def tree_sum(client: Any, futures: list[Any]) -> Any:
+def tree_sum(client: Any, futures: list[Any], *, gather: bool = True) -> Any:
     """Sum dask futures pairwise on the workers (a tree of depth log2 of their number).
 
     Parameters
@@ -579,11 +625,13 @@ def tree_sum(client: Any, futures: list[Any]) -> Any:
     client : dask.distributed.Client
     futures : list of Future
         Arrays of one shape (each is consumed: summed in place).
+    gather : bool
+        Return the sum itself (True) or its future, left on the workers (False).
 
     Returns
     -------
-    ndarray
-        The sum, gathered.
+    ndarray or Future
+        The sum.
     """
     while len(futures) > 1:
         pairs = [
@@ -591,7 +639,7 @@ def tree_sum(client: Any, futures: list[Any]) -> Any:
             for i in range(0, len(futures) - 1, 2)
         ]
         futures = pairs + futures[len(pairs) * 2 :]
-    return futures[0].result()
+    return futures[0].result() if gather else futures[0]
 
 
 def split_evenly(n: int, parts: int, multiple: int) -> list[slice]:
