@@ -143,6 +143,83 @@ def test_loo_terms__equal_dense_conditionals():
     assert np.allclose(loo_terms(sp, y, Xd, B, sg, se), want)
 
 
+def _draws(b, d, T=2, seed=3):
+    """b random (B, Σg, Σe) of d covariates and T traits, Σg and Σe positive definite."""
+    rng = np.random.default_rng(seed)
+    B = rng.normal(size=(b, d, T)) * 3
+    A = rng.normal(size=(b, T, T))
+    sg = A @ np.swapaxes(A, 1, 2) * np.exp(rng.normal(size=(b, 1, 1)))
+    A = rng.normal(size=(b, T, T))
+    return B, sg, A @ np.swapaxes(A, 1, 2) + 0.1 * np.eye(T)
+
+
+@pytest.mark.parametrize("rank", [None, 6])
+def test_u_and_loo_complete__equal_dense_conditionals(rank):
+    from scipy import stats
+
+    from bayeslmm.families.multitrait import decorrelate, u_and_loo_complete
+    from models.mv_lmm.reference import covariance, vec
+
+    Y, K, X = _data(n=12, rank=rank)
+    info = info_of(bl.kinship_model(Y, K, X))
+    y, Xd, sp = info.data.y, info.data.X, info.spectral
+    B, sg, se = _draws(3, Xd.shape[1])
+    lam, W = decorrelate(sg, se)
+    assert np.allclose(np.swapaxes(W, 1, 2) @ se @ W, np.eye(2), atol=1e-10)
+    assert np.allclose(np.swapaxes(W, 1, 2) @ sg @ W, lam[:, :, None] * np.eye(2), atol=1e-10)
+    mean, loglik = u_and_loo_complete(sp, y, Xd, B, sg, se, None)
+    n = len(y)
+    for k in range(3):
+        V = covariance(sp.matrix(), sg[k], se[k])
+        r = vec(y - Xd @ B[k])
+        G = np.kron(sg[k], sp.matrix())
+        want_mean = G @ np.linalg.solve(V, r)
+        assert np.allclose(vec(mean[k]), want_mean, rtol=1e-8, atol=1e-8)
+        for i in range(n):
+            idx = np.array([i, n + i])
+            rest = np.setdiff1d(np.arange(2 * n), idx)
+            A = V[np.ix_(idx, rest)] @ np.linalg.inv(V[np.ix_(rest, rest)])
+            cov = V[np.ix_(idx, idx)] - A @ V[np.ix_(rest, idx)]
+            want = stats.multivariate_normal.logpdf(r[idx], A @ r[rest], cov)
+            assert np.isclose(loglik[k, i], want, rtol=1e-8, atol=1e-8)
+
+
+def test_u_and_loo_complete__tables_equal_block_formulas():
+    import bayeslmm.inference.effects as effects
+    from bayeslmm.families.multitrait import (
+        loo_terms_block,
+        u_and_loo_complete,
+        u_conditional_block,
+    )
+
+    Y, K, X = _data(n=30)
+    info = info_of(bl.kinship_model(Y, K, X))
+    y, Xd, sp = info.data.y, info.data.X, info.spectral
+    B, _, _ = _draws(2000, Xd.shape[1])
+    scale = np.exp(0.3 * np.random.default_rng(4).normal(size=(2, len(B), 1, 1)))
+    sg = np.array([[1.0, 0.5], [0.5, 2.0]]) * scale[0]
+    se = np.array([[1.5, -0.3], [-0.3, 1.0]]) * scale[1]
+    calls = []
+    tables = effects._tables
+    effects._tables = lambda *a: calls.append(1) or tables(*a)
+    try:
+        u, loglik = u_and_loo_complete(sp, y, Xd, B, sg, se, np.random.default_rng(1))
+    finally:
+        effects._tables = tables
+    assert calls  # the interpolation path, not the exact fallback
+    want = loo_terms_block(sp, np.broadcast_to(y, (len(B), *y.shape)), Xd, B, sg, se)
+    assert np.allclose(loglik, want, rtol=1e-10, atol=1e-8)
+    # the draws of u: mean and covariance of U | · over many draws of one θ
+    k = np.zeros(len(B), dtype=int)
+    u, _ = u_and_loo_complete(sp, y, Xd, B[k], sg[k], se[k], np.random.default_rng(2))
+    mean, root = u_conditional_block(sp, (y - Xd @ B[0])[None], sg[:1], se[:1])
+    assert np.abs(u.mean(0) - mean[0]).max() < 5 * np.sqrt(np.var(u, 0).max() / len(B))
+    C = np.einsum("ik,jk,kab->iajb", sp.U, sp.U, root[:, 0] @ np.swapaxes(root[:, 0], 1, 2))
+    flat = u.reshape(len(B), -1)
+    emp = np.cov(flat.T)
+    assert np.abs(emp - C.reshape(emp.shape)).max() < 0.1 * np.abs(C).max()
+
+
 @pytest.mark.slow
 def test_sample__recovers_genetic_correlation():
     rng = np.random.default_rng(7)
