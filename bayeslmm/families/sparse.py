@@ -717,6 +717,8 @@ def sparse_snp_model(
         "constant_data": {name: (v, "snp", snps) for name, v in transform.items()},
         "target_accept": TARGET_ACCEPT[prior],
     }
+    if prior == "mixture":  # bl.sample's default: the exact point-mass MCMC (bslmm_mcmc)
+        extra["sampler"] = "bslmm"
     info = ModelInfo(
         family="sparse",
         form=f"snp_lmm_{prior}",

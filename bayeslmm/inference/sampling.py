@@ -32,7 +32,9 @@ from bayeslmm.families.registry import FAMILIES, family_named
 from bayeslmm.inference.effects import LOO_GROUP, EffectSummary
 from bayeslmm.inference.optimize import map_point, map_values
 
-SAMPLERS = ("nutpie", "pymc")
+SAMPLERS = ("nutpie", "pymc", "bslmm")
+#: The form that ``sampler="bslmm"`` samples.
+BSLMM_FORM = "snp_lmm_mixture"
 #: Quantiles whose ESS is the tail ESS.
 TAIL_PROB = (0.05, 0.95)
 #: Rows of :func:`heritability` for a result that names no registered family (one written
@@ -199,7 +201,11 @@ def _numeric_stats(stats: xr.Dataset) -> xr.Dataset:
     return stats.drop_vars([name for name, var in stats.data_vars.items() if var.dtype.kind == "O"])
 
 
-def _check_convergence(idata: DataTree) -> None:
+def _check_convergence(idata: DataTree, names: tuple[str, ...] | None = None) -> None:
+    """Warn on divergences and on an R-hat above 1.01 (of ``names``; default h2 or sigma_e2).
+
+    With ``names`` (the BSLMM sampler: pve, pge, sigma_e2), also on a bulk ESS below 100.
+    """
     problems = []
     if "sample_stats" in idata.children:
         stats = idata["sample_stats"]
@@ -209,13 +215,18 @@ def _check_convergence(idata: DataTree) -> None:
             problems.append(f"{n_div} divergent transitions")
     # h2 where the model has one; the linear model (no random effect) checks sigma_e2
     posterior = idata["posterior"]
-    name = "h2" if "h2" in posterior else "sigma_e2"
+    checked = names or ("h2" if "h2" in posterior else "sigma_e2",)
     if posterior.sizes["chain"] > 1:
         import arviz_stats as azs  # (lazy: it loads scipy.stats, ~1 s)
 
-        rhat = float(np.max(azs.rhat(posterior[name]).values))
-        if rhat > 1.01:
-            problems.append(f"R-hat of {name} = {rhat:.3f} > 1.01")
+        for name in checked:
+            rhat = float(np.max(azs.rhat(posterior[name]).values))
+            if rhat > 1.01:
+                problems.append(f"R-hat of {name} = {rhat:.3f} > 1.01")
+            if names is not None:
+                ess = float(np.min(azs.ess(posterior[name], method="bulk").values))
+                if ess < 100:
+                    problems.append(f"bulk ESS of {name} = {ess:.0f} < 100")
     if problems:
         warnings.warn(
             "sampling problems: " + "; ".join(problems) + ". Run more draws/tune, or raise "
@@ -325,7 +336,7 @@ def sample(
     draws: int = 1000,
     chains: int = 4,
     random_seed: int | None = None,
-    sampler: str = "nutpie",
+    sampler: str | None = None,
     progressbar: bool = True,
     *,
     tune: int = 1000,
@@ -345,9 +356,17 @@ def sample(
         Kept draws per chain, number of chains, warm-up draws per chain.
     random_seed : int, optional
         Makes the whole result (sampler and random-effect draws) reproducible.
-    sampler : {"nutpie", "pymc"}
-        nutpie (default; log-density compiled with numba and cached on disk across processes)
-        or PyMC's own NUTS.
+    sampler : {"nutpie", "pymc", "bslmm"}, optional
+        nutpie (log-density compiled with numba and cached on disk across processes), PyMC's
+        own NUTS, or, for ``snp_model(..., marginalize=False, prior="mixture")`` only, the
+        exact BSLMM-style MCMC with a point-mass spike (:mod:`bayeslmm.inference.bslmm_mcmc`:
+        Metropolis–Hastings over the set of SNPs with an effect and the hyperparameters h, ρ,
+        log π, everything else integrated out; ``tune`` is its burn-in in iterations, and each
+        kept draw is ``model.extra["thin"]`` iterations apart, default 10). Default: the
+        family's (``ModelInfo.extra["sampler"]``: ``"bslmm"`` for the mixture prior), else
+        nutpie. ``cores`` and ``target_accept`` do not apply to ``"bslmm"`` (its chains run
+        one after another), and it uses BSLMM's priors (h, ρ ~ U(0, 1), log π ~ U(−log M, 0),
+        flat β, p(σe²) ∝ 1/σe²), not the model's, recorded in ``attrs["priors"]``.
     progressbar : bool
     cores : int, optional
         pymc: chains run in parallel in this many processes (default: all cores). nutpie:
@@ -393,12 +412,22 @@ def sample(
     info = info_of(model)
     if target_accept is None:  # the family's default, where it has one (the sparse priors)
         target_accept = info.extra.get("target_accept")
+    if sampler is None:
+        sampler = info.extra.get("sampler", "nutpie")
     if sampler not in SAMPLERS:
         raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
+    if sampler == "bslmm" and info.form != BSLMM_FORM:
+        raise InputError(
+            f"sampler='bslmm' samples only snp_model(..., marginalize=False, prior='mixture') "
+            f"(model '{BSLMM_FORM}'); this model is '{info.form}': use sampler='nutpie' or "
+            "'pymc'."
+        )
     for name, value in (("draws", draws), ("chains", chains), ("tune", tune)):
         if int(value) != value or value < (0 if name == "tune" else 1):
             raise InputError(f"{name} must be a positive integer, got {value!r}.")
     seed, rng = _seeds(random_seed)
+    if sampler == "bslmm":
+        return _sample_bslmm(info, draws, chains, tune, seed, rng, random_seed, random_effects)
     if sampler == "nutpie":
         import nutpie
 
@@ -438,6 +467,34 @@ def sample(
     idata.attrs["sampler"] = sampler
     idata.attrs["random_seed"] = "" if random_seed is None else int(random_seed)
     _check_convergence(idata)
+    return idata
+
+
+def _sample_bslmm(
+    info: ModelInfo,
+    draws: int,
+    chains: int,
+    tune: int,
+    seed: int,
+    rng: np.random.Generator,
+    random_seed: int | None,
+    random_effects: bool,
+) -> DataTree:
+    """:func:`sample` with ``sampler="bslmm"``: the chains, then the family's post-processing."""
+    from bayeslmm.inference.bslmm_mcmc import THIN, bslmm_priors, sample_bslmm
+
+    thin = info.extra.get("thin", THIN)
+    if int(thin) != thin or thin < 1:
+        raise InputError(f"model.extra['thin'] must be a positive integer, got {thin!r}.")
+    posterior, stats = sample_bslmm(
+        info, draws=draws, chains=chains, tune=tune, thin=int(thin), seed=seed
+    )
+    used = dataclasses.replace(info, priors=bslmm_priors(len(info.snps)))
+    idata = _add_groups(posterior, stats, used, rng, random_effects)
+    idata.attrs["sampler"] = "bslmm"
+    idata.attrs["thin"] = int(thin)
+    idata.attrs["random_seed"] = "" if random_seed is None else int(random_seed)
+    _check_convergence(idata, ("pve", "pge", "sigma_e2"))
     return idata
 
 

@@ -1,0 +1,172 @@
+"""The exact BSLMM-style MCMC (``bl.sample(..., sampler="bslmm")``, the mixture's default).
+
+Its marginal likelihood against the dense N×N formula (models/sparse_snp_lmm/reference.py), its
+γ moves against the enumerated posterior of γ (M = 8), the result contract, and recovery.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import arviz_stats as azs
+import numpy as np
+import pytest
+from scipy import integrate
+
+import bayeslmm as bl
+from bayeslmm.data.simulation import simulate
+from bayeslmm.families.base import info_of
+from bayeslmm.inference import bslmm_mcmc as bm
+from models.sparse_snp_lmm import reference as spref
+
+
+def _problem(model):
+    info = info_of(model)
+    rot, spectral = info.rotated, info.spectral
+    problem = bm.make_problem(
+        spectral.U, spectral.s, rot.y1, rot.X1, rot.gram, rot.n, np.asarray(info.W)
+    )
+    return info, problem
+
+
+@pytest.fixture(scope="module")
+def small():
+    """N = 60, M = 20, one covariate, two planted effects."""
+    sim = simulate(60, 20, 0.5, n_covariates=1, seed=7)
+    rng = np.random.default_rng(3)
+    v = np.zeros(20)
+    v[[2, 11]] = (0.8, -0.6)
+    y = sim.X @ np.array([0.3]) + sim.W @ v + rng.normal(0, 1.0, 60) + 2.0
+    model = bl.snp_model(y, sim.W, sim.X, marginalize=False, prior="mixture")
+    return model
+
+
+@pytest.mark.parametrize("gamma", [(), (2,), (2, 11), (0, 5, 11, 19)])
+@pytest.mark.parametrize("theta", [(0.5, 0.3, 0.1), (0.9, 0.8, 0.02), (0.05, 0.1, 0.6)])
+def test_log_marginal__equals_dense_mvnormal(small, gamma, theta):
+    info, problem = _problem(small)
+    fast = bm.log_marginal(problem, list(gamma), *theta)
+    dense = spref.bslmm_log_marginal(info.data.y, info.data.X, info.W, gamma, *theta)
+    np.testing.assert_allclose(fast, dense, rtol=1e-10, atol=1e-8)
+
+
+def test_dense_reference__closed_form_integrates_over_sigma_e2(small):
+    """The closed form = log ∫ p(y | γ, θ, σe²) dσe²/σe² by quadrature (on t = log σe²)."""
+    info, _ = _problem(small)
+    y, X, W = info.data.y, info.data.X, info.W
+    args = ((2, 11), 0.5, 0.3, 0.1)
+    closed = spref.bslmm_log_marginal(y, X, W, *args)
+
+    def f(t):
+        return spref.bslmm_log_marginal_given_sigma_e2(y, X, W, *args, math.exp(t))
+
+    top = max(f(t) for t in np.linspace(-4, 4, 81))
+    value, _ = integrate.quad(lambda t: math.exp(f(t) - top), -12, 12, epsabs=1e-12, limit=200)
+    np.testing.assert_allclose(top + math.log(value), closed, rtol=0, atol=1e-7)
+
+
+def test_run_chain__gamma_frequencies_match_enumeration():
+    """M = 8, (h, ρ, π) fixed: the chain's γ frequencies against all 2^8 exact posteriors."""
+    sim = simulate(50, 8, 0.5, seed=2)
+    rng = np.random.default_rng(5)
+    y = 1.0 + sim.W @ np.array([0.7, 0, 0, -0.4, 0, 0, 0, 0.2]) + rng.normal(0, 1.0, 50)
+    model = bl.snp_model(y, sim.W, marginalize=False, prior="mixture")
+    info, problem = _problem(model)
+    h, rho, pi = 0.6, 0.7, 0.3
+    exact = spref.bslmm_gamma_posterior(info.data.y, info.data.X, info.W, h, rho, pi)
+    run = bm.run_chain(
+        problem,
+        draws=6000,
+        burn=100,
+        thin=1,
+        rng=np.random.default_rng(11),
+        update_hyper=False,
+        theta=(h, rho, math.log(pi)),
+    )
+    counts: dict[tuple[int, ...], int] = {}
+    for g in run.gammas:
+        key = tuple(sorted(int(j) for j in g))
+        counts[key] = counts.get(key, 0) + 1
+    n = len(run.gammas)
+    tv = 0.5 * sum(abs(counts.get(g, 0) / n - p) for g, p in exact.items())
+    pip_exact = np.array([sum(p for g, p in exact.items() if j in g) for j in range(8)])
+    pip_chain = np.array([sum(c for g, c in counts.items() if j in g) / n for j in range(8)])
+    assert tv < 0.05, (tv, sorted(exact.items(), key=lambda kv: -kv[1])[:5])
+    np.testing.assert_allclose(pip_chain, pip_exact, atol=0.03)
+
+
+def test_sample__bslmm_is_the_mixture_default_and_keeps_the_contract():
+    sim = simulate(80, 40, 0.5, seed=3)
+    model = bl.snp_model(sim.y, sim.W, marginalize=False, prior="mixture")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bl.SamplingWarning)  # a short run: only the contract
+        fit = bl.sample(model, draws=60, tune=60, chains=2, random_seed=4, progressbar=False)
+        again = bl.sample(model, draws=60, tune=60, chains=2, random_seed=4, progressbar=False)
+    assert fit.attrs["sampler"] == "bslmm"
+    assert fit.attrs["model"] == "snp_lmm_mixture"
+    post = fit["posterior"]
+    for name in ("beta", "h2", "rho", "pi", "sigma_e2", "sigma_g2", "sigma_b2", "pve", "pge"):
+        assert post[name].dims[:2] == ("chain", "draw"), name
+    for name in ("v", "pip", "v_background"):
+        assert post[name].dims == ("chain", "draw", "snp"), name
+    assert post["u"].dims == ("chain", "draw", "sample")
+    assert fit["log_likelihood"]["y"].shape == (2, 60, 80)
+    pip = post["pip"].values
+    assert set(np.unique(pip)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(post["v"].values == 0, pip == 0)
+    np.testing.assert_array_equal(post["pve"].values, again["posterior"]["pve"].values)
+    assert {"pve", "pge", "sigma_e2"} <= set(bl.heritability(fit).index)
+    pred = bl.predict(fit, genotypes=sim.G[:10])
+    assert pred.draws["predictions"]["g"].shape[-1] == 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pareto k warnings of a short run
+        assert np.isfinite(bl.loo(fit).elpd)
+
+
+def test_sample__bslmm_refuses_other_models():
+    sim = simulate(40, 20, 0.5, seed=3)
+    model = bl.snp_model(sim.y, sim.W, marginalize=False, prior="horseshoe")
+    with pytest.raises(bl.InputError, match=r"sampler='bslmm' samples only .*'nutpie'"):
+        bl.sample(model, sampler="bslmm", draws=10, tune=10, chains=1)
+
+
+def _rhat(post, name):
+    return float(azs.rhat(post[name].values))
+
+
+@pytest.mark.slow
+def test_sample__bslmm_recovers_polygenic_pve():
+    """simulate(300, 600, h² = 0.5): PVE as REML's, R-hat of PVE ≤ 1.01."""
+    sim = simulate(300, 600, 0.5, seed=0)
+    reml_h2 = bl.reml(sim.y, K=sim.K).h2
+    model = bl.snp_model(sim.y, sim.W, marginalize=False, prior="mixture")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bl.SamplingWarning)  # PGE's R-hat is reported below
+        fit = bl.sample(model, draws=500, tune=500, chains=2, random_seed=1, progressbar=False)
+    post = fit["posterior"]
+    pve = post["pve"].values.ravel()
+    lo, hi = np.quantile(pve, [0.025, 0.975])
+    assert lo <= reml_h2 <= hi and lo <= 0.5 <= hi, (lo, hi, reml_h2)
+    assert abs(pve.mean() - reml_h2) < 2 * pve.std(), (pve.mean(), reml_h2)
+    assert _rhat(post, "pve") <= 1.01, _rhat(post, "pve")
+    assert _rhat(post, "sigma_e2") <= 1.01, _rhat(post, "sigma_e2")
+
+
+@pytest.mark.slow
+def test_sample__bslmm_recovers_planted_large_effects():
+    """tests/test_sparse.py's planted simulation: pip, PVE and PGE, R-hat ≤ 1.01 on both."""
+    from tests.test_sparse import _planted
+
+    y, W, causal, pve_true, pge_true = _planted()
+    model = bl.snp_model(y, W, marginalize=False, prior="mixture")
+    fit = bl.sample(model, draws=500, tune=500, chains=2, random_seed=4, progressbar=False)
+    post = fit["posterior"]
+    pip = post["pip"].mean(("chain", "draw")).values
+    np.testing.assert_array_equal(np.sort(np.argsort(pip)[-3:]), causal)
+    assert (pip[causal] > 0.9).all(), pip[causal]
+    for name, true in (("pve", pve_true), ("pge", pge_true)):
+        draws = post[name].values.ravel()
+        lo, hi = np.quantile(draws, [0.025, 0.975])
+        assert lo <= true <= hi, (name, lo, hi, true)
+        assert _rhat(post, name) <= 1.01, (name, _rhat(post, name))
