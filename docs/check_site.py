@@ -44,8 +44,14 @@ MATH_TYPESET = (
     "() => (window.MathJax && MathJax.startup && MathJax.startup.promise)"
     " ? MathJax.startup.promise.then(() => true) : true"
 )
-#: The notebook page whose screenshot is kept.
-NOTEBOOK_PAGE = "_generated/examples/01_heritability_first_principles.html"
+
+
+def notebook_page(site: Path) -> str:
+    """The first example notebook's page that shows outputs (else the first): screenshot 2."""
+    pages = sorted((site / "_generated" / "examples").glob("*.html"))
+    with_outputs = [p for p in pages if 'class="cell_output' in p.read_text(encoding="utf-8")]
+    chosen = (with_outputs or pages)[0]
+    return chosen.relative_to(site).as_posix()
 
 
 class _Links(HTMLParser):
@@ -140,7 +146,8 @@ def check_pages(site: Path, chromium: str, shots: Path) -> list[str]:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True, args=args)
-            for page_name in (*PAGES, NOTEBOOK_PAGE):
+            notebook = notebook_page(site)
+            for page_name in (*PAGES, notebook):
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 errors: list[str] = []
                 page.on("console", functools.partial(_console, errors, base))
@@ -163,7 +170,7 @@ def check_pages(site: Path, chromium: str, shots: Path) -> list[str]:
                     errors.append("equations left as TeX (MathJax did not typeset them)")
                 if page_name == "index.html":
                     page.screenshot(path=str(shots / "front_page.png"), full_page=True)
-                elif page_name == NOTEBOOK_PAGE:
+                elif page_name == notebook:
                     page.screenshot(path=str(shots / "notebook_page.png"), full_page=True)
                 problems += [f"{page_name}: {error}" for error in errors]
                 print(f"  {page_name}: {'ok' if not errors else 'FAILED'}")
