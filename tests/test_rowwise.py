@@ -6,7 +6,7 @@ import pytensor.tensor as pt
 import pytest
 
 import bayeslmm.families.backend  # noqa: F401
-from bayeslmm.families.rowwise import MAX_UNROLLED, rowwise_gaussian_terms
+from bayeslmm.families.rowwise import rowwise_gaussian_terms
 
 
 def _problem(T, r=300, seed=0):
@@ -26,7 +26,7 @@ def _graph(T):
     return (s, sg, se, R), logdet, quad
 
 
-@pytest.mark.parametrize("T", [1, 2, 3, 5, MAX_UNROLLED + 1])
+@pytest.mark.parametrize("T", [1, 2, 3, 5, 9])
 def test_rowwise__equals_numpy_slogdet_and_solve(T):
     s, sg, se, R = _problem(T)
     inputs, logdet, quad = _graph(T)

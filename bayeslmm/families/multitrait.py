@@ -417,8 +417,8 @@ def _build(
             user = pt.sum((X_miss @ b0) * one_hot, axis=1) + (one_hot @ c) * z
             pm.Deterministic("Y_missing", user, dims="missing")
         R = Y_rot - X_rot @ beta_std  # (r, T)
-        # one T×T Cholesky factor per rotated row, s_i Σg + Σe = L_i L_i', written out entry
-        # by entry over the rows (batched linalg costs ~100× more per gradient)
+        # one T×T Cholesky factor per rotated row, s_i Σg + Σe = L_i L_i', in one compiled
+        # pass over the rows (batched linalg costs ~100× more per gradient)
         logdet, quad_rows = rowwise_gaussian_terms(s, sg, se, R, n_traits=T)
         r = rot.Y1.shape[0]
         jacobian = n_samples * pt.sum(pt.log(c))  # Y = Xb + C·Ỹ, per sample
