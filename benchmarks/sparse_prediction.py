@@ -25,7 +25,10 @@ For each set and prior, timed in this process (GEMMA in subprocesses it starts):
   NA (GEMMA fits the samples with a phenotype), then ``-predict 1 -epm fit.param.txt -emu
   fit.log.txt`` (prediction from the per-SNP effects α + βγ and the estimated mean);
 - bayeslmm: ``bl.snp_model(y_train, W_train, marginalize=False, prior=...)`` (build),
-  ``bl.sample`` (``--chains`` × ``--draws`` after ``--tune``, nutpie; compilation included),
+  ``bl.sample`` (``--chains`` × ``--draws`` after ``--tune``, the model's default sampler:
+  the mixture's exact BSLMM-style MCMC, ``sampler="bslmm"``, ``--tune`` burn-in iterations
+  and every 10th of ``--draws`` × 10 iterations kept; the horseshoe's nutpie, compilation
+  included),
   ``bl.predict(idata, genotypes=W_test)`` (predict); their sum is the fit + prediction time.
 
 Printed: each stage's wall time, the ratio bayeslmm / GEMMA (target ≤ 10×), the held-out
@@ -231,6 +234,8 @@ def run_bayeslmm(
         "pge": float(posterior["pge"].mean()) if "pge" in posterior else float("nan"),
         "max_rhat": rhat,
         "divergent": divergent,
+        "sampler": str(idata.attrs.get("sampler", "")),
+        "thin": idata.attrs.get("thin", 1),
     }
 
 
@@ -268,7 +273,8 @@ def one_set(split: Split, priors: list[str], args: argparse.Namespace) -> dict[s
         ratio = fit["time"] / gemma["time"]
         verdict = "met" if ratio <= TARGET_RATIO else "missed"
         print(
-            f"  bayeslmm {prior} ({args.chains} × {args.draws} draws, {args.tune} tune): "
+            f"  bayeslmm {prior} ({fit['sampler']}, {args.chains} × {args.draws} draws, thin "
+            f"{fit['thin']}, {args.tune} tune): "
             f"build {fit['time_build']:.2f} s, sample {fit['time_sample']:.2f} s, "
             f"predict {fit['time_predict']:.2f} s, total {fit['time']:.2f} s"
         )

@@ -303,12 +303,12 @@ def _state(problem: Problem, gamma: list[int], theta: np.ndarray) -> _State:
     return state
 
 
-def _move_probs(k: int, kmax: int) -> tuple[float, float, float]:
-    """Probabilities of add, remove, swap at |γ| = k."""
+def _move_probs(k: int, kmax: int, m: int) -> tuple[float, float, float]:
+    """Probabilities of add, remove, swap at |γ| = k (kmax ≤ M = m)."""
     if k == 0:
         return 1.0, 0.0, 0.0
-    if k >= kmax:
-        return 0.0, 0.5, 0.5
+    if k >= kmax:  # no add; no swap either when every SNP is in γ
+        return (0.0, 1.0, 0.0) if k >= m else (0.0, 0.5, 0.5)
     return 1 / 3, 1 / 3, 1 / 3
 
 
@@ -329,7 +329,7 @@ def _gamma_move(
     ``w_out[0]`` is the summed add weight of the SNPs outside γ, kept up to date.
     """
     m, kmax, k = problem.n_snps, problem.max_size, len(st.gamma)
-    p_add, p_rem, _ = _move_probs(k, kmax)
+    p_add, p_rem, _ = _move_probs(k, kmax, m)
     u = rng.random()
     weights, Bt, dinv = problem.weights, problem.Bt, st.hyper.dinv
     log_pi = st.theta[2]
@@ -343,7 +343,7 @@ def _gamma_move(
         A[k, k] = Bt[j] @ bw
         F = np.vstack([st.F, bw @ problem.Z1])
         new_k = k + 1
-        log_q = math.log(_move_probs(new_k, kmax)[1] / new_k) - math.log(
+        log_q = math.log(_move_probs(new_k, kmax, m)[1] / new_k) - math.log(
             p_add * weights[j] / w_out[0]
         )
         kind = ("add", j)
@@ -354,7 +354,7 @@ def _gamma_move(
         A = st.A[np.ix_(keep, keep)]
         F = st.F[keep]
         new_k = k - 1
-        log_q = math.log(_move_probs(new_k, kmax)[0] * weights[j] / (w_out[0] + weights[j]))
+        log_q = math.log(_move_probs(new_k, kmax, m)[0] * weights[j] / (w_out[0] + weights[j]))
         log_q -= math.log(p_rem / k)
         kind = ("remove", t)
     else:
