@@ -408,7 +408,7 @@ def test_predict_multitrait__nuts_predicts_simulated_genetic_values():
     Kd = pd.DataFrame(K, ids, ids)
     train = ids[:n_train]
     model = bl.kinship_model(Y.loc[train], Kd.loc[train, train], X.loc[train])
-    idata = bl.sample(model, draws=300, tune=300, chains=2, random_seed=4, progressbar=False)
+    idata = bl.sample(model, draws=500, tune=500, chains=4, random_seed=4, progressbar=False)
     pred = _predict(idata, K=Kd, X=X, random_seed=5)
     new = ids[n_train:]
     assert pred.samples == new
