@@ -359,10 +359,16 @@ class Gram:
         ndarray
             [shape: (n_snps, k)].
         """
+        positions, A = self._in_file_order(A, rows)
+        return project_part(self.reader(), positions, A, self.chunk_size)
+
+    def _in_file_order(
+        self, A: np.ndarray, rows: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The file positions of ``rows`` in increasing order, and A's rows in that order."""
         order, positions = self.sorted_rows(rows)
         A = np.asarray(A, dtype=float).reshape(positions.size, -1)
-        A = A if order is None else A[order]
-        return project_part(self.reader(), positions, A, self.chunk_size)
+        return positions, (A if order is None else A[order])
 
     def submit_project(self, client: Any, A: np.ndarray, rows: np.ndarray | None = None) -> Any:
         """:meth:`project` as dask tasks: a future of ``W.T @ A``, left on the workers.
@@ -376,9 +382,7 @@ class Gram:
                 "the W'A pass runs on dask workers only for genotypes read from a PLINK .bed; "
                 "use Gram.project on this machine for genotypes in memory"
             )
-        order, positions = self.sorted_rows(rows)
-        A = np.asarray(A, dtype=float).reshape(positions.size, -1)
-        A = A if order is None else A[order]
+        positions, A = self._in_file_order(A, rows)
         reader = client.scatter(self.reader(), broadcast=True)
         futures = [
             client.submit(
