@@ -5,12 +5,12 @@ import gzip
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 import bayeslmm as bl
 from bayeslmm.data.samples import positional_ids
 from bayeslmm.data.simulation import simulate
 from bayeslmm.errors import InputError
+from models.gxe import reference as gxe_ref
 from tests.gemma_reference import EUR_DIR, read_gemma_log
 
 GXE_DIR = EUR_DIR.parent / "eur_gxe"
@@ -88,17 +88,6 @@ def test_scan_gxe__main_columns_are_the_scan_with_env_as_covariate():
     ]
 
 
-def _dense_gls(y, Z, V):
-    """GLS of y on Z with covariance ∝ V: last coefficient, its SE, Wald p on F(1, n − p)."""
-    L = np.linalg.cholesky(V)
-    Zw, yw = np.linalg.solve(L, Z), np.linalg.solve(L, y)
-    coef, *_ = np.linalg.lstsq(Zw, yw, rcond=None)
-    n, p = Z.shape
-    sigma2 = np.sum((yw - Zw @ coef) ** 2) / (n - p)
-    se = np.sqrt(sigma2 * np.linalg.inv(Zw.T @ Zw)[-1, -1])
-    return coef[-1], se, stats.f.sf((coef[-1] / se) ** 2, 1, n - p)
-
-
 def _gxe_data(seed=4):
     data = simulate(150, 30, 0.5, n_covariates=1, seed=seed)
     rng = np.random.default_rng(seed)
@@ -115,8 +104,7 @@ def test_scan_gxe__p3d_equals_dense_gls():
     V = lam * K + np.eye(150)
     for j in range(data.G.shape[1]):
         g = data.G[:, j]
-        Z = np.column_stack([np.ones(150), data.X, env, g, g * env])
-        beta, se, p = _dense_gls(y, Z, V)
+        beta, se, p = gxe_ref.interaction_wald(y, data.X, env, g, V)
         assert res.loc[j, "beta_gxe"] == pytest.approx(beta, rel=1e-8)
         assert res.loc[j, "se_gxe"] == pytest.approx(se, rel=1e-8)
         assert res.loc[j, "p_wald_gxe"] == pytest.approx(p, rel=1e-7)
