@@ -11,6 +11,7 @@ from bayeslmm.errors import InputError
 from bayeslmm.inference.cross_validation import cross_validate
 from bayeslmm.inference.prediction import predict
 from models.prediction import reference as pref
+from models.probit_lmm import reference as pref_probit
 
 N_TRAIN, N_NEW = 60, 5
 
@@ -161,6 +162,60 @@ def test_cross_validate__probit_metrics_use_probabilities(cohort):
     brier = float(np.mean((p - y) ** 2))
     assert cv.metrics.loc["all", "brier"] == pytest.approx(brier)
     assert 0 <= cv.metrics.loc["all", "auc"] <= 1
+
+
+@pytest.fixture(scope="module")
+def probit_map(cohort):
+    """The Laplace fit (map_estimate) of the probit model on the training samples."""
+    t = cohort["train"]
+    model = bl.kinship_model(
+        cohort["y"].iloc[t], cohort["K"].iloc[t, t], cohort["X"].iloc[t], family="probit"
+    )
+    return bl.map_estimate(model)
+
+
+def test_predict__probit_map_equals_dense_laplace_prediction(cohort, probit_map):
+    """R&W Algorithm 3.2, dense: mean σg² K_nt ∇log p(f̂), variance σg² K_nn − ...."""
+    pred = predict(probit_map, K=cohort["K"], X=cohort["X"])
+    post = probit_map["posterior"]
+    beta = post["beta"].values.ravel()
+    sigma_g2 = float(post["sigma_g2"].values.item())
+    K = cohort["K_array"] / probit_map.attrs["kinship_scale"]
+    t, n = cohort["train"], cohort["new"]
+    X_all = np.column_stack([np.ones(N_TRAIN + N_NEW), cohort["X"].to_numpy()[:, 0]])
+    mean, variance = pref_probit.laplace_prediction(
+        cohort["y"].to_numpy()[t], X_all[t], K, t, n, beta, sigma_g2
+    )
+    np.testing.assert_allclose(pred.summary["g_mean"].to_numpy(), mean, rtol=1e-6, atol=1e-9)
+    p = special.ndtr((X_all[n] @ beta + mean) / np.sqrt(1.0 + variance))
+    np.testing.assert_allclose(pred.summary["p_mean"].to_numpy(), p, rtol=1e-6)
+    assert pred.summary["p_sd"].isna().all()  # one point, no spread
+
+
+def test_cross_validate__probit_map_gives_probabilities(cohort):
+    """method="map" on a 0/1 trait (the joint mode had h² → 1: a ConvergenceError)."""
+    cv = cross_validate(
+        cohort["y"], K=cohort["K"], X=cohort["X"], family="probit", n_folds=2, random_seed=5
+    )
+    p = cv.predictions["y_pred"].to_numpy()
+    y = cv.predictions["y"].to_numpy()
+    assert ((p > 0) & (p < 1)).all()
+    assert cv.metrics.loc["all", "brier"] == pytest.approx(float(np.mean((p - y) ** 2)))
+    assert cv.metrics.loc["all", "auc"] > 0.6
+
+
+@pytest.mark.slow
+def test_predict__probit_map_close_to_nuts_posterior_predictive(cohort, probit_map):
+    """Laplace probabilities near NUTS's posterior predictive ones (close, not equal)."""
+    t = cohort["train"]
+    model = bl.kinship_model(
+        cohort["y"].iloc[t], cohort["K"].iloc[t, t], cohort["X"].iloc[t], family="probit"
+    )
+    nuts = bl.sample(model, draws=500, tune=500, chains=2, random_seed=2, progressbar=False)
+    p_nuts = predict(nuts, K=cohort["K"], X=cohort["X"], random_seed=3).summary["p_mean"]
+    p_map = predict(probit_map, K=cohort["K"], X=cohort["X"]).summary["p_mean"]
+    assert np.abs(p_map - p_nuts).max() < 0.1
+    assert np.corrcoef(p_map, p_nuts)[0, 1] > 0.95
 
 
 def test_cross_validate__probit_needs_k(cohort):

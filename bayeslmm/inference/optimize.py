@@ -19,7 +19,9 @@ from pymc.util import get_default_varnames
 from scipy import linalg, optimize
 
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
-from bayeslmm.errors import ConvergenceError
+from bayeslmm.errors import ConvergenceError, InputError
+from bayeslmm.families.base import ModelInfo, info_of
+from bayeslmm.inference.laplace import LaplaceMode, laplace_mode
 
 #: Largest number of free coordinates whitened by the starting Hessian (above: no scaling).
 MAX_WHITENED = 200
@@ -28,6 +30,9 @@ GTOL = 1e-9
 MAX_ITER = 2000
 #: Relative step of the finite-difference Hessian.
 FD_STEP = 1e-4
+#: Bounds on the liability-scale h² of the probit model's Laplace fit (a marginal likelihood
+#: that keeps rising towards h² = 0, common in small samples, stops at the lower one).
+PROBIT_H2_MIN, PROBIT_H2_MAX = 1e-8, 1.0 - 1e-6
 
 
 def whitening(hessian: np.ndarray) -> np.ndarray | None:
@@ -139,7 +144,14 @@ def map_point(model: pm.Model) -> dict[str, np.ndarray]:
     defaults do), so the iterates in :math:`z` are the same: the answer does not depend on
     units or offsets. The stopping rule is a gradient norm in :math:`z` (invariant), not a
     relative change of :math:`\log p` (which shifts with the units).
+
+    The probit model (``kinship_model(..., family="probit")``) has no interior joint mode in
+    (β, h², z): maximizing over the latent genetic values drives h² to 1. Its point is
+    instead the empirical-Bayes fit of GLMM software, :func:`probit_laplace_point`.
     """
+    info = _bayeslmm_info(model)
+    if info is not None and info.family == "probit":
+        return probit_laplace_point(model, info)
     variables = model.continuous_value_vars
     if len(variables) != len(model.value_vars):
         raise ConvergenceError("map_estimate needs a model whose free variables are continuous.")
@@ -209,3 +221,142 @@ def map_values(model: pm.Model, point: dict[str, np.ndarray]) -> dict[str, np.nd
     names = get_default_varnames(model.unobserved_value_vars, include_transformed=False)
     outputs = model.compile_fn(names, inputs=model.value_vars, on_unused_input="ignore")(point)
     return {var.name: np.asarray(value) for var, value in zip(names, outputs, strict=True)}
+
+
+def _bayeslmm_info(model: pm.Model) -> ModelInfo | None:
+    """The ModelInfo of a model built by bayeslmm, None for another PyMC model."""
+    try:
+        return info_of(model)
+    except InputError:
+        return None
+
+
+def probit_laplace_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarray]:
+    r"""The probit model's point: mode of (β, h²) with z integrated out, and z's mode given it.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        From ``kinship_model(y01, K, X, family="probit")``.
+    info : ModelInfo
+        Its :func:`~bayeslmm.families.base.info_of`.
+
+    Returns
+    -------
+    dict
+        Value-variable name -> value (transformed space), as :func:`map_point`: ``beta``, the
+        transformed h² (or σg²) and ``z``, the mode of z given them.
+
+    Raises
+    ------
+    ConvergenceError
+        When the optimizer stops without reaching a point where the gradient vanishes.
+
+    Notes
+    -----
+    With :math:`\log q(y \mid \beta, \sigma_g^2)` the Laplace approximation of the marginal
+    likelihood (:func:`bayeslmm.inference.laplace.laplace_mode`), this maximizes
+
+    .. math::
+
+        \log q(y \mid \beta, \sigma_g^2) + \log p(\beta) + \log p(h^2)
+        \quad(\text{or } \log p(\sigma_g^2)),\qquad \sigma_g^2 = h^2 / (1 - h^2),
+
+    the priors' densities of the constrained values without Jacobian (as :func:`map_point`),
+    by L-BFGS-B with the exact gradient over β, whitened by its curvature at the start (the
+    answer does not depend on the covariates' units or offsets), and h² in
+    [:data:`PROBIT_H2_MIN`, :data:`PROBIT_H2_MAX`], scaled by its curvature. h² itself is the
+    coordinate, not logit h²: the marginal likelihood is often largest at h² = 0 in small
+    samples, where the gradient in logit h² vanishes and an optimizer would stop anywhere on
+    the way. This is the Laplace (empirical-Bayes) fit of lme4's ``glmer`` and of the
+    binary-trait REML approximations, with the model's priors added.
+    """
+    import pytensor
+    import pytensor.tensor as pt
+
+    data, spectral = info.data, info.spectral
+    y, X, U, s = data.y, data.X, spectral.U, spectral.s
+    d = X.shape[1]
+    scale = "h2" if info.parametrization == "h2" else "sigma_g2"
+    beta_rv, scale_rv = model["beta"], model[scale]
+    start = map_values(model, model.initial_point())
+    b_in, p_in = pt.dvector("beta"), pt.dscalar(scale)
+    log_prior = pm.logp(beta_rv, b_in).sum() + pm.logp(scale_rv, p_in)
+    prior = pytensor.function(
+        [b_in, p_in], [log_prior, *pt.grad(log_prior, [b_in, p_in])], on_unused_input="ignore"
+    )
+    previous: list[LaplaceMode] = []
+
+    def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
+        """−(log q + log prior) and its gradient in (β, h²)."""
+        beta, h2 = x[:d], float(x[d])
+        sigma_g2 = h2 / (1.0 - h2)
+        lp, g_beta, g_value = prior(beta, h2 if scale == "h2" else sigma_g2)
+        if not np.isfinite(lp):
+            return np.inf, np.zeros_like(x)
+        mode = laplace_mode(
+            y, X, U, s, beta, np.log(sigma_g2), previous[-1].z if previous else None
+        )
+        previous[:] = [mode]
+        d_sigma = 1.0 / (1.0 - h2) ** 2  # dσg²/dh²
+        d_h2 = mode.gradient[d] / sigma_g2 * d_sigma  # ∂/∂t = σg² ∂/∂σg²
+        d_h2 += float(g_value) * (1.0 if scale == "h2" else d_sigma)
+        grad = np.append(mode.gradient[:d] + g_beta, d_h2)
+        return -(mode.log_marginal + float(lp)), -grad
+
+    x0 = np.append(np.asarray(start["beta"], float), float(start["h2"]))
+    x0[d] = np.clip(x0[d], PROBIT_H2_MIN, PROBIT_H2_MAX)
+    hessian = hessian_fd(lambda x: negative(x)[1], x0)
+    T = np.eye(d + 1)  # x = x0 + T w: β whitened, h² scaled (its box bound stays a box)
+    block = whitening(hessian[:d, :d])
+    if block is not None:
+        T[:d, :d] = linalg.solve_triangular(block.T, np.eye(d))
+    if np.isfinite(hessian[d, d]) and hessian[d, d] > 0:
+        T[d, d] = 1.0 / np.sqrt(hessian[d, d])
+    bounds = [(None, None)] * d + [
+        ((PROBIT_H2_MIN - x0[d]) / T[d, d], (PROBIT_H2_MAX - x0[d]) / T[d, d])
+    ]
+
+    def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = negative(x0 + T @ w)
+        return value, T.T @ grad
+
+    result = optimize.minimize(
+        objective,
+        np.zeros(d + 1),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": MAX_ITER, "gtol": GTOL, "ftol": 0.0, "maxcor": 20},
+    )
+    w = result.x
+    projected = np.array(result.jac, dtype=float)
+    lower, upper = bounds[d]
+    if (w[d] <= lower + 1e-12 and projected[d] > 0) or (w[d] >= upper - 1e-12 and projected[d] < 0):
+        projected[d] = 0.0  # at a bound, pushing outwards: a boundary maximum
+    gradient = np.abs(projected).max()
+    if not np.isfinite(result.fun) or gradient > 1e-4:
+        raise ConvergenceError(
+            f"map_estimate of the probit model (Laplace fit of beta and h2) stopped without "
+            f"converging ({result.message}; largest gradient {gradient:.2g} in whitened "
+            "coordinates). Check the priors and the data, or use bl.sample for the full "
+            "posterior."
+        )
+    x = x0 + T @ w
+    h2 = float(np.clip(x[d], PROBIT_H2_MIN, PROBIT_H2_MAX))
+    sigma_g2 = h2 / (1.0 - h2)
+    z = laplace_mode(y, X, U, s, x[:d], np.log(sigma_g2), previous[-1].z).z
+    value = h2 if scale == "h2" else sigma_g2
+    transform = model.rvs_to_transforms.get(scale_rv)
+    if transform is not None:
+        value = transform.forward(pt.constant(value), *scale_rv.owner.inputs).eval()
+    point = {}
+    for var in model.value_vars:
+        rv = model.values_to_rvs[var]
+        if rv is beta_rv:
+            point[var.name] = np.asarray(x[:d], dtype=float)
+        elif rv is scale_rv:
+            point[var.name] = np.asarray(value, dtype=float)
+        else:
+            point[var.name] = z
+    return point

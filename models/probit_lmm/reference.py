@@ -110,3 +110,98 @@ def dense_probit_model(
         p = 0.5 * pt.erfc(-(pt.as_tensor(X) @ beta + u) / np.sqrt(2.0))
         pm.Bernoulli("y", p=p, observed=y, dims="sample")
     return model
+
+
+# --------------------------------------------------------------------------------------------
+# Laplace approximation (Rasmussen & Williams 2006, Algorithms 3.1 and 3.2), dense
+# --------------------------------------------------------------------------------------------
+
+
+def _probit_terms(y: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log Φ(t f), its gradient t φ/Φ and W = −(second derivative), t = 2y − 1, by SciPy."""
+    t = 2.0 * y - 1.0
+    log_cdf = special.log_ndtr(t * f)
+    ratio = np.exp(stats.norm.logpdf(t * f) - log_cdf)
+    return log_cdf, t * ratio, ratio * (t * f + ratio)
+
+
+def laplace_marginal(
+    y: np.ndarray, X: np.ndarray, K: np.ndarray, beta: np.ndarray, sigma_g2: float
+) -> tuple[float, np.ndarray]:
+    """Laplace approximation of log p(y | β, σg²), literally R&W Algorithm 3.1 in f = Xβ + u.
+
+    Parameters
+    ----------
+    y, X, K
+        0/1 phenotype [shape: (n,)], covariates [shape: (n, d)], kinship [shape: (n, n)]
+        (any positive semidefinite K: the algorithm never inverts it).
+    beta, sigma_g2
+        The parameters; the prior of u is N(0, σg² K).
+
+    Returns
+    -------
+    log_q : float
+        ψ(û) + log det terms: −½ aᵀu + Σ log Φ − Σ log diag(L), B = I + W^½ Σ W^½ = LLᵀ.
+    u : numpy.ndarray
+        Mode of u [shape: (n,)].
+    """
+    n = y.size
+    m = X @ beta
+    S = sigma_g2 * K
+    u = np.zeros(n)
+    for _ in range(500):
+        _, grad, W = _probit_terms(y, m + u)
+        sw = np.sqrt(W)
+        L = np.linalg.cholesky(np.eye(n) + sw[:, None] * S * sw[None, :])
+        b = W * u + grad
+        a = b - sw * np.linalg.solve(L.T, np.linalg.solve(L, sw * (S @ b)))
+        new = S @ a
+        if np.max(np.abs(new - u)) < 1e-13:
+            u = new
+            break
+        u = new
+    log_cdf, grad, W = _probit_terms(y, m + u)
+    sw = np.sqrt(W)
+    L = np.linalg.cholesky(np.eye(n) + sw[:, None] * S * sw[None, :])
+    a = grad  # at the mode, u = S ∇log p
+    return float(-0.5 * a @ u + log_cdf.sum() - np.log(np.diag(L)).sum()), u
+
+
+def laplace_prediction(
+    y: np.ndarray,
+    X: np.ndarray,
+    K: np.ndarray,
+    train: np.ndarray,
+    new: np.ndarray,
+    beta: np.ndarray,
+    sigma_g2: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Laplace predictive mean and variance of the new samples' u, literally R&W Algorithm 3.2.
+
+    Parameters
+    ----------
+    y, X
+        Training phenotype and covariates (rows of ``train``).
+    K
+        Kinship over all samples [shape: (n_all, n_all)].
+    train, new
+        Row indices of the training and new samples in K.
+    beta, sigma_g2
+        The parameters.
+
+    Returns
+    -------
+    mean, variance : numpy.ndarray
+        E[u_n | y] = σg² K_nt ∇log p(f̂) and σg² K_nn − σg⁴ K_nt (σg² K_tt + W⁻¹)⁻¹ K_tn
+        (the diagonal) [each shape: (n_new,)]; P(y = 1) = Φ((X_n β + mean)/√(1 + variance)).
+    """
+    K_tt = K[np.ix_(train, train)]
+    _, u = laplace_marginal(y, X, K_tt, beta, sigma_g2)
+    _, grad, W = _probit_terms(y, X @ beta + u)
+    K_nt = sigma_g2 * K[np.ix_(new, train)]
+    mean = K_nt @ grad
+    V = sigma_g2 * K_tt + np.diag(1.0 / W)
+    variance = sigma_g2 * np.diag(K[np.ix_(new, new)]) - np.einsum(
+        "ij,ji->i", K_nt, np.linalg.solve(V, K_nt.T)
+    )
+    return mean, variance
