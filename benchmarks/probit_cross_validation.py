@@ -7,8 +7,8 @@
 A 0/1 trait thresholded from ``bl.simulate(--n, --snps, --h2)`` (one covariate, the top
 ``--prevalence`` of the liability are cases), cross-validated with
 ``bl.cross_validate(..., family="probit")`` on the same folds by both methods: ``"map"``
-(:func:`bayeslmm.inference.optimize.probit_laplace_point`, the Laplace / empirical-Bayes fit
-with z integrated out, and the Laplace predictive probabilities) and ``"sample"`` (NUTS,
+(:func:`bayeslmm.inference.optimize.probit_point`, the empirical-Bayes fit with z integrated
+out by expectation propagation, and EP's predictive probabilities) and ``"sample"`` (NUTS,
 ``--chains`` × ``--draws`` after ``--tune``). Printed per simulation seed: the pooled AUC and
 Brier score of each, the wall time of each, and the largest and mean absolute difference of
 the predicted probabilities. Wall clock on a shared machine: one noisy run.

@@ -9,6 +9,7 @@ from scipy import special
 import bayeslmm as bl
 from bayeslmm.errors import InputError
 from bayeslmm.inference.cross_validation import cross_validate
+from bayeslmm.inference.ep import ep_fit
 from bayeslmm.inference.prediction import predict
 from models.prediction import reference as pref
 from models.probit_lmm import reference as pref_probit
@@ -174,8 +175,8 @@ def probit_map(cohort):
     return bl.map_estimate(model)
 
 
-def test_predict__probit_map_equals_dense_laplace_prediction(cohort, probit_map):
-    """R&W Algorithm 3.2, dense: mean σg² K_nt ∇log p(f̂), variance σg² K_nn − ...."""
+def test_predict__probit_map_equals_dense_ep_prediction(cohort, probit_map):
+    """Dense: q(u_t) from the EP sites at the fit's point, u_n | u_t by literal inverses."""
     pred = predict(probit_map, K=cohort["K"], X=cohort["X"])
     post = probit_map["posterior"]
     beta = post["beta"].values.ravel()
@@ -183,17 +184,19 @@ def test_predict__probit_map_equals_dense_laplace_prediction(cohort, probit_map)
     K = cohort["K_array"] / probit_map.attrs["kinship_scale"]
     t, n = cohort["train"], cohort["new"]
     X_all = np.column_stack([np.ones(N_TRAIN + N_NEW), cohort["X"].to_numpy()[:, 0]])
-    mean, variance = pref_probit.laplace_prediction(
-        cohort["y"].to_numpy()[t], X_all[t], K, t, n, beta, sigma_g2
-    )
-    np.testing.assert_allclose(pred.summary["g_mean"].to_numpy(), mean, rtol=1e-6, atol=1e-9)
+    s, U = np.linalg.eigh(K[np.ix_(t, t)])
+    y_t = cohort["y"].to_numpy()[t]
+    sites = ep_fit(y_t, X_all[t], U, s, beta, np.log(sigma_g2))
+    mean, variance = pref_probit.predictive_given_sites(K, t, n, sites.tau, sites.nu, sigma_g2)
+    np.testing.assert_allclose(post["u"].values.ravel(), sites.mean, atol=1e-7)
+    np.testing.assert_allclose(pred.summary["g_mean"].to_numpy(), mean, rtol=1e-6, atol=1e-8)
     p = special.ndtr((X_all[n] @ beta + mean) / np.sqrt(1.0 + variance))
     np.testing.assert_allclose(pred.summary["p_mean"].to_numpy(), p, rtol=1e-6)
     assert pred.summary["p_sd"].isna().all()  # one point, no spread
 
 
 def test_cross_validate__probit_map_gives_probabilities(cohort):
-    """method="map" on a 0/1 trait (the joint mode had h² → 1: a ConvergenceError)."""
+    """method="map" on a 0/1 trait (the joint mode ran to h² → 1: a ConvergenceError)."""
     cv = cross_validate(
         cohort["y"], K=cohort["K"], X=cohort["X"], family="probit", n_folds=2, random_seed=5
     )
@@ -206,7 +209,7 @@ def test_cross_validate__probit_map_gives_probabilities(cohort):
 
 @pytest.mark.slow
 def test_predict__probit_map_close_to_nuts_posterior_predictive(cohort, probit_map):
-    """Laplace probabilities near NUTS's posterior predictive ones (close, not equal)."""
+    """EP probabilities near NUTS's posterior predictive ones (close, not equal)."""
     t = cohort["train"]
     model = bl.kinship_model(
         cohort["y"].iloc[t], cohort["K"].iloc[t, t], cohort["X"].iloc[t], family="probit"

@@ -93,9 +93,9 @@ def cross_validate(
         Number of folds (at least 2, at most the number of groups).
     method : {"map", "sample"}
         Fit of each fold: :func:`bayeslmm.map_estimate` (fast; predictions are conditional
-        means at the MAP; with ``family="probit"`` the Laplace fit, β and h² at the mode of
-        the marginal likelihood with the genetic values integrated out, and probabilities
-        from the Laplace predictive mean and variance of the liability) or
+        means at the MAP; with ``family="probit"`` β and h² at the mode of the marginal
+        likelihood with the genetic values integrated out by expectation propagation, and
+        probabilities from EP's predictive mean and variance of the liability) or
         :func:`bayeslmm.sample` with ``sample_options``.
     sample_options
         Keyword arguments of :func:`bayeslmm.sample` (``draws``, ``chains``, ``tune``, ...).

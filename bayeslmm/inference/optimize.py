@@ -21,7 +21,7 @@ from scipy import linalg, optimize
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
 from bayeslmm.errors import ConvergenceError, InputError
 from bayeslmm.families.base import ModelInfo, info_of
-from bayeslmm.inference.laplace import LaplaceMode, laplace_mode
+from bayeslmm.inference.ep import EPFit, ep_fit
 
 #: Largest number of free coordinates whitened by the starting Hessian (above: no scaling).
 MAX_WHITENED = 200
@@ -30,7 +30,7 @@ GTOL = 1e-9
 MAX_ITER = 2000
 #: Relative step of the finite-difference Hessian.
 FD_STEP = 1e-4
-#: Bounds on the liability-scale h² of the probit model's Laplace fit (a marginal likelihood
+#: Bounds on the liability-scale h² of the probit model's EP fit (a marginal likelihood
 #: that keeps rising towards h² = 0, common in small samples, stops at the lower one).
 PROBIT_H2_MIN, PROBIT_H2_MAX = 1e-8, 1.0 - 1e-6
 
@@ -147,11 +147,11 @@ def map_point(model: pm.Model) -> dict[str, np.ndarray]:
 
     The probit model (``kinship_model(..., family="probit")``) has no interior joint mode in
     (β, h², z): maximizing over the latent genetic values drives h² to 1. Its point is
-    instead the empirical-Bayes fit of GLMM software, :func:`probit_laplace_point`.
+    instead an empirical-Bayes fit with z integrated out, :func:`probit_point`.
     """
     info = _bayeslmm_info(model)
     if info is not None and info.family == "probit":
-        return probit_laplace_point(model, info)
+        return probit_point(model, info)
     variables = model.continuous_value_vars
     if len(variables) != len(model.value_vars):
         raise ConvergenceError("map_estimate needs a model whose free variables are continuous.")
@@ -231,8 +231,8 @@ def _bayeslmm_info(model: pm.Model) -> ModelInfo | None:
         return None
 
 
-def probit_laplace_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarray]:
-    r"""The probit model's point: mode of (β, h²) with z integrated out, and z's mode given it.
+def probit_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarray]:
+    r"""The probit model's point: mode of (β, h²) with z integrated out (EP), and E_q[z].
 
     Parameters
     ----------
@@ -245,7 +245,7 @@ def probit_laplace_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarr
     -------
     dict
         Value-variable name -> value (transformed space), as :func:`map_point`: ``beta``, the
-        transformed h² (or σg²) and ``z``, the mode of z given them.
+        transformed h² (or σg²) and ``z``, the mean of z under the EP posterior at them.
 
     Raises
     ------
@@ -254,12 +254,12 @@ def probit_laplace_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarr
 
     Notes
     -----
-    With :math:`\log q(y \mid \beta, \sigma_g^2)` the Laplace approximation of the marginal
-    likelihood (:func:`bayeslmm.inference.laplace.laplace_mode`), this maximizes
+    With :math:`\log Z(y \mid \beta, \sigma_g^2)` the expectation-propagation approximation
+    of the marginal likelihood (:func:`bayeslmm.inference.ep.ep_fit`), this maximizes
 
     .. math::
 
-        \log q(y \mid \beta, \sigma_g^2) + \log p(\beta) + \log p(h^2)
+        \log Z(y \mid \beta, \sigma_g^2) + \log p(\beta) + \log p(h^2)
         \quad(\text{or } \log p(\sigma_g^2)),\qquad \sigma_g^2 = h^2 / (1 - h^2),
 
     the priors' densities of the constrained values without Jacobian (as :func:`map_point`),
@@ -268,8 +268,13 @@ def probit_laplace_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarr
     [:data:`PROBIT_H2_MIN`, :data:`PROBIT_H2_MAX`], scaled by its curvature. h² itself is the
     coordinate, not logit h²: the marginal likelihood is often largest at h² = 0 in small
     samples, where the gradient in logit h² vanishes and an optimizer would stop anywhere on
-    the way. This is the Laplace (empirical-Bayes) fit of lme4's ``glmer`` and of the
-    binary-trait REML approximations, with the model's priors added.
+    the way. z is :math:`E_q[z] = A^\top b` (so that u = Az is E_q[u]).
+
+    This is the empirical-Bayes fit of GLMM software (lme4's ``glmer``, the binary-trait REML
+    approximations) with EP in place of their Laplace approximation, which overstates the
+    marginal likelihood where σg² is large (on a simulated N = 150 cohort, +8.3 nats from
+    h² = 0.5 to 0.98 where the exact orthant probability falls by 4.6; its fit ran to
+    h² = 0.98 where EP's stays near 0.5).
     """
     import pytensor
     import pytensor.tensor as pt
@@ -285,7 +290,7 @@ def probit_laplace_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarr
     prior = pytensor.function(
         [b_in, p_in], [log_prior, *pt.grad(log_prior, [b_in, p_in])], on_unused_input="ignore"
     )
-    previous: list[LaplaceMode] = []
+    previous: list[EPFit] = []
 
     def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
         """−(log q + log prior) and its gradient in (β, h²)."""
@@ -294,9 +299,8 @@ def probit_laplace_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarr
         lp, g_beta, g_value = prior(beta, h2 if scale == "h2" else sigma_g2)
         if not np.isfinite(lp):
             return np.inf, np.zeros_like(x)
-        mode = laplace_mode(
-            y, X, U, s, beta, np.log(sigma_g2), previous[-1].z if previous else None
-        )
+        sites = (previous[-1].tau, previous[-1].nu) if previous else None
+        mode = ep_fit(y, X, U, s, beta, np.log(sigma_g2), sites)
         previous[:] = [mode]
         d_sigma = 1.0 / (1.0 - h2) ** 2  # dσg²/dh²
         d_h2 = mode.gradient[d] / sigma_g2 * d_sigma  # ∂/∂t = σg² ∂/∂σg²
@@ -337,7 +341,7 @@ def probit_laplace_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarr
     gradient = np.abs(projected).max()
     if not np.isfinite(result.fun) or gradient > 1e-4:
         raise ConvergenceError(
-            f"map_estimate of the probit model (Laplace fit of beta and h2) stopped without "
+            f"map_estimate of the probit model (EP fit of beta and h2) stopped without "
             f"converging ({result.message}; largest gradient {gradient:.2g} in whitened "
             "coordinates). Check the priors and the data, or use bl.sample for the full "
             "posterior."
@@ -345,7 +349,8 @@ def probit_laplace_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarr
     x = x0 + T @ w
     h2 = float(np.clip(x[d], PROBIT_H2_MIN, PROBIT_H2_MAX))
     sigma_g2 = h2 / (1.0 - h2)
-    z = laplace_mode(y, X, U, s, x[:d], np.log(sigma_g2), previous[-1].z).z
+    fit = ep_fit(y, X, U, s, x[:d], np.log(sigma_g2), (previous[-1].tau, previous[-1].nu))
+    z = np.sqrt(sigma_g2 * s) * (U.T @ fit.b)  # E_q[z] = A'b
     value = h2 if scale == "h2" else sigma_g2
     transform = model.rvs_to_transforms.get(scale_rv)
     if transform is not None:

@@ -29,7 +29,7 @@ from xarray import DataTree
 from bayeslmm.data.inputs import kinship_array
 from bayeslmm.data.samples import positional_ids, sample_ids
 from bayeslmm.errors import InputError, KinshipWarning
-from bayeslmm.inference.laplace import predictive_variance
+from bayeslmm.inference.ep import ep_fit, ep_prediction
 from bayeslmm.inference.prediction_multitrait import (
     covariates_of_new,
     predict_multitrait,
@@ -185,13 +185,13 @@ def predict(
     ``p_mean`` averages over the draws the Rao-Blackwellized
     :math:`E[\Phi(\eta + u_n) \mid u_t, \theta] = \Phi\big((\eta + \text{mean}) /
     \sqrt{1 + \sigma_g^2 S_{ii}}\big)`; ``g_mean`` averages the conditional means. At the
-    point of :func:`bayeslmm.map_estimate` (the Laplace fit: :math:`\hat\beta, \hat\sigma_g^2`
-    with u integrated out, :math:`\hat u_t` the mode of :math:`u_t` given them) the
-    denominator adds the Laplace posterior variance of the mean,
-    :math:`\operatorname{diag}(G H^{-1} G^\top)`
-    (:func:`bayeslmm.inference.laplace.predictive_variance`), so ``p_mean`` is
-    :math:`\Phi\big(\hat\mu / \sqrt{1 + \hat v}\big)` with the Laplace predictive mean and
-    variance of the new liabilities (Rasmussen & Williams 2006, eqs. 3.21–3.25).
+    point of :func:`bayeslmm.map_estimate` (the EP fit: :math:`\hat\beta, \hat\sigma_g^2`
+    with u integrated out, :math:`\hat u_t = E_q[u_t]` under the EP posterior q at them) the
+    denominator adds the variance of the mean under q,
+    :math:`\operatorname{diag}(G\Sigma_q G^\top)`, :math:`G = K_{nt}K_{tt}^{+}`
+    (:func:`bayeslmm.inference.ep.ep_prediction`), so ``p_mean`` is
+    :math:`\Phi\big(\hat\mu / \sqrt{1 + \hat v}\big)` with the EP predictive mean and
+    variance of the new liabilities (Rasmussen & Williams 2006, eqs. 3.60–3.63).
 
     SNP form. :math:`W_{new} = (G_{new} - c)/a` with the training centre c and scale a of each
     SNP (``constant_data`` ``snp_center``, ``snp_scale``), and g = W_new v for each draw of v.
@@ -291,18 +291,11 @@ def _predict_probit(
     # E[Φ(η + g) | u_t, θ] over g ~ N(g_mean, σg² S_ii): Φ((η + g_mean) / √(1 + σg² S_ii)).
     variance = sigma_g2[:, None] * schur_diag
     if str(idata.attrs.get("sampler", "")) == "map":
-        # the Laplace fit's u_t is a mode: add its posterior spread (Laplace, given θ̂)
+        # the EP fit's u_t is E_q[u_t]: add the spread of q (EP at β̂, σ̂g²)
         _, y_train, X_train, _ = _training(idata)
-        variance = variance + predictive_variance(
-            y_train,
-            X_train,
-            parts.U,
-            parts.s,
-            beta[0],
-            float(sigma_g2[0]),
-            u_train[0],
-            parts.K_nt @ parts.U,
-        )
+        fit = ep_fit(y_train, X_train, parts.U, parts.s, beta[0], float(np.log(sigma_g2[0])))
+        _, spread = ep_prediction(fit, parts.U, parts.s, float(sigma_g2[0]), parts.K_nt @ parts.U)
+        variance = variance + spread
     p_mean = special.ndtr((eta + g_mean) / np.sqrt(1.0 + variance))
     draws = _as_tree(
         idata, new, X_new, g, g_mean, p, "probit", random_seed, outcome=("p", _P_DESCRIPTION)
