@@ -13,6 +13,7 @@ import arviz_stats as azs
 import numpy as np
 import pytest
 from scipy import integrate
+from scipy.special import gammaln
 
 import bayeslmm as bl
 from bayeslmm.data.simulation import simulate
@@ -66,15 +67,16 @@ def test_dense_reference__closed_form_integrates_over_sigma_e2(small):
     np.testing.assert_allclose(top + math.log(value), closed, rtol=0, atol=1e-7)
 
 
-def test_run_chain__gamma_frequencies_match_enumeration():
-    """M = 8, (h, ρ, π) fixed: the chain's γ frequencies against all 2^8 exact posteriors."""
+@pytest.fixture(scope="module")
+def enumerated():
+    """M = 8, (h, ρ, π) fixed: a chain of 6,000 draws and all 2^8 exact posteriors of γ."""
     sim = simulate(50, 8, 0.5, seed=2)
     rng = np.random.default_rng(5)
     y = 1.0 + sim.W @ np.array([0.7, 0, 0, -0.4, 0, 0, 0, 0.2]) + rng.normal(0, 1.0, 50)
     model = bl.snp_model(y, sim.W, marginalize=False, prior="mixture")
     info, problem = _problem(model)
-    h, rho, pi = 0.6, 0.7, 0.3
-    exact = spref.bslmm_gamma_posterior(info.data.y, info.data.X, info.W, h, rho, pi)
+    theta = (0.6, 0.7, 0.3)
+    exact = spref.bslmm_gamma_posterior(info.data.y, info.data.X, info.W, *theta)
     run = bm.run_chain(
         problem,
         draws=6000,
@@ -82,8 +84,14 @@ def test_run_chain__gamma_frequencies_match_enumeration():
         thin=1,
         rng=np.random.default_rng(11),
         update_hyper=False,
-        theta=(h, rho, math.log(pi)),
+        theta=(theta[0], theta[1], math.log(theta[2])),
     )
+    return info, theta, exact, run
+
+
+def test_run_chain__gamma_frequencies_match_enumeration(enumerated):
+    """The chain's γ frequencies against the exact posterior of γ."""
+    _, _, exact, run = enumerated
     counts: dict[tuple[int, ...], int] = {}
     for g in run.gammas:
         key = tuple(sorted(int(j) for j in g))
@@ -94,6 +102,60 @@ def test_run_chain__gamma_frequencies_match_enumeration():
     pip_chain = np.array([sum(c for g, c in counts.items() if j in g) / n for j in range(8)])
     assert tv < 0.05, (tv, sorted(exact.items(), key=lambda kv: -kv[1])[:5])
     np.testing.assert_allclose(pip_chain, pip_exact, atol=0.03)
+
+
+def test_run_chain__effect_draws_match_dense_conditional(enumerated):
+    """β, v_γ of the draws at the two commonest γ: mean and SD as the dense N×N conditional's.
+
+    Given γ (and the fixed h, ρ, π) each draw's (β, v_γ) is an independent draw of that
+    conditional (σe² integrated out), so the z-scores of the means are standard normal.
+    """
+    info, theta, _, run = enumerated
+    by_gamma: dict[tuple[int, ...], list[np.ndarray]] = {}
+    for g, b, v in zip(run.gammas, run.beta, run.effects, strict=True):
+        order = np.argsort(g)
+        by_gamma.setdefault(tuple(int(j) for j in g[order]), []).append(np.r_[b, v[order]])
+    common = sorted(by_gamma, key=lambda g: -len(by_gamma[g]))[:2]
+    for gamma in common:
+        draws = np.array(by_gamma[gamma])
+        assert len(draws) > 500, (gamma, len(draws))
+        mean, cov = spref.bslmm_effect_moments(info.data.y, info.data.X, info.W, gamma, *theta)
+        sd = np.sqrt(np.diag(cov))
+        z = (draws.mean(axis=0) - mean) / (sd / math.sqrt(len(draws)))
+        assert np.all(np.abs(z) < 4.5), (gamma, z)
+        np.testing.assert_allclose(draws.std(axis=0), sd, rtol=0.12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_chain__running_log_posterior_equals_log_marginal(seed):
+    """The compiled chain's log posterior, carried through its rank-one extensions, removals,
+    swaps and hyperparameter moves, equals :func:`log_marginal` + log p(γ) at its end."""
+    sim = simulate(120, 300, 0.5, n_covariates=2, seed=seed)
+    model = bl.snp_model(sim.y, sim.W, sim.X, marginalize=False, prior="mixture")
+    info = info_of(model)
+    rot, spectral = info.rotated, info.spectral
+    problem = bm.make_problem(
+        spectral.U, spectral.s, rot.y1, rot.X1, rot.gram, rot.n, np.asarray(info.W), max_size=40
+    )
+    m, dof = problem.n_snps, 0.5 * (problem.n - problem.n_cov)
+    for burn in (3, 60, 300):
+        start = (0.5, 0.8, math.log(30 / m))
+        out, log_post = bm._run_kernel(
+            problem,
+            start,
+            draws=1,
+            burn=burn,
+            thin=1,
+            update_hyper=True,
+            rng=np.random.default_rng(seed),
+        )
+        gamma = out["gamma"][0, : out["size"][0]]
+        h, rho, log_pi = out["theta"][0]
+        k = len(gamma)
+        expected = bm.log_marginal(problem, gamma, h, rho, math.exp(log_pi))
+        expected += -gammaln(dof) + dof * math.log(math.pi)
+        expected += k * log_pi + (m - k) * math.log1p(-math.exp(log_pi))
+        np.testing.assert_allclose(log_post, expected, rtol=1e-12, atol=1e-9)
 
 
 def test_sample__bslmm_is_the_mixture_default_and_keeps_the_contract():
@@ -129,6 +191,48 @@ def test_sample__bslmm_refuses_other_models():
     model = bl.snp_model(sim.y, sim.W, marginalize=False, prior="horseshoe")
     with pytest.raises(bl.InputError, match=r"sampler='bslmm' samples only .*'nutpie'"):
         bl.sample(model, sampler="bslmm", draws=10, tune=10, chains=1)
+
+
+def test_sample__bslmm_draws_do_not_depend_on_cores():
+    sim = simulate(60, 30, 0.5, seed=5)
+    model = bl.snp_model(sim.y, sim.W, marginalize=False, prior="mixture")
+    fits = []
+    for cores in (1, 2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bl.SamplingWarning)
+            fits.append(
+                bl.sample(
+                    model,
+                    draws=30,
+                    tune=30,
+                    chains=3,
+                    random_seed=8,
+                    cores=cores,
+                    progressbar=False,
+                )
+            )
+    for name in ("pve", "h2", "beta", "v", "sigma_e2", "u"):
+        np.testing.assert_array_equal(
+            fits[0]["posterior"][name].values, fits[1]["posterior"][name].values, err_msg=name
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"priors": {"pi": bl.Prior("Beta", alpha=1, beta=50)}}, r"priors\['pi'\]"),
+        ({"prior_options": {"n_nonzero": 5}}, r"prior_options\['n_nonzero'\]"),
+    ],
+)
+def test_sample__bslmm_refuses_priors_it_does_not_use(kwargs, named):
+    sim = simulate(40, 20, 0.5, seed=3)
+    model = bl.snp_model(sim.y, sim.W, marginalize=False, prior="mixture", **kwargs)
+    with pytest.raises(bl.InputError, match=rf"ignore {named}.*sampler='nutpie'"):
+        bl.sample(model, draws=10, tune=10, chains=1)
+    default = bl.snp_model(sim.y, sim.W, marginalize=False, prior="mixture", priors="default")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bl.SamplingWarning)
+        bl.sample(default, draws=10, tune=10, chains=1, progressbar=False)
 
 
 def _rhat(post, name):

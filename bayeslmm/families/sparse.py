@@ -538,6 +538,21 @@ def conditional_loo(
     return -0.5 * (np.log(2 * np.pi / q_diag) + qe**2 / q_diag)
 
 
+#: Share of non-zero effects below which :func:`postprocess` multiplies the draws of v as a
+#: sparse matrix (the point-mass spike of ``sampler="bslmm"``: a few dozen SNPs per draw).
+SPARSE_SHARE = 0.05
+
+
+def _draws_times_wt(v: np.ndarray, W: np.ndarray) -> Any:
+    """A function of a block of draws v [shape: (draws, n_snps)] that gives v @ W'."""
+    if np.count_nonzero(v) >= SPARSE_SHARE * v.size:
+        return lambda block: block @ W.T
+    from scipy import sparse
+
+    Wt = np.ascontiguousarray(W.T)
+    return lambda block: np.asarray(sparse.csr_array(block) @ Wt)
+
+
 def postprocess(
     posterior: Any, info: ModelInfo, rng: np.random.Generator | None, random_effects: bool
 ) -> tuple[dict[str, Any], np.ndarray]:
@@ -571,10 +586,12 @@ def postprocess(
     v_bg = np.empty((n_draws, n_snps)) if keep else None
     loglik = np.empty((n_draws, data.n))
     step = max(1, 4_000_000 // max(data.n + n_snps, 1))
+    times_wt = _draws_times_wt(v, W)
     for start in range(0, n_draws, step):
         sl = slice(start, min(start + step, n_draws))
-        resid = data.y[None, :] - beta[sl] @ data.X.T - v[sl] @ W.T
-        resid_rot = rot.y1[None, :] - beta[sl] @ rot.X1.T - v[sl] @ B.T
+        vw = times_wt(v[sl])  # (Wv)' per draw; vB' = (Wv)'U as B = U'W
+        resid = data.y[None, :] - beta[sl] @ data.X.T - vw
+        resid_rot = rot.y1[None, :] - beta[sl] @ rot.X1.T - vw @ spectral.U
         prior_var = sigma_b2[sl, None] * spectral.s[None, :]
         d = prior_var + sigma_e2[sl, None]
         loglik[sl] = conditional_loo(spectral.U, resid, resid_rot, d, sigma_e2[sl])
@@ -583,7 +600,7 @@ def postprocess(
         a = prior_var / d * resid_rot
         if rng is not None:
             a += np.sqrt(prior_var * sigma_e2[sl, None] / d) * rng.standard_normal(a.shape)
-        u_all[sl] = v[sl] @ W.T + a @ spectral.U.T
+        u_all[sl] = vw + a @ spectral.U.T
         v_bg[sl] = background_effects(B, resid_rot, spectral.s, sigma_b2[sl], sigma_e2[sl])
     if u_all is None:
         return {}, loglik
@@ -685,6 +702,22 @@ def explicit_snp_model(
     return model, rot, parametrization, priors, {"prior": prior, "options": options}
 
 
+def _set_by_user(
+    priors: Mapping[str, PriorLike] | str | None, prior_options: Mapping[str, float] | None
+) -> list[str]:
+    """What the user set of the mixture's priors, which ``sampler="bslmm"`` does not use.
+
+    The names of ``priors`` (or the preset ``priors="..."``) and of ``prior_options``:
+    ``bl.sample`` refuses them with that sampler (its priors are BSLMM's,
+    ``bslmm_mcmc.bslmm_priors``, and its spike a point mass).
+    """
+    names = [f"priors={priors!r}"] if isinstance(priors, str) and priors != "default" else []
+    if isinstance(priors, Mapping):
+        names += [f"priors[{name!r}]" for name in priors]
+    names += [f"prior_options[{name!r}]" for name in (prior_options or {})]
+    return names
+
+
 def sparse_snp_model(
     y: Any,
     W: Any,
@@ -719,6 +752,7 @@ def sparse_snp_model(
     }
     if prior == "mixture":  # bl.sample's default: the exact point-mass MCMC (bslmm_mcmc)
         extra["sampler"] = "bslmm"
+        extra["bslmm_unused"] = _set_by_user(priors, prior_options)
     info = ModelInfo(
         family="sparse",
         form=f"snp_lmm_{prior}",

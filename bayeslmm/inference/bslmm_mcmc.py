@@ -26,12 +26,14 @@ O(r·|γ|) per move of γ, O(r·|γ|²) per move of the hyperparameters, never a
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy.linalg import solve_triangular
+from scipy import sparse
 from scipy.linalg.lapack import dpotrf, dtrtrs
 from scipy.special import gammaln
 
@@ -48,6 +50,8 @@ RANK_SHARE, RANK_MEAN = 0.7, 100.0
 #: Initial random-walk step sizes of h, ρ, log π; adapted during burn-in toward
 #: :data:`TARGET_ACCEPT`, then fixed (so the kept draws come from a fixed, exact kernel).
 STEP_SIZES = (0.1, 0.1, 0.5)
+#: Largest adapted step sizes of h, ρ, log π.
+STEP_CAPS = (2.0, 2.0, 5.0)
 TARGET_ACCEPT = 0.35
 #: Iterations between kept draws unless the model's ``extra["thin"]`` says otherwise.
 THIN = 10
@@ -151,8 +155,8 @@ def make_problem(
     return Problem(
         Bt=Bt,
         Z1=Z1,
-        null_gram=np.asarray(null_gram, dtype=float),
-        s=np.asarray(s, dtype=float),
+        null_gram=np.ascontiguousarray(null_gram, dtype=float),
+        s=np.ascontiguousarray(s, dtype=float),
         ones_rot=U.sum(axis=0),
         n=int(n),
         weights=weights / weights.sum(),
@@ -263,208 +267,6 @@ def _hyper_cache(problem: Problem, s_b: float) -> _HyperCache:
     return _HyperCache(dinv=dinv, logdet_d=float(np.log(d).sum()), G0=G0)
 
 
-def _reflect(x: float, low: float, high: float) -> float:
-    """The point x reflected into (low, high) (a symmetric proposal on the interval)."""
-    width = high - low
-    x = (x - low) % (2.0 * width)
-    return low + (x if x < width else 2.0 * width - x)
-
-
-@dataclass
-class _State:
-    """The chain's state and the caches of its log posterior."""
-
-    gamma: list[int]
-    theta: np.ndarray  # h, rho, log pi
-    Bg: np.ndarray  # B_γ' rows [shape: (k, rank)]
-    A: np.ndarray
-    F: np.ndarray
-    hyper: _HyperCache
-    s_a: float
-    s_b: float
-    log_post: float = 0.0
-
-
-def _log_prior_gamma(k: int, log_pi: float, m: int) -> float:
-    return k * log_pi + (m - k) * math.log1p(-math.exp(log_pi)) if log_pi < 0 else -np.inf
-
-
-def _state(problem: Problem, gamma: list[int], theta: np.ndarray) -> _State:
-    h, rho, log_pi = theta
-    s_b, s_a = variance_ratios(h, rho, math.exp(log_pi), problem.n_snps)
-    hyper = _hyper_cache(problem, s_b)
-    Bg = problem.Bt[np.asarray(gamma, dtype=int)].reshape(len(gamma), problem.Bt.shape[1])
-    Bw = Bg * hyper.dinv
-    A, F = Bw @ Bg.T, Bw @ problem.Z1
-    state = _State(list(gamma), np.array(theta, float), Bg, A, F, hyper, s_a, s_b)
-    state.log_post = _core(problem, hyper.logdet_d, A, F, hyper.G0, s_a) + _log_prior_gamma(
-        len(gamma), log_pi, problem.n_snps
-    )
-    return state
-
-
-def _move_probs(k: int, kmax: int, m: int) -> tuple[float, float, float]:
-    """Probabilities of add, remove, swap at |γ| = k (kmax ≤ M = m)."""
-    if k == 0:
-        return 1.0, 0.0, 0.0
-    if k >= kmax:  # no add; no swap either when every SNP is in γ
-        return (0.0, 1.0, 0.0) if k >= m else (0.0, 0.5, 0.5)
-    return 1 / 3, 1 / 3, 1 / 3
-
-
-def _draw_outside(problem: Problem, members: set[int], rng: np.random.Generator) -> int:
-    """A SNP not in γ, with probability ∝ its weight (by rejection: exact)."""
-    while True:
-        j = int(np.searchsorted(problem.cumulative, rng.random() * problem.cumulative[-1]))
-        j = min(j, problem.n_snps - 1)
-        if j not in members:
-            return j
-
-
-def _gamma_move(
-    problem: Problem, st: _State, rng: np.random.Generator, members: set[int], w_out: list[float]
-) -> bool:
-    """One Metropolis–Hastings move on γ (add, remove or swap); returns whether accepted.
-
-    ``w_out[0]`` is the summed add weight of the SNPs outside γ, kept up to date.
-    """
-    m, kmax, k = problem.n_snps, problem.max_size, len(st.gamma)
-    p_add, p_rem, _ = _move_probs(k, kmax, m)
-    u = rng.random()
-    weights, Bt, dinv = problem.weights, problem.Bt, st.hyper.dinv
-    log_pi = st.theta[2]
-    if u < p_add:
-        j = _draw_outside(problem, members, rng)
-        bw = Bt[j] * dinv
-        col = st.Bg @ bw
-        A = np.empty((k + 1, k + 1))
-        A[:k, :k] = st.A
-        A[:k, k] = A[k, :k] = col
-        A[k, k] = Bt[j] @ bw
-        F = np.vstack([st.F, bw @ problem.Z1])
-        new_k = k + 1
-        log_q = math.log(_move_probs(new_k, kmax, m)[1] / new_k) - math.log(
-            p_add * weights[j] / w_out[0]
-        )
-        kind = ("add", j)
-    elif u < p_add + p_rem:
-        t = int(rng.integers(k))
-        j = st.gamma[t]
-        keep = np.arange(k) != t
-        A = st.A[np.ix_(keep, keep)]
-        F = st.F[keep]
-        new_k = k - 1
-        log_q = math.log(_move_probs(new_k, kmax, m)[0] * weights[j] / (w_out[0] + weights[j]))
-        log_q -= math.log(p_rem / k)
-        kind = ("remove", t)
-    else:
-        t = int(rng.integers(k))
-        i = st.gamma[t]
-        j = _draw_outside(problem, members, rng)
-        bw = Bt[j] * dinv
-        col = st.Bg @ bw
-        col[t] = Bt[j] @ bw
-        A = st.A.copy()
-        A[t, :] = col
-        A[:, t] = col
-        F = st.F.copy()
-        F[t] = bw @ problem.Z1
-        new_k = k
-        w_new = w_out[0] - weights[j] + weights[i]
-        log_q = math.log(weights[i] * w_out[0] / (weights[j] * w_new))
-        kind = ("swap", t, j)
-    log_post = _core(problem, st.hyper.logdet_d, A, F, st.hyper.G0, st.s_a)
-    log_post += _log_prior_gamma(new_k, log_pi, m)
-    if not math.log(rng.random() + 1e-300) < log_post - st.log_post + log_q:
-        return False
-    if kind[0] == "add":
-        j = kind[1]
-        st.gamma.append(j)
-        members.add(j)
-        st.Bg = np.vstack([st.Bg, Bt[j][None, :]])
-        w_out[0] -= weights[j]
-    elif kind[0] == "remove":
-        t = kind[1]
-        j = st.gamma.pop(t)
-        members.discard(j)
-        st.Bg = np.delete(st.Bg, t, axis=0)
-        w_out[0] += weights[j]
-    else:
-        t, j = kind[1], kind[2]
-        i = st.gamma[t]
-        st.gamma[t] = j
-        members.discard(i)
-        members.add(j)
-        st.Bg = st.Bg.copy()
-        st.Bg[t] = Bt[j]
-        w_out[0] += weights[i] - weights[j]
-    st.A, st.F, st.log_post = A, F, log_post
-    return True
-
-
-def _hyper_move(
-    problem: Problem, st: _State, which: int, step: float, rng: np.random.Generator
-) -> bool:
-    """Random-walk Metropolis on one of h, ρ, log π (reflected at its bounds)."""
-    m = problem.n_snps
-    bounds = ((0.0, 1.0), (0.0, 1.0), (-math.log(m), 0.0))[which]
-    theta = st.theta.copy()
-    theta[which] = _reflect(theta[which] + step * rng.standard_normal(), *bounds)
-    if not (0.0 < theta[0] < 1.0 and 0.0 < theta[1] < 1.0 and theta[2] < 0.0):
-        return False
-    h, rho, log_pi = theta
-    s_b, s_a = variance_ratios(h, rho, math.exp(log_pi), m)
-    if which == 2:  # π changes σL only: D and its products stay
-        hyper, A, F = st.hyper, st.A, st.F
-    else:
-        hyper = _hyper_cache(problem, s_b)
-        Bw = st.Bg * hyper.dinv
-        A, F = Bw @ st.Bg.T, Bw @ problem.Z1
-    log_post = _core(problem, hyper.logdet_d, A, F, hyper.G0, s_a)
-    log_post += _log_prior_gamma(len(st.gamma), log_pi, m)
-    if not math.log(rng.random() + 1e-300) < log_post - st.log_post:
-        return False
-    st.theta, st.hyper, st.A, st.F, st.s_a, st.s_b, st.log_post = (
-        theta,
-        hyper,
-        A,
-        F,
-        s_a,
-        s_b,
-        log_post,
-    )
-    return True
-
-
-def _draw_effects(
-    problem: Problem, st: _State, rng: np.random.Generator
-) -> tuple[float, np.ndarray, np.ndarray]:
-    r"""σe², β and v_γ from their conditionals given (γ, h, ρ, π).
-
-    Notes
-    -----
-    σe² | y, γ, θ ~ InvGamma((N − p)/2, y'Py/2) (β, v_γ, u integrated out), then (β, v_γ) |
-    σe² is normal with precision [[X'D⁻¹X, X₁'D⁻¹B_γ], [B_γ'D⁻¹X₁, A + I/s_a]]/σe² and mean
-    that matrix's inverse times [X'D⁻¹y; B_γ'D⁻¹y₁] (σe² cancels).
-    """
-    p, k = problem.n_cov, len(st.gamma)
-    _, _, _, _, Lg = _terms(st.A, st.F, st.hyper.G0, st.s_a)
-    quad = Lg[-1, -1] ** 2
-    sigma_e2 = 0.5 * quad / rng.gamma(_dof(problem))
-    G0 = st.hyper.G0
-    P = np.empty((p + k, p + k))
-    P[:p, :p] = G0[:p, :p]
-    P[:p, p:] = st.F[:, :p].T
-    P[p:, :p] = st.F[:, :p]
-    P[p:, p:] = st.A + np.diag(np.full(k, 1.0 / st.s_a))
-    rhs = np.concatenate([G0[:p, p], st.F[:, p]])
-    L = np.linalg.cholesky(P)
-    mean = solve_triangular(L.T, solve_triangular(L, rhs, lower=True), lower=False)
-    noise = solve_triangular(L.T, rng.standard_normal(p + k), lower=False)
-    coef = mean + math.sqrt(sigma_e2) * noise
-    return sigma_e2, coef[:p], coef[p:]
-
-
 def bslmm_priors(n_snps: int) -> dict[str, Prior]:
     """The priors this sampler uses (BSLMM's), for the result's provenance."""
     return {
@@ -481,29 +283,41 @@ SCALARS = ("h2", "rho", "pi", "sigma_e2", "sigma_g2", "sigma_b2", "sigma_slab2",
 
 
 def _summaries(
-    problem: Problem, st: _State, sigma_e2: float, beta: np.ndarray, v: np.ndarray
+    problem: Problem, theta: np.ndarray, sigma_e2: np.ndarray, beta: np.ndarray, bv: np.ndarray
 ) -> np.ndarray:
-    """The :data:`SCALARS` of one draw (PVE and PGE as ``sparse.effect_summaries``)."""
-    h, rho, log_pi = st.theta
+    """The :data:`SCALARS` of each draw [shape: (draws, len(SCALARS))].
+
+    ``theta`` (h, ρ, log π) [shape: (draws, 3)], ``sigma_e2`` [shape: (draws,)], ``beta``
+    [shape: (draws, p)], ``bv`` = B_γ'v_γ per draw [shape: (draws, rank)]. PVE and PGE as
+    ``sparse.effect_summaries``: the background u given (β, v, σ²) summed out.
+    """
+    h, rho, log_pi = theta.T
+    pi = np.exp(log_pi)
+    ratio = h / (1.0 - h)
+    s_b, s_a = (1.0 - rho) * ratio, rho * ratio / (problem.n_snps * pi)
     n, ones = problem.n, problem.ones_rot
-    sigma_b2 = st.s_b * sigma_e2
-    bv = v @ st.Bg if len(v) else np.zeros(problem.s.shape[0])
-    resid = problem.Z1[:, -1] - problem.Z1[:, :-1] @ beta - bv
-    prior_var = sigma_b2 * problem.s
-    total = prior_var + sigma_e2
+    sigma_b2 = s_b * sigma_e2
+    resid = problem.Z1[:, -1] - beta @ problem.Z1[:, :-1].T - bv
+    prior_var = sigma_b2[:, None] * problem.s
+    total = prior_var + sigma_e2[:, None]
     g1 = bv + prior_var / total * resid
-    var_b = prior_var * sigma_e2 / total
-    var_g = g1 @ g1 / n - (ones @ g1 / n) ** 2 + var_b.sum() / n - (var_b * ones**2).sum() / n**2
-    var_sparse = bv @ bv / n - (ones @ bv / n) ** 2
-    return np.array(
+    var_b = prior_var * sigma_e2[:, None] / total
+    var_g = (
+        (g1**2).sum(axis=1) / n
+        - (g1 @ ones / n) ** 2
+        + var_b.sum(axis=1) / n
+        - (var_b * ones**2).sum(axis=1) / n**2
+    )
+    var_sparse = (bv**2).sum(axis=1) / n - (bv @ ones / n) ** 2
+    return np.column_stack(
         [
             h,
             rho,
-            math.exp(log_pi),
+            pi,
             sigma_e2,
-            h / (1.0 - h) * sigma_e2,
+            ratio * sigma_e2,
             sigma_b2,
-            st.s_a * sigma_e2,
+            s_a * sigma_e2,
             var_g / (var_g + sigma_e2),
             var_sparse / var_g,
         ]
@@ -532,6 +346,71 @@ class ChainDraws:
     gammas: list[np.ndarray]
     effects: list[np.ndarray]
     stats: dict[str, np.ndarray]
+
+
+def _run_kernel(
+    problem: Problem,
+    theta: tuple[float, float, float],
+    *,
+    draws: int,
+    burn: int,
+    thin: int,
+    update_hyper: bool,
+    rng: np.random.Generator,
+    gamma_moves: int = GAMMA_MOVES,
+) -> tuple[dict[str, np.ndarray], float]:
+    """The compiled chain's kept draws and its final log posterior.
+
+    The draws: ``theta`` (h, ρ, log π), ``gamma`` (padded with −1) and ``v`` (padded with 0)
+    [each shape: (draws, max_size)], ``size`` (|γ|), ``accept`` (γ, hyperparameters),
+    ``beta``, ``sigma_e2``. The log posterior is :func:`_core` plus the log prior of γ.
+    """
+    from bayeslmm.inference.bslmm_kernel import chain
+
+    out_theta = np.empty((draws, 3))
+    out_gamma = np.full((draws, problem.max_size), -1, dtype=np.int64)
+    out_size = np.zeros(draws, dtype=np.int64)
+    out_accept = np.empty((draws, 2))
+    out_beta = np.empty((draws, problem.n_cov))
+    out_v = np.zeros((draws, problem.max_size))
+    out_sigma_e2 = np.empty(draws)
+    log_post = chain(
+        problem.Bt,
+        problem.Z1,
+        problem.null_gram,
+        problem.s,
+        problem.weights,
+        problem.cumulative,
+        int(problem.n),
+        int(problem.max_size),
+        np.array(theta, dtype=float),
+        np.array(STEP_SIZES, dtype=float),
+        np.array(STEP_CAPS, dtype=float),
+        int(draws),
+        int(burn),
+        int(thin),
+        bool(update_hyper),
+        int(gamma_moves),
+        float(TARGET_ACCEPT),
+        rng,
+        out_theta,
+        out_gamma,
+        out_size,
+        out_accept,
+        out_beta,
+        out_v,
+        out_sigma_e2,
+    )
+    draws_out = {
+        "theta": out_theta,
+        "gamma": out_gamma,
+        "size": out_size,
+        "accept": out_accept,
+        "beta": out_beta,
+        "v": out_v,
+        "sigma_e2": out_sigma_e2,
+    }
+    return draws_out, float(log_post)
 
 
 def run_chain(
@@ -563,52 +442,46 @@ def run_chain(
     Returns
     -------
     ChainDraws
+
+    Notes
+    -----
+    The moves and the draws of σe², β and v_γ given (γ, h, ρ, π) run compiled
+    (:func:`bayeslmm.inference.bslmm_kernel.chain`); the scalars (PVE, PGE, ...) are computed
+    afterwards from those, for all draws at once.
     """
     m = problem.n_snps
     if theta is None:
         k0 = rng.uniform(1.0, min(20.0, m / 2))
         theta = (rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), math.log(k0 / m))
-    st = _state(problem, [], np.array(theta, dtype=float))
-    members: set[int] = set()
-    w_out = [1.0]
-    steps = np.array(STEP_SIZES, dtype=float)
-    p = problem.n_cov
-    scalars = np.empty((draws, len(SCALARS)))
-    beta = np.empty((draws, p))
-    gammas: list[np.ndarray] = []
-    effects: list[np.ndarray] = []
-    stats = {name: np.empty(draws) for name in ("model_size", "accept_gamma", "accept_hyper")}
-    acc_g = acc_h = tried_g = tried_h = 0
-    total = burn + draws * thin
-    for it in range(total):
-        for _ in range(GAMMA_MOVES):
-            acc_g += _gamma_move(problem, st, rng, members, w_out)
-        tried_g += GAMMA_MOVES
-        if update_hyper:
-            for which in range(3):
-                ok = _hyper_move(problem, st, which, steps[which], rng)
-                acc_h += ok
-                if it < burn:  # Robbins–Monro toward TARGET_ACCEPT, burn-in only
-                    steps[which] *= math.exp((ok - TARGET_ACCEPT) / math.sqrt(it + 1.0))
-                    steps[which] = min(steps[which], 2.0 if which < 2 else 5.0)
-            tried_h += 3
-        if it < burn or (it - burn + 1) % thin:
-            continue
-        d = (it - burn + 1) // thin - 1
-        sigma_e2, b, v = _draw_effects(problem, st, rng)
-        scalars[d] = _summaries(problem, st, sigma_e2, b, v)
-        beta[d] = b
-        gammas.append(np.array(st.gamma, dtype=int))
-        effects.append(v)
-        stats["model_size"][d] = len(st.gamma)
-        stats["accept_gamma"][d] = acc_g / max(tried_g, 1)
-        stats["accept_hyper"][d] = acc_h / max(tried_h, 1) if update_hyper else np.nan
-        acc_g = acc_h = tried_g = tried_h = 0
-    return ChainDraws(scalars, beta, gammas, effects, stats)
+    out, _ = _run_kernel(
+        problem, theta, draws=draws, burn=burn, thin=thin, update_hyper=update_hyper, rng=rng
+    )
+    size = out["size"]
+    gammas = [out["gamma"][d, : size[d]].copy() for d in range(draws)]
+    effects = [out["v"][d, : size[d]].copy() for d in range(draws)]
+    rows = np.repeat(np.arange(draws), size)
+    cols = np.concatenate([*gammas, np.empty(0, dtype=int)])
+    values = np.concatenate([*effects, np.empty(0)])
+    V = sparse.csr_array((values, (rows, cols)), shape=(draws, m))
+    bv = np.asarray(V @ problem.Bt)
+    scalars = _summaries(problem, out["theta"], out["sigma_e2"], out["beta"], bv)
+    stats = {
+        "model_size": size.astype(float),
+        "accept_gamma": out["accept"][:, 0].copy(),
+        "accept_hyper": out["accept"][:, 1].copy(),
+    }
+    return ChainDraws(scalars, out["beta"], gammas, effects, stats)
 
 
 def sample_bslmm(
-    info: Any, *, draws: int, chains: int, tune: int, thin: int, seed: int
+    info: Any,
+    *,
+    draws: int,
+    chains: int,
+    tune: int,
+    thin: int,
+    seed: int,
+    cores: int | None = None,
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """Run the chains for a mixture model; return its posterior and sampler statistics.
 
@@ -621,6 +494,9 @@ def sample_bslmm(
         Kept draws per chain, chains, burn-in iterations, iterations per kept draw.
     seed
         Each chain's generator from ``SeedSequence(seed).spawn(chains)``.
+    cores
+        Chains run at once, in threads (the compiled chain releases the GIL); default: all
+        cores. The draws do not depend on it.
 
     Returns
     -------
@@ -635,10 +511,17 @@ def sample_bslmm(
         spectral.U, spectral.s, rot.y1, rot.X1, rot.gram, rot.n, np.asarray(info.W, dtype=float)
     )
     m = problem.n_snps
-    runs = [
-        run_chain(problem, draws=draws, burn=tune, thin=thin, rng=np.random.default_rng(seq))
-        for seq in np.random.SeedSequence(seed).spawn(chains)
-    ]
+    seeds = np.random.SeedSequence(seed).spawn(chains)
+
+    def one(seq: np.random.SeedSequence) -> ChainDraws:
+        return run_chain(problem, draws=draws, burn=tune, thin=thin, rng=np.random.default_rng(seq))
+
+    workers = min(chains, cores if cores is not None else os.cpu_count() or 1)
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            runs = list(pool.map(one, seeds))
+    else:
+        runs = [one(seq) for seq in seeds]
     v = np.zeros((chains, draws, m))
     pip = np.zeros((chains, draws, m))
     for c, run in enumerate(runs):

@@ -364,14 +364,16 @@ def sample(
         log π, everything else integrated out; ``tune`` is its burn-in in iterations, and each
         kept draw is ``model.extra["thin"]`` iterations apart, default 10). Default: the
         family's (``ModelInfo.extra["sampler"]``: ``"bslmm"`` for the mixture prior), else
-        nutpie. ``cores`` and ``target_accept`` do not apply to ``"bslmm"`` (its chains run
-        one after another), and it uses BSLMM's priors (h, ρ ~ U(0, 1), log π ~ U(−log M, 0),
-        flat β, p(σe²) ∝ 1/σe²), not the model's, recorded in ``attrs["priors"]``.
+        nutpie. ``target_accept`` does not apply to ``"bslmm"``, and it uses BSLMM's priors
+        (h, ρ ~ U(0, 1), log π ~ U(−log M, 0), flat β, p(σe²) ∝ 1/σe²), recorded in
+        ``attrs["priors"]``: a model built with ``priors`` or ``prior_options`` is refused
+        (InputError; use ``sampler="nutpie"``).
     progressbar : bool
     cores : int, optional
-        pymc: chains run in parallel in this many processes (default: all cores). nutpie:
-        sampler threads (default: all cores; 1 where the log-density is called through Python,
-        so that threads would take turns; see ``_compiled_nutpie``).
+        pymc: chains run in parallel in this many processes (default: all cores). bslmm:
+        chains run in this many threads (default: all cores; the draws do not depend on it).
+        nutpie: sampler threads (default: all cores; 1 where the log-density is called through
+        Python, so that threads would take turns; see ``_compiled_nutpie``).
     target_accept : float, optional
         NUTS target acceptance (raise toward 0.95–0.99 if there are divergences). Default: the
         family's where it sets one (``ModelInfo.extra["target_accept"]``: the sparse priors,
@@ -427,7 +429,9 @@ def sample(
             raise InputError(f"{name} must be a positive integer, got {value!r}.")
     seed, rng = _seeds(random_seed)
     if sampler == "bslmm":
-        return _sample_bslmm(info, draws, chains, tune, seed, rng, random_seed, random_effects)
+        return _sample_bslmm(
+            info, draws, chains, tune, seed, rng, random_seed, random_effects, cores
+        )
     if sampler == "nutpie":
         import nutpie
 
@@ -479,15 +483,24 @@ def _sample_bslmm(
     rng: np.random.Generator,
     random_seed: int | None,
     random_effects: bool,
+    cores: int | None = None,
 ) -> DataTree:
     """:func:`sample` with ``sampler="bslmm"``: the chains, then the family's post-processing."""
     from bayeslmm.inference.bslmm_mcmc import THIN, bslmm_priors, sample_bslmm
 
+    unused = info.extra.get("bslmm_unused") or []
+    if unused:
+        raise InputError(
+            "sampler='bslmm' (the mixture prior's default) uses BSLMM's priors (h, rho ~ U(0, 1), "
+            "log pi ~ U(-log M, 0), flat beta, p(sigma_e2) ~ 1/sigma_e2) and a point-mass spike, "
+            f"not the model's: it would ignore {', '.join(unused)}. Drop them, or sample with "
+            "sampler='nutpie' (NUTS on the model as built, relaxed spike), which uses them."
+        )
     thin = info.extra.get("thin", THIN)
     if int(thin) != thin or thin < 1:
         raise InputError(f"model.extra['thin'] must be a positive integer, got {thin!r}.")
     posterior, stats = sample_bslmm(
-        info, draws=draws, chains=chains, tune=tune, thin=int(thin), seed=seed
+        info, draws=draws, chains=chains, tune=tune, thin=int(thin), seed=seed, cores=cores
     )
     used = dataclasses.replace(info, priors=bslmm_priors(len(info.snps)))
     idata = _add_groups(posterior, stats, used, rng, random_effects)

@@ -412,3 +412,35 @@ def bslmm_gamma_posterior(
     top = max(logs.values())
     total = sum(np.exp(v - top) for v in logs.values())
     return {g: float(np.exp(v - top) / total) for g, v in logs.items()}
+
+
+def bslmm_effect_moments(
+    y: np.ndarray,
+    X: np.ndarray,
+    W: np.ndarray,
+    gamma: Sequence[int],
+    h: float,
+    rho: float,
+    pi: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of (β, v_γ) | y, γ, h, ρ, π, σe² integrated out, N×N matrices.
+
+    Given σe², (β, v_γ) is normal with precision Q/σe², Q = Z'V⁻¹Z + diag(0, I/s_a)
+    (Z = [X, W_γ], V = I + s_b WW'/M, flat β) and mean Q⁻¹Z'V⁻¹y; σe² | y ~
+    InvGamma((N − p)/2, y'Py/2) with P from :func:`bslmm_covariance`'s H. So the mean is
+    Q⁻¹Z'V⁻¹y and the covariance E[σe²] Q⁻¹, E[σe²] = (y'Py/2) / ((N − p)/2 − 1).
+    """
+    n, m = W.shape
+    p, k = X.shape[1], len(gamma)
+    ratio = h / (1 - h)
+    s_b, s_a = (1 - rho) * ratio, rho * ratio / (m * pi)
+    V = np.eye(n) + s_b * W @ W.T / m
+    Z = np.column_stack([X, W[:, list(gamma)]])
+    Vi_Z = np.linalg.solve(V, Z)
+    Q = Z.T @ Vi_Z
+    Q[p:, p:] += np.eye(k) / s_a
+    mean = np.linalg.solve(Q, Vi_Z.T @ y)
+    Hi = np.linalg.inv(bslmm_covariance(W, gamma, h, rho, pi))
+    P = Hi - Hi @ X @ np.linalg.solve(X.T @ Hi @ X, X.T @ Hi)
+    e_sigma_e2 = 0.5 * (y @ P @ y) / (0.5 * (n - p) - 1)
+    return mean, e_sigma_e2 * np.linalg.inv(Q)
