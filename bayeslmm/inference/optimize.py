@@ -223,6 +223,20 @@ def map_values(model: pm.Model, point: dict[str, np.ndarray]) -> dict[str, np.nd
     return {var.name: np.asarray(value) for var, value in zip(names, outputs, strict=True)}
 
 
+def _support_end(inside: Callable[[float], bool], start: float, end: float) -> float:
+    """The point nearest ``end`` of the interval from ``start`` (inside) where ``inside`` holds.
+
+    ``end`` itself when it is inside; otherwise bisection (60 halvings) to the last inside point.
+    """
+    if inside(end):
+        return end
+    good, bad = start, end
+    for _ in range(60):
+        middle = 0.5 * (good + bad)
+        good, bad = (middle, bad) if inside(middle) else (good, middle)
+    return good
+
+
 def _bayeslmm_info(model: pm.Model) -> ModelInfo | None:
     """The ModelInfo of a model built by bayeslmm, None for another PyMC model."""
     try:
@@ -263,9 +277,10 @@ def probit_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarray]:
         \quad(\text{or } \log p(\sigma_g^2)),\qquad \sigma_g^2 = h^2 / (1 - h^2),
 
     the priors' densities of the constrained values without Jacobian (as :func:`map_point`),
-    by L-BFGS-B with the exact gradient over β, whitened by its curvature at the start (the
-    answer does not depend on the covariates' units or offsets), and h² in
-    [:data:`PROBIT_H2_MIN`, :data:`PROBIT_H2_MAX`], scaled by its curvature. h² itself is the
+    by L-BFGS-B with the exact gradient over β, whitened by its curvature at the start (so
+    that the optimizer's path does not depend on the covariates' units), and h² in
+    [:data:`PROBIT_H2_MIN`, :data:`PROBIT_H2_MAX`] (narrowed to the support of its prior,
+    e.g. a Uniform(0, 0.3)), scaled by its curvature. h² itself is the
     coordinate, not logit h²: the marginal likelihood is often largest at h² = 0 in small
     samples, where the gradient in logit h² vanishes and an optimizer would stop anywhere on
     the way. z is :math:`E_q[z] = A^\top b` (so that u = Az is E_q[u]).
@@ -310,16 +325,25 @@ def probit_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarray]:
 
     x0 = np.append(np.asarray(start["beta"], float), float(start["h2"]))
     x0[d] = np.clip(x0[d], PROBIT_H2_MIN, PROBIT_H2_MAX)
-    hessian = hessian_fd(lambda x: negative(x)[1], x0)
+
+    def in_support(h2: float) -> bool:
+        value = h2 if scale == "h2" else h2 / (1.0 - h2)
+        return bool(np.isfinite(prior(x0[:d], value)[0]))
+
+    low, high = (_support_end(in_support, x0[d], end) for end in (PROBIT_H2_MIN, PROBIT_H2_MAX))
+    # central differences in coordinates of unit scale: β_j in SDs of x_j (a step of 1e-4 in
+    # a covariate's own units can move Xβ by 100 where x_j is a date)
+    spread = np.std(X, axis=0)
+    scales = np.append(np.where(spread > 0, 1.0 / np.where(spread > 0, spread, 1.0), 1.0), 1.0)
+    hessian = hessian_fd(lambda w: scales * negative(x0 + scales * w)[1], np.zeros(d + 1))
+    hessian = hessian / np.outer(scales, scales)
     T = np.eye(d + 1)  # x = x0 + T w: β whitened, h² scaled (its box bound stays a box)
     block = whitening(hessian[:d, :d])
     if block is not None:
         T[:d, :d] = linalg.solve_triangular(block.T, np.eye(d))
     if np.isfinite(hessian[d, d]) and hessian[d, d] > 0:
         T[d, d] = 1.0 / np.sqrt(hessian[d, d])
-    bounds = [(None, None)] * d + [
-        ((PROBIT_H2_MIN - x0[d]) / T[d, d], (PROBIT_H2_MAX - x0[d]) / T[d, d])
-    ]
+    bounds = [(None, None)] * d + [((low - x0[d]) / T[d, d], (high - x0[d]) / T[d, d])]
 
     def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
         value, grad = negative(x0 + T @ w)
