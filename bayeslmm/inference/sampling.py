@@ -32,9 +32,11 @@ from bayeslmm.families.registry import FAMILIES, family_named
 from bayeslmm.inference.effects import LOO_GROUP, EffectSummary
 from bayeslmm.inference.optimize import map_point, map_values
 
-SAMPLERS = ("nutpie", "pymc", "bslmm")
+SAMPLERS = ("nutpie", "pymc", "bslmm", "gibbs")
 #: The form that ``sampler="bslmm"`` samples.
 BSLMM_FORM = "snp_lmm_mixture"
+#: The form that ``sampler="gibbs"`` samples (:mod:`bayeslmm.inference.horseshoe_gibbs`).
+GIBBS_FORM = "snp_lmm_horseshoe"
 #: Quantiles whose ESS is the tail ESS.
 TAIL_PROB = (0.05, 0.95)
 #: Rows of :func:`heritability` for a result that names no registered family (one written
@@ -356,7 +358,7 @@ def sample(
         Kept draws per chain, number of chains, warm-up draws per chain.
     random_seed : int, optional
         Makes the whole result (sampler and random-effect draws) reproducible.
-    sampler : {"nutpie", "pymc", "bslmm"}, optional
+    sampler : {"nutpie", "pymc", "bslmm", "gibbs"}, optional
         nutpie (log-density compiled with numba and cached on disk across processes), PyMC's
         own NUTS, or, for ``snp_model(..., marginalize=False, prior="mixture")`` only, the
         exact BSLMM-style MCMC with a point-mass spike (:mod:`bayeslmm.inference.bslmm_mcmc`:
@@ -368,6 +370,8 @@ def sample(
         (h, ρ ~ U(0, 1), log π ~ U(−log M, 0), flat β, p(σe²) ∝ 1/σe²), recorded in
         ``attrs["priors"]``: a model built with ``priors`` or ``prior_options`` is refused
         (InputError; use ``sampler="nutpie"``).
+        ``"gibbs"``, for ``prior="horseshoe"`` only: an exact blocked MCMC of the same model
+        and priors (:mod:`bayeslmm.inference.horseshoe_gibbs`; ``tune`` is burn-in).
     progressbar : bool
     cores : int, optional
         pymc: chains run in parallel in this many processes (default: all cores). bslmm:
@@ -424,6 +428,11 @@ def sample(
             f"(model '{BSLMM_FORM}'); this model is '{info.form}': use sampler='nutpie' or "
             "'pymc'."
         )
+    if sampler == "gibbs" and info.form != GIBBS_FORM:
+        raise InputError(
+            f"sampler='gibbs' samples only snp_model(..., marginalize=False, prior='horseshoe') "
+            f"(model '{GIBBS_FORM}'); this model is '{info.form}': use sampler='nutpie'."
+        )
     for name, value in (("draws", draws), ("chains", chains), ("tune", tune)):
         if int(value) != value or value < (0 if name == "tune" else 1):
             raise InputError(f"{name} must be a positive integer, got {value!r}.")
@@ -432,6 +441,8 @@ def sample(
         return _sample_bslmm(
             info, draws, chains, tune, seed, rng, random_seed, random_effects, cores
         )
+    if sampler == "gibbs":
+        return _sample_gibbs(info, draws, chains, tune, seed, rng, random_seed, random_effects)
     if sampler == "nutpie":
         import nutpie
 
@@ -508,6 +519,29 @@ def _sample_bslmm(
     idata.attrs["thin"] = int(thin)
     idata.attrs["random_seed"] = "" if random_seed is None else int(random_seed)
     _check_convergence(idata, ("pve", "pge", "sigma_e2"))
+    return idata
+
+
+def _sample_gibbs(
+    info: ModelInfo,
+    draws: int,
+    chains: int,
+    tune: int,
+    seed: int,
+    rng: np.random.Generator,
+    random_seed: int | None,
+    random_effects: bool,
+) -> DataTree:
+    """:func:`sample` with ``sampler="gibbs"``: the horseshoe's exact blocked MCMC."""
+    from bayeslmm.inference.horseshoe_gibbs import sample_horseshoe
+
+    posterior, stats = sample_horseshoe(
+        info, draws=draws, chains=chains, tune=tune, thin=1, seed=seed
+    )
+    idata = _add_groups(posterior, stats, info, rng, random_effects)
+    idata.attrs["sampler"] = "gibbs"
+    idata.attrs["random_seed"] = "" if random_seed is None else int(random_seed)
+    _check_convergence(idata, ("pve", "pge", "tau", "sigma_e2"))
     return idata
 
 

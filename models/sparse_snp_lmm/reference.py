@@ -414,6 +414,66 @@ def bslmm_gamma_posterior(
     return {g: float(np.exp(v - top) / total) for g, v in logs.items()}
 
 
+def horseshoe_log_joint(
+    y: np.ndarray,
+    X: np.ndarray,
+    W: np.ndarray,
+    point: dict,
+    tau0: float,
+    c2_shape: float,
+    c2_rate: float,
+    var_scale: float,
+) -> float:
+    """Dense log p(y, v, λ, τ, c², σe², σb² | β) of the horseshoe model, sample space, N×N.
+
+    λ, τ and c² on their own scales (λ_j ~ C⁺(0, 1), τ ~ C⁺(0, τ0 σe), c² ~ InvGamma), σe², σb²
+    ~ HalfStudentT(3, var_scale), y ~ MvNormal(Xβ + Wv, σb² WW'/M + σe² I); β's prior left
+    out (``point``: beta, v, lambda, tau, c2, sigma_e2, sigma_b2). For checking the
+    sampler's conditionals by differences (independent of bayeslmm's eigenbasis algebra).
+    """
+    n, m = W.shape
+    beta, v, lam = point["beta"], point["v"], point["lambda"]
+    tau, c2, se2, sb2 = point["tau"], point["c2"], point["sigma_e2"], point["sigma_b2"]
+    V = sb2 * W @ W.T / m + se2 * np.eye(n)
+    loglik = stats.multivariate_normal(X @ beta + W @ v, V).logpdf(y)
+    phi = c2 * tau**2 * lam**2 / (c2 + tau**2 * lam**2)
+    log_v = stats.norm(0.0, np.sqrt(phi)).logpdf(v).sum()
+    log_lam = stats.halfcauchy().logpdf(lam).sum()
+    log_tau = stats.halfcauchy(scale=tau0 * np.sqrt(se2)).logpdf(tau)
+    log_c2 = stats.invgamma(c2_shape, scale=c2_rate).logpdf(c2)
+    log_var = sum(np.log(2) + stats.t(3, scale=var_scale).logpdf(x) for x in (se2, sb2))
+    return float(loglik + log_v + log_lam + log_tau + log_c2 + log_var)
+
+
+def horseshoe_log_tau_marginal(
+    y: np.ndarray, X: np.ndarray, W: np.ndarray, point: dict, tau0: float
+) -> float:
+    """Dense log p(y | β, λ, τ, c², σ's) + log p(τ | σe), v integrated out: N×N MvNormal.
+
+    y ~ MvNormal(Xβ, σb² WW'/M + σe² I + W diag(φ) W'), φ_j = τ²λ̃_j².
+    """
+    n, m = W.shape
+    lam, tau, c2 = point["lambda"], point["tau"], point["c2"]
+    se2, sb2 = point["sigma_e2"], point["sigma_b2"]
+    phi = c2 * tau**2 * lam**2 / (c2 + tau**2 * lam**2)
+    V = sb2 * W @ W.T / m + se2 * np.eye(n) + (W * phi) @ W.T
+    loglik = stats.multivariate_normal(X @ point["beta"], V).logpdf(y)
+    return float(loglik + stats.halfcauchy(scale=tau0 * np.sqrt(se2)).logpdf(tau))
+
+
+def horseshoe_effects_conditional(
+    y: np.ndarray, X: np.ndarray, W: np.ndarray, point: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of v | y, β, λ, τ, c², σ's (dense: Σ = (W'V⁻¹W + Φ⁻¹)⁻¹)."""
+    n, m = W.shape
+    lam, tau, c2 = point["lambda"], point["tau"], point["c2"]
+    phi = c2 * tau**2 * lam**2 / (c2 + tau**2 * lam**2)
+    V = point["sigma_b2"] * W @ W.T / m + point["sigma_e2"] * np.eye(n)
+    Vi = np.linalg.inv(V)
+    cov = np.linalg.inv(W.T @ Vi @ W + np.diag(1.0 / phi))
+    return cov @ W.T @ Vi @ (y - X @ point["beta"]), cov
+
+
 def bslmm_effect_moments(
     y: np.ndarray,
     X: np.ndarray,
