@@ -9,8 +9,10 @@ those are made afterwards in Python. It is compiled once and cached on disk
 The state carries the Cholesky factor L of C = A + I/s_a (A = B_γ'D⁻¹B_γ), T = L⁻¹F
 (F = B_γ'D⁻¹[X₁, y₁]) and G = [X, y]'H⁻¹[X, y] = G₀ − T'T. Adding SNP j appends one row to L
 (a rank-one extension: l = L⁻¹c, d² = a_jj + 1/s_a − l'l, t = (f_j − T'l)/d, G ← G − tt',
-log|C| ← log|C| + log d²), O(|γ|² + r·|γ|); removals, swaps and moves of the
-hyperparameters refactorize the |γ|×|γ| system.
+log|C| ← log|C| + log d²), O(|γ|² + r·|γ|); removing one updates L's trailing block by
+Givens rotations (:func:`_delete`), O(|γ|²); a swap is a removal then an addition. Moves of
+h and ρ change D, so they recompute A and F (O(r·|γ|²)) and refactorize; moves of π only
+refactorize.
 """
 
 from __future__ import annotations
@@ -76,6 +78,73 @@ def _factor(A, F, k, s_a, G0, L, T, G, Lg):  # pragma: no cover - compiled
             G[a, b] = acc
     ok, logdet_x, quad = _tail(G, Lg)
     return ok, logdet_c, logdet_x, quad
+
+
+@numba.njit(cache=True, nogil=True)
+def _extend(L, T, G, k, col, ajj, fnew, s_a, lvec, tnew, G2, Lg):  # pragma: no cover
+    """Extend L, T and G by one SNP; returns (ok, d²).
+
+    The SNP adds ``col`` to C's columns (``ajj`` on the diagonal) and ``fnew`` to F's rows:
+    L's new row (l', d), l = L⁻¹c, d² = a_jj + 1/s_a − l'l, into ``lvec``; T's new row
+    t = (f − T'l)/d into ``tnew``; G − tt' into ``G2``.
+    """
+    q = T.shape[1]
+    dd = ajj + 1.0 / s_a
+    for i in range(k):
+        acc = col[i]
+        for t in range(i):
+            acc -= L[i, t] * lvec[t]
+        lvec[i] = acc / L[i, i]
+        dd -= lvec[i] * lvec[i]
+    if not dd > 0.0:
+        return False, dd
+    d = math.sqrt(dd)
+    for c in range(q):
+        acc = fnew[c]
+        for i in range(k):
+            acc -= T[i, c] * lvec[i]
+        tnew[c] = acc / d
+    for a in range(q):
+        for b in range(q):
+            G2[a, b] = G[a, b] - tnew[a] * tnew[b]
+    return True, dd
+
+
+@numba.njit(cache=True, nogil=True)
+def _delete(L, T, k, t, L2, T2, x, tt):  # pragma: no cover - compiled
+    """L and T without SNP t, into L2 and T2 [first k − 1 rows]; T's rotated-out row into tt.
+
+    With L = [[L₁₁, 0, 0], [l₂₁', l₂₂, 0], [L₃₁, l₃₂, L₃₃]], C without row and column t has
+    the factor [[L₁₁, 0], [L₃₁, L̃₃₃]], L̃₃₃L̃₃₃' = L₃₃L₃₃' + l₃₂l₃₂' (Givens rotations of
+    [L₃₃, l₃₂]); the same rotations of the rows [T₃; t₂] give L̃₃₃⁻¹(L₃₃T₃ + l₃₂t₂) (the new
+    T₃) and a last row tt, with T̃₃'T̃₃ + tt tt' = T₃'T₃ + t₂t₂' (the rotations are
+    orthogonal), so that the new G = G₀ − T̃'T̃ is G + tt tt'. O(|γ|²).
+    """
+    q = T.shape[1]
+    n = k - 1
+    for i in range(n):
+        si = i if i < t else i + 1
+        for j in range(i + 1):
+            L2[i, j] = L[si, j if j < t else j + 1]
+        for c in range(q):
+            T2[i, c] = T[si, c]
+    for i in range(t, n):
+        x[i] = L[i + 1, t]
+    for c in range(q):
+        tt[c] = T[t, c]
+    for i in range(t, n):
+        a = L2[i, i]
+        r = math.hypot(a, x[i])
+        cs, sn = a / r, x[i] / r
+        L2[i, i] = r
+        for row in range(i + 1, n):
+            li = L2[row, i]
+            L2[row, i] = cs * li + sn * x[row]
+            x[row] = cs * x[row] - sn * li
+        for c in range(q):
+            ti = T2[i, c]
+            T2[i, c] = cs * ti + sn * tt[c]
+            tt[c] = cs * tt[c] - sn * ti
 
 
 @numba.njit(cache=True, nogil=True)
@@ -239,7 +308,11 @@ def chain(
     F, F2 = np.zeros((kmax, q)), np.zeros((kmax, q))
     L, L2 = np.zeros((kmax, kmax)), np.zeros((kmax, kmax))
     T, T2 = np.zeros((kmax, q)), np.zeros((kmax, q))
-    G, G2 = G0.copy(), np.empty((q, q))
+    G, G2, G3 = G0.copy(), np.empty((q, q)), np.empty((q, q))
+    xbuf = np.empty(kmax)
+    fnew = np.empty(q)
+    dd = ajj = 1.0
+    tt = np.empty(q)
     Lg = np.zeros((q, q))
     P = np.zeros((q - 1 + kmax, q - 1 + kmax))
     bw = np.empty(r)
@@ -267,35 +340,19 @@ def chain(
                 if k:
                     col[:k] = np.dot(Bg[:k], bw)
                 ajj = np.dot(Bt[j], bw)
-                fnew = np.dot(bw, Z1)
-                dd = ajj + 1.0 / s_a
-                for i in range(k):
-                    acc = col[i]
-                    for t in range(i):
-                        acc -= L[i, t] * lvec[t]
-                    lvec[i] = acc / L[i, i]
-                    dd -= lvec[i] * lvec[i]
+                fnew[:] = np.dot(bw, Z1)
                 new_k = k + 1
                 log_q = math.log(_move_probs(new_k, kmax, m)[1] / new_k)
                 log_q -= math.log(p_add * weights[j] / w_out)
                 lp = _NEG_INF
-                d = 0.0
                 logdet_c2 = 0.0
-                if dd > 0.0:
-                    d = math.sqrt(dd)
-                    for c in range(q):
-                        acc = fnew[c]
-                        for i in range(k):
-                            acc -= T[i, c] * lvec[i]
-                        tnew[c] = acc / d
-                    for a in range(q):
-                        for b in range(q):
-                            G2[a, b] = G[a, b] - tnew[a] * tnew[b]
+                ok, dd = _extend(L, T, G, k, col, ajj, fnew, s_a, lvec, tnew, G2, Lg)
+                if ok:
                     ok, logdet_x, quad = _tail(G2, Lg)
-                    if ok:
-                        logdet_c2 = logdet_c + math.log(dd) + math.log(s_a)
-                        lp = -0.5 * (logdet_d + logdet_c2 + logdet_x) - dof * math.log(quad)
-                        lp += _log_prior_gamma(new_k, log_pi, m)
+                if ok:
+                    logdet_c2 = logdet_c + math.log(dd) + math.log(s_a)
+                    lp = -0.5 * (logdet_d + logdet_c2 + logdet_x) - dof * math.log(quad)
+                    lp += _log_prior_gamma(new_k, log_pi, m)
                 if math.log(rng.random() + 1e-300) < lp - log_post + log_q:
                     gamma[k] = j
                     member[j] = True
@@ -305,7 +362,7 @@ def chain(
                         A[k, i] = col[i]
                         L[k, i] = lvec[i]
                     A[k, k] = ajj
-                    L[k, k] = d
+                    L[k, k] = math.sqrt(dd)
                     F[k] = fnew
                     T[k] = tnew
                     G, G2 = G2, G
@@ -314,55 +371,70 @@ def chain(
                     k = new_k
                     acc_g += 1
                 continue
-            if u < p_add + p_rem:  # remove γ_t: the last member takes its place
-                t = rng.integers(0, k)
-                j = gamma[t]
-                new_k = k - 1
-                for a in range(new_k):
-                    ia = k - 1 if a == t else a
-                    for b in range(new_k):
-                        A2[a, b] = A[ia, k - 1 if b == t else b]
-                    F2[a] = F[ia]
-                log_q = math.log(_move_probs(new_k, kmax, m)[0] * weights[j] / (w_out + weights[j]))
+            # remove γ_t (a rank-one update of L's trailing block), or swap it for j (the
+            # same, then a one-row extension): O(|γ|² + r·|γ|), no refactorization
+            t = rng.integers(0, k)
+            j_old = gamma[t]
+            new_k = k - 1
+            _delete(L, T, k, t, L2, T2, xbuf, tt)
+            logdet_c2 = new_k * math.log(s_a)
+            for i in range(new_k):
+                logdet_c2 += 2.0 * math.log(L2[i, i])
+            for a in range(q):
+                for b in range(q):
+                    G2[a, b] = G[a, b] + tt[a] * tt[b]
+            if u < p_add + p_rem:
+                log_q = math.log(
+                    _move_probs(new_k, kmax, m)[0] * weights[j_old] / (w_out + weights[j_old])
+                )
                 log_q -= math.log(p_rem / k)
-                w_new = w_out + weights[j]
-                swap_j = -1
-            else:  # swap γ_t for j
-                t = rng.integers(0, k)
-                i_old = gamma[t]
+                w_new = w_out + weights[j_old]
+                j = -1
+                ok, logdet_x, quad = _tail(G2, Lg)
+            else:
                 j = _draw_outside(cumulative, member, rng)
                 for x in range(r):
                     bw[x] = Bt[j, x] * dinv[x]
-                col[:k] = np.dot(Bg[:k], bw)
-                col[t] = np.dot(Bt[j], bw)
-                fnew = np.dot(bw, Z1)
-                new_k = k
-                A2[:k, :k] = A[:k, :k]
-                F2[:k] = F[:k]
-                for a in range(k):
-                    A2[a, t] = col[a]
-                    A2[t, a] = col[a]
-                F2[t] = fnew
-                w_new = w_out - weights[j] + weights[i_old]
-                log_q = math.log(weights[i_old] * w_out / (weights[j] * w_new))
-                swap_j = j
-            ok, logdet_c2, logdet_x, quad = _factor(A2, F2, new_k, s_a, G0, L2, T2, G2, Lg)
+                full = np.dot(Bg[:k], bw)
+                for i in range(new_k):
+                    col[i] = full[i if i < t else i + 1]
+                ajj = np.dot(Bt[j], bw)
+                fnew[:] = np.dot(bw, Z1)
+                w_new = w_out - weights[j] + weights[j_old]
+                log_q = math.log(weights[j_old] * w_out / (weights[j] * w_new))
+                ok, dd = _extend(L2, T2, G2, new_k, col, ajj, fnew, s_a, lvec, tnew, G3, Lg)
+                if ok:
+                    logdet_c2 += math.log(dd) + math.log(s_a)
+                    ok, logdet_x, quad = _tail(G3, Lg)
+                    G2, G3 = G3, G2
+                    new_k = k
             lp = _NEG_INF
             if ok:
                 lp = -0.5 * (logdet_d + logdet_c2 + logdet_x) - dof * math.log(quad)
                 lp += _log_prior_gamma(new_k, log_pi, m)
             if math.log(rng.random() + 1e-300) < lp - log_post + log_q:
-                if swap_j < 0:
-                    member[j] = False
-                    gamma[t] = gamma[k - 1]
-                    Bg[t] = Bg[k - 1]
-                else:
-                    member[gamma[t]] = False
-                    member[swap_j] = True
-                    gamma[t] = swap_j
-                    Bg[t] = Bt[swap_j]
-                A, A2 = A2, A
-                F, F2 = F2, F
+                member[j_old] = False
+                for i in range(t, k - 1):  # drop row and column t
+                    gamma[i] = gamma[i + 1]
+                    Bg[i] = Bg[i + 1]
+                    F[i] = F[i + 1]
+                for i in range(k - 1):
+                    si = i if i < t else i + 1
+                    for jj in range(k - 1):
+                        A[i, jj] = A[si, jj if jj < t else jj + 1]
+                if j >= 0:  # the swap's new SNP, last
+                    e = k - 1
+                    member[j] = True
+                    gamma[e] = j
+                    Bg[e] = Bt[j]
+                    for i in range(e):
+                        A[i, e] = col[i]
+                        A[e, i] = col[i]
+                        L2[e, i] = lvec[i]
+                    A[e, e] = ajj
+                    L2[e, e] = math.sqrt(dd)
+                    F[e] = fnew
+                    T2[e] = tnew
                 L, L2 = L2, L
                 T, T2 = T2, T
                 G, G2 = G2, G
