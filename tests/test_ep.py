@@ -117,3 +117,44 @@ def test_map_estimate__probit_boundary_maximum_at_h2_zero():
     t = slice(0, 100)
     fit = bl.map_estimate(bl.kinship_model(y01[t], data.K[t, t], data.X[t], family="probit"))
     assert float(fit["posterior"]["h2"].values.item()) < 1e-6
+
+
+def test_map_estimate__probit_same_point_for_covariates_in_other_units(small_probit):
+    """β of a covariate given in other units scales inversely; h² and the intercept stay."""
+    model, fit = small_probit
+    info = info_of(model)
+    X = info.data.X[:, 1:]
+    scaled = bl.map_estimate(
+        bl.kinship_model(
+            info.data.y,
+            info.spectral.U @ np.diag(info.spectral.s) @ info.spectral.U.T,
+            1000.0 * X,
+            family="probit",
+            normalize=False,
+        )
+    )
+    h2 = float(fit["posterior"]["h2"].values.item())
+    assert float(scaled["posterior"]["h2"].values.item()) == pytest.approx(h2, rel=1e-4)
+    beta, beta_scaled = (
+        fit["posterior"]["beta"].values.ravel(),
+        scaled["posterior"]["beta"].values.ravel(),
+    )
+    np.testing.assert_allclose(beta_scaled * [1.0, 1000.0], beta, rtol=1e-4)
+
+
+def test_map_estimate__probit_h2_within_a_bounded_prior(small_probit):
+    """A Uniform(0, 0.2) prior on h² bounds the fit (the unbounded one is above 0.2)."""
+    model, fit = small_probit
+    info = info_of(model)
+    assert float(fit["posterior"]["h2"].values.item()) > 0.2
+    bounded = bl.map_estimate(
+        bl.kinship_model(
+            info.data.y,
+            info.spectral.U @ np.diag(info.spectral.s) @ info.spectral.U.T,
+            info.data.X[:, 1:],
+            family="probit",
+            priors={"h2": bl.Prior("Uniform", lower=0.0, upper=0.2)},
+            normalize=False,
+        )
+    )
+    assert float(bounded["posterior"]["h2"].values.item()) == pytest.approx(0.2, abs=1e-6)
