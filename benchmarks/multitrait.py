@@ -38,7 +38,9 @@ covariates, ``--chains`` × ``--draws`` after as many tuning draws, nutpie, one 
 is first sampled briefly (2 × 10 draws), untimed in the ratio: that compiles it (bayeslmm keeps
 the compilation by model structure), so the timed call is model build, sampling and
 post-processing; the warm-up times (compilation, from PyTensor's disk cache when it has the
-structure) are printed too. The ratio is multi / univariate (target ≤ 3×). Printed beside them: the
+structure) are printed too. The ratio is multi / univariate (target ≤ 3×); beside it the ratio of
+the process's CPU time over the same calls (all threads; less sensitive than wall time to other
+processes on a shared machine) and NUTS's leapfrog steps per draw of each. Printed beside them: the
 largest R-hat over the posterior variables (``h2``, ``sigma_p``, ``rg``, ``re``, ``Sigma_g``,
 ``Sigma_e``, ``beta``; the constant diagonals of ``rg``/``re`` have none) with the target
 ≤ 1.01, divergent transitions, and rg's posterior mean and 95 % interval against the truth.
@@ -209,9 +211,10 @@ def _max_rhat(posterior: Any) -> float:
     return float(np.nanmax(np.concatenate([v.ravel() for v in values])))
 
 
-def _fit(model_data: tuple, chains: int, draws: int, seed: int) -> tuple[float, Any]:
-    """Wall time of building and sampling one kinship model, and the result."""
-    start = time.perf_counter()
+def _fit(model_data: tuple, chains: int, draws: int, seed: int) -> tuple[float, float, Any]:
+    """Wall and CPU time (this process, all threads) of building and sampling one kinship
+    model, and the result."""
+    start, cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # R-hat and divergences are reported by the caller
         idata = bl.sample(
@@ -222,7 +225,7 @@ def _fit(model_data: tuple, chains: int, draws: int, seed: int) -> tuple[float, 
             random_seed=seed,
             progressbar=False,
         )
-    return time.perf_counter() - start, idata
+    return time.perf_counter() - start, time.process_time() - cpu, idata
 
 
 def _posterior(
@@ -230,14 +233,17 @@ def _posterior(
 ) -> dict[str, Any]:
     """Two-trait posterior against the univariate one of the first trait, in this run."""
     K.spectral()  # cached: neither fit pays for the eigendecomposition
-    warm_multi, _ = _fit((Y, K, X), 2, 10, seed)  # compiles; the timed fits reuse it
-    warm_uni, _ = _fit((Y["trait1"], K, X), 2, 10, seed)
-    t_multi, multi = _fit((Y, K, X), chains, draws, seed)
-    t_uni, uni = _fit((Y["trait1"], K, X), chains, draws, seed)
+    warm_multi, _, _ = _fit((Y, K, X), 2, 10, seed)  # compiles; the timed fits reuse it
+    warm_uni, _, _ = _fit((Y["trait1"], K, X), 2, 10, seed)
+    t_multi, cpu_multi, multi = _fit((Y, K, X), chains, draws, seed)
+    t_uni, cpu_uni, uni = _fit((Y["trait1"], K, X), chains, draws, seed)
     out: dict[str, Any] = {"time_multi": t_multi, "time_uni": t_uni, "ratio": t_multi / t_uni}
+    out["cpu_multi"], out["cpu_uni"], out["cpu_ratio"] = cpu_multi, cpu_uni, cpu_multi / cpu_uni
     out["warmup_multi"], out["warmup_uni"] = warm_multi, warm_uni
     for label, idata in (("multi", multi), ("uni", uni)):
         stats = idata.get("sample_stats")
+        if stats is not None and "n_steps" in stats:
+            out[f"steps_per_draw_{label}"] = float(stats["n_steps"].mean())
         out[f"max_rhat_{label}"] = _max_rhat(idata["posterior"])
         out[f"divergent_{label}"] = (
             int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
@@ -259,6 +265,15 @@ def _posterior(
     print(f"  bl.sample(kinship_model(y1))  {t_uni:8.2f} s  (1 trait)")
     verdict = "met" if out["ratio"] <= TARGET_POSTERIOR_RATIO else "missed"
     print(f"  ratio two traits / one trait: {out['ratio']:7.2f}× (target ≤ 3×: {verdict})")
+    print(
+        f"  CPU time (all threads): {cpu_multi:.2f} s / {cpu_uni:.2f} s = "
+        f"{out['cpu_ratio']:.2f}× (less sensitive to other processes on a shared machine)"
+    )
+    if "steps_per_draw_multi" in out and "steps_per_draw_uni" in out:
+        print(
+            f"  leapfrog steps per draw: {out['steps_per_draw_multi']:.2f} (2 traits), "
+            f"{out['steps_per_draw_uni']:.2f} (1 trait)"
+        )
     for label in ("multi", "uni"):
         rhat = out[f"max_rhat_{label}"]
         print(

@@ -76,8 +76,8 @@ def test_kinship_model__structure():
         "beta_std",
         "h2",
         "sigma_p",
-        "rg_cholesky",
-        "re_cholesky",
+        "rg_unit",
+        "re_shift",
     ]
     assert model.coords["trait"] == ("a", "b")
     assert model.coords["covariate"] == tuple(info_of(model).data.covariates)
@@ -85,7 +85,10 @@ def test_kinship_model__structure():
     assert model.named_vars_to_dims["beta"] == ("covariate", "trait")
     assert model.named_vars_to_dims["h2"] == ("trait",)
     assert model.named_vars_to_dims["rg"] == ("trait", "trait2")
-    assert model.eval_rv_shapes()["rg_cholesky"] == (2, 2)
+    assert model.named_vars_to_dims["rg"] == ("trait", "trait2")
+    three = bl.kinship_model(Y.assign(c=Y["a"] - Y["b"] / 50 + np.arange(len(Y))), K, X)
+    assert [rv.name for rv in three.free_RVs][3:] == ["rg_cholesky", "re_cholesky"]
+    assert three.eval_rv_shapes()["rg_cholesky"] == (3, 3)
 
 
 def test_kinship_model__one_column_is_univariate():
