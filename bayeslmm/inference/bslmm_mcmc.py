@@ -20,7 +20,9 @@ from their conditionals, which are exact given (γ, h, ρ, π).
 Everything is in K's eigenbasis: with H = I + (σb²/σe²) K + (σL²/σe²) W_γW_γ', rotated,
 H = D + B_γ B_γ' σL²/σe² with D = diag(1 + σb² s/σe²) (and the identity on K's null space), so
 by Woodbury every quantity is a |γ|×|γ| system on the columns of B = U'W (computed once):
-O(r·|γ|) per move of γ, O(r·|γ|²) per move of the hyperparameters, never an N×N matrix.
+O(r·|γ| + |γ|²) per move of γ (rank-one updates of the system's Cholesky factor), O(r·|γ|²)
+per move of h or ρ, never an N×N matrix. The chains run compiled
+(:mod:`bayeslmm.inference.bslmm_kernel`, numba, cached on disk), in threads (``cores``).
 """
 
 from __future__ import annotations
