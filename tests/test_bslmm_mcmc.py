@@ -277,3 +277,34 @@ def test_sample__bslmm_recovers_planted_large_effects():
         lo, hi = np.quantile(draws, [0.025, 0.975])
         assert lo <= true <= hi, (name, lo, hi, true)
         assert _rhat(post, name) <= 1.01, (name, _rhat(post, name))
+
+
+def test_postprocess__sparse_draws_of_v_as_dense(monkeypatch):
+    """Point-mass draws of v go through a sparse product: u, v_background and the LOO terms are
+    those of the dense path (checked against the N×N reference in tests/test_sparse.py)."""
+    import xarray as xr
+
+    from bayeslmm.families import sparse as sparse_family
+
+    sim = simulate(50, 200, 0.5, n_covariates=1, seed=4)
+    model = bl.snp_model(sim.y, sim.W, sim.X, marginalize=False, prior="mixture")
+    info = info_of(model)
+    rng = np.random.default_rng(0)
+    v = np.zeros((2, 3, 200))
+    for c in range(2):
+        for d in range(3):
+            v[c, d, rng.choice(200, size=3, replace=False)] = rng.normal(0, 0.3, 3)
+    post = xr.Dataset(
+        {
+            "v": (("chain", "draw", "snp"), v),
+            "beta": (("chain", "draw", "covariate"), rng.normal(size=(2, 3, 2))),
+            "sigma_e2": (("chain", "draw"), rng.uniform(0.5, 2, size=(2, 3))),
+            "sigma_b2": (("chain", "draw"), rng.uniform(0.1, 2, size=(2, 3))),
+        }
+    )
+    new, loglik = sparse_family.postprocess(post, info, np.random.default_rng(1), True)
+    monkeypatch.setattr(sparse_family, "SPARSE_SHARE", 0.0)
+    new_dense, loglik_dense = sparse_family.postprocess(post, info, np.random.default_rng(1), True)
+    np.testing.assert_allclose(loglik, loglik_dense, rtol=1e-10, atol=1e-12)
+    for name in ("u", "v_background"):
+        np.testing.assert_allclose(new[name][0], new_dense[name][0], rtol=1e-10, atol=1e-12)
