@@ -174,19 +174,19 @@ def test_horseshoe_gibbs__other_models_and_priors_are_refused():
 
 @pytest.mark.slow
 def test_horseshoe_gibbs__posterior_equals_nuts_on_a_small_problem():
-    """M = 6, N = 60, one large effect: posterior means of v, log τ and PVE as NUTS's.
+    """M = 4, N = 50, one large effect: posterior means of v, log τ and PVE as NUTS's.
 
     Both within 4.5 Monte Carlo SEs (from each sampler's ESS) of each other.
     """
     import arviz_stats as azs
 
-    sim = simulate(60, 6, 0.3, seed=7)
+    sim = simulate(50, 4, 0.3, seed=7)
     y = sim.y + 0.8 * sim.W[:, 2]
     model = bl.snp_model(y, sim.G, marginalize=False, prior="horseshoe")
-    gibbs = _gibbs(model, draws=3000, tune=300, chains=2, random_seed=1)["posterior"]
-    nuts = sample_counted(
-        model, draws=2000, tune=1000, chains=2, random_seed=1, target_accept=0.99
-    )["posterior"]
+    gibbs = _gibbs(model, draws=2000, tune=200, chains=2, random_seed=1)["posterior"]
+    nuts = sample_counted(model, draws=1000, tune=500, chains=2, random_seed=1, target_accept=0.99)[
+        "posterior"
+    ]
     for name, f in (("v", lambda x: x), ("tau", np.log), ("pve", lambda x: x)):
         a, b = f(gibbs[name]), f(nuts[name])
         se2 = sum(x.var(("chain", "draw")) / azs.ess(x, method="mean") for x in (a, b))
@@ -246,3 +246,43 @@ def test_horseshoe_gibbs__lambda_slice_samples_its_conditional(rng):
     se = sd / math.sqrt(len(x))
     assert abs(x.mean() - mean) < 4.5 * se, (x.mean(), mean, sd)
     assert abs(x.std() / sd - 1) < 0.05, (x.std(), sd)
+
+
+def test_horseshoe_gibbs__single_site_sweep_leaves_its_conditional_invariant(rng):
+    """M = 2: 3,000 sweeps of (λ_j, v_j) against p(λ₁, λ₂ | τ, c², β, σ's) on a 2-D grid.
+
+    The reference integrates v out of the sample-space likelihood (N×N V, then 2×2 Woodbury).
+    """
+    _, info = _model(40, 2, n_nonzero=1)
+    problem = hg.make_problem(info)
+    pt = {**_point(info, rng), "tau": 0.4}
+    st = hg.State(pt["beta"], pt["v"], pt["lambda"], pt["tau"], pt["c2"], 0.6, 0.4)
+    d = st.sigma_b2 * problem.s + st.sigma_e2
+    draws = []
+    for _ in range(3000):
+        hg.single_site_sweep(problem, st, d, rng)
+        draws.append(np.log(st.lam))
+    draws = np.array(draws[100:])
+    # dense: log N(y; Xβ, V + WΦW') up to a constant, V = σb² WW'/M + σe² I (N×N)
+    y, X, W = info.data.y, info.data.X, info.W
+    V = st.sigma_b2 * W @ W.T / 2 + st.sigma_e2 * np.eye(len(y))
+    Vi = np.linalg.inv(V)
+    A, b = W.T @ Vi @ W, W.T @ Vi @ (y - X @ st.beta)
+    grid = np.linspace(-8.0, 8.0, 321)
+    x1, x2 = np.meshgrid(grid, grid, indexing="ij")
+    t2l2 = st.tau**2 * np.exp(2 * np.stack([x1, x2]))
+    p1, p2 = st.c2 * t2l2 / (st.c2 + t2l2)
+    # Φ⁻¹ + A: its determinant and b'(Φ⁻¹ + A)⁻¹b, elementwise over the grid
+    m11, m22, m12 = 1 / p1 + A[0, 0], 1 / p2 + A[1, 1], A[0, 1]
+    det = m11 * m22 - m12**2
+    quad = (m22 * b[0] ** 2 - 2 * m12 * b[0] * b[1] + m11 * b[1] ** 2) / det
+    logs = -0.5 * (np.log(det) + np.log(p1) + np.log(p2)) + 0.5 * quad
+    logs += -np.log1p(np.exp(2 * x1)) - np.log1p(np.exp(2 * x2)) + x1 + x2
+    w = np.exp(logs - logs.max())
+    w /= w.sum()
+    for axis, marginal in enumerate((w.sum(axis=1), w.sum(axis=0))):
+        mean = float(marginal @ grid)
+        sd = float(np.sqrt(marginal @ (grid - mean) ** 2))
+        got = draws[:, axis]
+        assert abs(got.mean() - mean) < 0.1 * sd, (axis, got.mean(), mean, sd)
+        assert abs(got.std() / sd - 1) < 0.1, (axis, got.std(), sd)

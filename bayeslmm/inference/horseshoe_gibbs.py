@@ -17,7 +17,10 @@ the residual (N − r directions, variance σe²), and the model's priors on β 
 2. τ | λ, c², σ's, β with v integrated out: a slice step on log τ using the marginal
    e₁ = y₁ − X₁β ~ N(0, BΦB' + D), then v | τ, rest: one Gaussian draw (the M×M precision
    when M ≤ 1.5 r, Bhattacharya, Chakraborty & Mallick 2016's algorithm above).
-3. λ_j | v_j, τ, c², σe: slice steps on log λ_j, vectorized over j.
+3. (λ_j, v_j) | v₋ⱼ, rest, one SNP at a time: a slice step on log λ_j with v_j integrated
+   out, then v_j (:func:`single_site_sweep`; :data:`SINGLE_SITE` False: λ | v instead, slice
+   steps vectorized over j); then a slice move along (τe^x, λe^−x), which leaves every φ_j
+   unchanged (:func:`_rescale`).
 4. c² | v, λ, τ: a slice step on log c².
 5. σe², σb² | v, β, τ: slice steps on their logs.
 
@@ -552,6 +555,48 @@ def tau_step(problem: Problem, st: State, d: np.ndarray, rng: np.random.Generato
     return evals + 1
 
 
+#: Update (λ_j, v_j) one SNP at a time with v_j integrated out, instead of λ | v: on the
+#: polygenic recovery data the ESS of pge rose 41 → 107 of 400 draws (2 × 200), and τ's
+#: on the planted data 151 → 245 of 2,000, at about twice the cost of an iteration.
+SINGLE_SITE = True
+
+
+def single_site_sweep(problem: Problem, st: State, d: np.ndarray, rng: np.random.Generator) -> None:
+    r"""(λ_j, v_j) | v_{−j}, rest for each j in turn: λ_j with v_j integrated out, then v_j.
+
+    With r₋ⱼ = y₁ − X₁β − B v + b_j v_j, a_j = b_j'D⁻¹b_j and h_j = b_j'D⁻¹r₋ⱼ, the likelihood
+    in v_j is ∝ exp(−a_j v_j²/2 + h_j v_j), so with v_j ~ N(0, φ_j)
+    log p(λ_j | v₋ⱼ, ...) = log C⁺(λ_j) − ½ log(1 + φ_j a_j) + ½ h_j² φ_j / (1 + φ_j a_j),
+    and v_j | λ_j ~ N(h_j φ_j/(1 + φ_j a_j), φ_j/(1 + φ_j a_j)).
+    """
+    Bt = problem.B.T
+    resid_w = (problem.y1 - problem.X1 @ st.beta - problem.B @ st.v) / d
+    a_all = np.einsum("ji,i,ji->j", Bt, 1.0 / d, Bt)
+    tau2, c2 = st.tau**2, st.c2
+    lam, v = st.lam.copy(), st.v.copy()
+    for j in rng.permutation(problem.n_snps):
+        bj = Bt[j]
+        a = a_all[j]
+        h = float(bj @ resid_w) + a * v[j]
+
+        def f(x: float, a: float = a, h: float = h) -> float:
+            l2 = math.exp(2.0 * x)
+            phi = c2 * tau2 * l2 / (c2 + tau2 * l2)
+            q = 1.0 + phi * a
+            return -math.log1p(l2) - 0.5 * math.log(q) + 0.5 * h * h * phi / q + x
+
+        x0 = math.log(lam[j])
+        x = slice_step(f, x0, f(x0), rng)[0]
+        lam[j] = math.exp(x)
+        l2 = lam[j] ** 2
+        phi = c2 * tau2 * l2 / (c2 + tau2 * l2)
+        q = 1.0 + phi * a
+        new = h * phi / q + math.sqrt(phi / q) * rng.standard_normal()
+        resid_w -= bj * ((new - v[j]) / d)
+        v[j] = new
+    st.lam, st.v = lam, v
+
+
 def iterate(problem: Problem, st: State, rng: np.random.Generator) -> int:
     """One iteration of the blocked sampler (the module's steps 1–5); returns τ's evaluations."""
     d = st.sigma_b2 * problem.s + st.sigma_e2
@@ -560,13 +605,16 @@ def iterate(problem: Problem, st: State, rng: np.random.Generator) -> int:
     # 2. (τ, v) | λ, c², β, σ's: τ with v integrated out, then v | τ
     evals = tau_step(problem, st, d, rng)
     # 3. λ_j | v_j, τ, c²
-    st.lam = np.exp(
-        slice_step_vector(
-            lambda x: log_conditional_lambda(st.v, np.exp(x), st.tau, st.c2) + x,
-            np.log(st.lam),
-            rng,
+    if SINGLE_SITE:
+        single_site_sweep(problem, st, d, rng)
+    else:
+        st.lam = np.exp(
+            slice_step_vector(
+                lambda x: log_conditional_lambda(st.v, np.exp(x), st.tau, st.c2) + x,
+                np.log(st.lam),
+                rng,
+            )
         )
-    )
     # 3b. the ridge τλ_j = const: φ (so the likelihood and v's prior) is unchanged
     _rescale(problem, st, rng)
     # 4. c² | v, λ, τ
