@@ -77,7 +77,7 @@ def test_kinship_model__structure():
         "h2",
         "sigma_p",
         "rg_unit",
-        "re_shift",
+        "re_unit",
     ]
     assert model.coords["trait"] == ("a", "b")
     assert model.coords["covariate"] == tuple(info_of(model).data.covariates)

@@ -1,10 +1,10 @@
 """The two-trait model's sampling coordinates: the same posterior as the dense model and priors.
 
-For T = 2 the correlations are sampled as ``rg_unit`` (log-odds of (rg + 1)/2) and
-``re_shift`` (re = tanh(ζ + c), c from the other parameters); the log-density in those
-coordinates must be the dense likelihood (models/mv_lmm) plus the priors on (β, h², σp, rg, re)
-plus the log-Jacobian of the map from the sampler's coordinates, each computed here
-independently (scipy densities, PyMC's LKJCorr, finite-difference Jacobians).
+For T = 2 the correlations are sampled as ``rg_unit`` and ``re_unit`` ((r + 1)/2 ~ Beta(η, η),
+through its log-odds); the log-density in those coordinates must be the dense likelihood
+(models/mv_lmm) plus the priors on (β, h², σp, rg, re) plus the log-Jacobian of the map from the
+sampler's coordinates, each computed here independently (scipy densities, PyMC's LKJCorr,
+finite-difference Jacobians).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def test_two_trait_logp__dense_likelihood_plus_priors_plus_jacobian(rank):
     }
     model = bl.kinship_model(Y, K, X, priors=priors)
     info = info_of(model)
-    assert [v.name for v in model.value_vars][3:] == ["rg_unit_logodds__", "re_shift"]
+    assert [v.name for v in model.value_vars][3:] == ["rg_unit_logodds__", "re_unit_logodds__"]
     names = ["beta_std", "h2", "sigma_p", "rg", "re", "beta", "Sigma_g", "Sigma_e"]
     outs = [model.logp(), *(model[n] for n in names)]
     fn = model.compile_fn(model.replace_rvs_by_values(outs), point_fn=True)
@@ -95,10 +95,10 @@ def test_two_trait_logp__dense_likelihood_plus_priors_plus_jacobian(rank):
             + _lkj_logpdf(r_g, ETA_G)
             + _lkj_logpdf(r_e, ETA_E)
         )
-        # the map (β, logit h², log σp, w, ζ) → (β, h², σp, rg, re) is triangular: rg depends
-        # on w alone, re on ζ and the others; its diagonal by finite differences
+        # the map (β, logit h², log σp, w_g, w_e) → (β, h², σp, rg, re) is diagonal in blocks;
+        # the correlations' derivatives by finite differences
         jacobian = np.log(h2 * (1 - h2)).sum() + np.log(sigma_p).sum()
-        for free, out in (("rg_unit_logodds__", 3), ("re_shift", 4)):
+        for free, out in (("rg_unit_logodds__", 3), ("re_unit_logodds__", 4)):
             step = 1e-6
             up = {**point, free: point[free] + step}
             down = {**point, free: point[free] - step}
@@ -112,4 +112,4 @@ def test_three_traits_keep_the_lkj_cholesky():
     Y = Y.assign(c=np.random.default_rng(5).normal(size=len(Y)))
     model = bl.kinship_model(Y, K, X)
     names = [v.name for v in model.value_vars]
-    assert "rg_cholesky_cholesky_corr__" in names and "re_shift" not in names
+    assert "rg_cholesky_cholesky_corr__" in names and "re_unit_logodds__" not in names
