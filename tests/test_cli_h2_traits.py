@@ -37,7 +37,12 @@ def _args(files, out, *extra):
     return args
 
 
-def test_cli_h2__several_traits_write_the_multi_trait_posterior(tmp_path, capsys, files):
+def test_cli_h2__several_traits_write_the_multi_trait_posterior(
+    tmp_path, capsys, files, monkeypatch
+):
+    # nutpie through Python (the same draws as its C path: tests/test_nutpie.py): in a fresh
+    # cache the C wrappers' compilation was most of this test's time, and it checks outputs
+    monkeypatch.setattr("bayeslmm.inference.compiled._compile_cfuncs", lambda *args: None)
     out = tmp_path / "mv"
     short = ["--draws", "60", "--tune", "60", "--chains", "2", "--seed", "1", "--quiet"]
     assert main(_args(files, out, *short)) == 0  # (the CLI shows warnings, never raises them)
