@@ -878,6 +878,13 @@ CASES: list[Case] = [
         Raises(InputError, r"sampler must be one of .*got 'stan'"),
     ),
     Case(
+        "sample-target-accept-exact-sampler",
+        "sample(sampler='gibbs', target_accept=0.95)",
+        "error: no step size to tune",
+        lambda t, e: bl.sample(model(t, e), sampler="gibbs", target_accept=0.95),
+        Raises(InputError, r"target_accept is a setting of NUTS; sampler='gibbs'"),
+    ),
+    Case(
         "sample-not-a-model",
         "sample(a dict)",
         "error: pass a bayeslmm model",

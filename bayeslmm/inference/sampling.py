@@ -416,12 +416,18 @@ def sample(
     model's parameters.
     """
     info = info_of(model)
-    if target_accept is None:  # the family's default, where it has one (the sparse priors)
-        target_accept = info.extra.get("target_accept")
     if sampler is None:
         sampler = info.extra.get("sampler", "nutpie")
     if sampler not in SAMPLERS:
         raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
+    if target_accept is not None and sampler in ("bslmm", "gibbs"):
+        raise InputError(
+            f"target_accept is a setting of NUTS; sampler={sampler!r} has no step size to tune "
+            "(it is an exact MCMC without divergences): drop target_accept, or pass "
+            "sampler='nutpie' to sample this model by NUTS."
+        )
+    if target_accept is None:  # the family's default, where it has one (the sparse priors)
+        target_accept = info.extra.get("target_accept")
     if sampler == "bslmm" and info.form != BSLMM_FORM:
         raise InputError(
             f"sampler='bslmm' samples only snp_model(..., marginalize=False, prior='mixture') "
