@@ -1,5 +1,7 @@
 """predict on a probit fit against the dense conditional formula of models/prediction."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -214,7 +216,19 @@ def test_predict__probit_map_close_to_nuts_posterior_predictive(cohort, probit_m
     model = bl.kinship_model(
         cohort["y"].iloc[t], cohort["K"].iloc[t, t], cohort["X"].iloc[t], family="probit"
     )
-    nuts = bl.sample(model, draws=500, tune=500, chains=2, random_seed=2, progressbar=False)
+    # h2 of the probit model mixes slowly at N = 60: R-hat 1.011-1.012 even at 4 x 1,000 draws
+    # (seeds 1-3, 2026-12-03); the predictive probabilities are what this test compares
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bl.SamplingWarning)
+        nuts = bl.sample(
+            model,
+            draws=1000,
+            tune=1000,
+            chains=4,
+            random_seed=2,
+            progressbar=False,
+            target_accept=0.95,
+        )
     p_nuts = predict(nuts, K=cohort["K"], X=cohort["X"], random_seed=3).summary["p_mean"]
     p_map = predict(probit_map, K=cohort["K"], X=cohort["X"]).summary["p_mean"]
     assert np.abs(p_map - p_nuts).max() < 0.1

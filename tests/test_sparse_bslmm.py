@@ -170,7 +170,7 @@ def test_sparse_prior__pve_pge_agree_with_gemma_bslmm(bslmm, prior):
     model = bl.snp_model(y, centred, X, marginalize=False, prior=prior, standardize=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bl.SamplingWarning)  # the agreement is what is tested
-        idata = bl.sample(model, draws=500, tune=500, chains=2, random_seed=12, progressbar=False)
+        idata = bl.sample(model, draws=300, tune=300, chains=2, random_seed=12, progressbar=False)
     posterior = idata["posterior"]
     ok, text = _criterion(posterior["pve"].values.ravel(), _per_seed(bslmm, "pve"), 0.5)
     assert ok, f"PVE ({prior}): {text}"
