@@ -111,6 +111,28 @@ def _extend(L, T, G, k, col, ajj, fnew, s_a, lvec, tnew, G2, Lg):  # pragma: no 
 
 
 @numba.njit(cache=True, nogil=True)
+def _append(
+    e, j, col, ajj, dd, lvec, fnew, tnew, A, L, F, T, Bg, Bt, gamma, member
+):  # pragma: no cover
+    """Write SNP j as row/column e of γ's system (an add, or a swap's new SNP).
+
+    A's new column, L's and T's new rows (from :func:`_extend`: ``lvec``, pivot ``dd``,
+    ``tnew``), F, B_γ, γ and the membership mask.
+    """
+    gamma[e] = j
+    member[j] = True
+    Bg[e] = Bt[j]
+    for i in range(e):
+        A[i, e] = col[i]
+        A[e, i] = col[i]
+        L[e, i] = lvec[i]
+    A[e, e] = ajj
+    L[e, e] = math.sqrt(dd)
+    F[e] = fnew
+    T[e] = tnew
+
+
+@numba.njit(cache=True, nogil=True)
 def _delete(L, T, k, t, L2, T2, x, tt):  # pragma: no cover - compiled
     """L and T without SNP t, into L2 and T2 [first k − 1 rows]; T's rotated-out row into tt.
 
@@ -354,17 +376,7 @@ def chain(
                     lp = -0.5 * (logdet_d + logdet_c2 + logdet_x) - dof * math.log(quad)
                     lp += _log_prior_gamma(new_k, log_pi, m)
                 if math.log(rng.random() + 1e-300) < lp - log_post + log_q:
-                    gamma[k] = j
-                    member[j] = True
-                    Bg[k] = Bt[j]
-                    for i in range(k):
-                        A[i, k] = col[i]
-                        A[k, i] = col[i]
-                        L[k, i] = lvec[i]
-                    A[k, k] = ajj
-                    L[k, k] = math.sqrt(dd)
-                    F[k] = fnew
-                    T[k] = tnew
+                    _append(k, j, col, ajj, dd, lvec, fnew, tnew, A, L, F, T, Bg, Bt, gamma, member)
                     G, G2 = G2, G
                     logdet_c, log_post = logdet_c2, lp
                     w_out -= weights[j]
@@ -423,18 +435,24 @@ def chain(
                     for jj in range(k - 1):
                         A[i, jj] = A[si, jj if jj < t else jj + 1]
                 if j >= 0:  # the swap's new SNP, last
-                    e = k - 1
-                    member[j] = True
-                    gamma[e] = j
-                    Bg[e] = Bt[j]
-                    for i in range(e):
-                        A[i, e] = col[i]
-                        A[e, i] = col[i]
-                        L2[e, i] = lvec[i]
-                    A[e, e] = ajj
-                    L2[e, e] = math.sqrt(dd)
-                    F[e] = fnew
-                    T2[e] = tnew
+                    _append(
+                        k - 1,
+                        j,
+                        col,
+                        ajj,
+                        dd,
+                        lvec,
+                        fnew,
+                        tnew,
+                        A,
+                        L2,
+                        F,
+                        T2,
+                        Bg,
+                        Bt,
+                        gamma,
+                        member,
+                    )
                 L, L2 = L2, L
                 T, T2 = T2, T
                 G, G2 = G2, G
