@@ -203,10 +203,19 @@ def _numeric_stats(stats: xr.Dataset) -> xr.Dataset:
     return stats.drop_vars([name for name, var in stats.data_vars.items() if var.dtype.kind == "O"])
 
 
-def _check_convergence(idata: DataTree, names: tuple[str, ...] | None = None) -> None:
+#: What the warning of :func:`_check_convergence` suggests: NUTS has a step size to tune, the
+#: exact samplers ("bslmm", "gibbs") only draws and burn-in.
+NUTS_REMEDY = "Run more draws/tune, or raise target_accept (e.g. 0.95)"
+EXACT_REMEDY = "Run more draws, or a longer burn-in (tune)"
+
+
+def _check_convergence(
+    idata: DataTree, names: tuple[str, ...] | None = None, remedy: str = NUTS_REMEDY
+) -> None:
     """Warn on divergences and on an R-hat above 1.01 (of ``names``; default h2 or sigma_e2).
 
-    With ``names`` (the BSLMM sampler: pve, pge, sigma_e2), also on a bulk ESS below 100.
+    With ``names`` (the exact samplers: pve, pge, ...), also on a bulk ESS below 100.
+    ``remedy`` is the advice the warning gives.
     """
     problems = []
     if "sample_stats" in idata.children:
@@ -231,8 +240,8 @@ def _check_convergence(idata: DataTree, names: tuple[str, ...] | None = None) ->
                     problems.append(f"bulk ESS of {name} = {ess:.0f} < 100")
     if problems:
         warnings.warn(
-            "sampling problems: " + "; ".join(problems) + ". Run more draws/tune, or raise "
-            "target_accept (e.g. 0.95); check the posterior before using it.",
+            "sampling problems: " + "; ".join(problems) + f". {remedy}; check the posterior "
+            "before using it.",
             SamplingWarning,
             stacklevel=3,
         )
@@ -524,7 +533,7 @@ def _sample_bslmm(
     idata.attrs["sampler"] = "bslmm"
     idata.attrs["thin"] = int(thin)
     idata.attrs["random_seed"] = "" if random_seed is None else int(random_seed)
-    _check_convergence(idata, ("pve", "pge", "sigma_e2"))
+    _check_convergence(idata, ("pve", "pge", "sigma_e2"), EXACT_REMEDY)
     return idata
 
 
@@ -547,7 +556,7 @@ def _sample_gibbs(
     idata = _add_groups(posterior, stats, info, rng, random_effects)
     idata.attrs["sampler"] = "gibbs"
     idata.attrs["random_seed"] = "" if random_seed is None else int(random_seed)
-    _check_convergence(idata, ("pve", "pge", "tau", "sigma_e2"))
+    _check_convergence(idata, ("pve", "pge", "tau", "sigma_e2"), EXACT_REMEDY)
     return idata
 
 
