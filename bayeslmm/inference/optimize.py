@@ -6,16 +6,38 @@ an SD of 10) make the curvature along β differ by many orders of magnitude from
 logit h², and the optimizer stops at different points. Here the optimization runs in
 coordinates in which the starting curvature is the identity, which makes the point found the
 same for data that differ by units and offsets (DESIGN §1, "Units and offsets").
+
+The PyTensor functions it needs (initial point, log-density, gradient, the variables' values,
+the probit model's prior) are compiled once per model structure in a process
+(:func:`map_functions`): with the model's ``pm.Data`` and dimension lengths as inputs, so that
+another model of the same structure (a cross-validation fold, another phenotype) passes in its
+own values and compiles nothing; its result is that of a fresh compilation.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pymc as pm
+import pytensor
+import pytensor.tensor as pt
 from pymc.blocking import DictToArrayBijection, RaveledVars
+from pymc.initial_point import make_initial_point_expression
+from pymc.pytensorf import replace_rng_nodes
 from pymc.util import get_default_varnames
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Constant, Variable
+from pytensor.graph.replace import clone_replace
+from pytensor.graph.traversal import graph_inputs, io_toposort
+from pytensor.tensor.random.type import RandomType
 from scipy import linalg, optimize
 
 import bayeslmm.families.backend  # noqa: F401  (PyTensor set-up, before any model is built)
@@ -115,13 +137,330 @@ def transform(hessian: np.ndarray, real: np.ndarray) -> np.ndarray:
     return T
 
 
-def map_point(model: pm.Model) -> dict[str, np.ndarray]:
+#: map_estimate's compiled functions kept for reuse in this process, by model structure
+#: (:func:`structure_key`): cross-validation fits one model per fold, all of one structure.
+_MAP_COMPILED: OrderedDict[tuple, CompiledStructure] = OrderedDict()
+MAX_MAP_COMPILED = 8
+_MAP_LOCK = threading.Lock()
+
+#: A function's graph, from a model: (inputs, outputs, compile mode or None for the default).
+Build = Callable[[pm.Model], tuple[list[Variable], list[Variable], Any]]
+
+
+def shared_inputs(model: pm.Model) -> dict[str, SharedVariable]:
+    """The model's shared variables that a compiled function takes as inputs, by name.
+
+    Its ``pm.Data`` containers (by their names) and the lengths of its dimensions
+    (``"dim:<name>"``), which PyMC keeps in shared variables.
+    """
+    shared: dict[str, SharedVariable] = {var.name: var for var in model.data_vars}
+    for dim, length in model.dim_lengths.items():
+        if isinstance(length, SharedVariable):
+            shared[f"dim:{dim}"] = length
+    return shared
+
+
+@dataclass(frozen=True)
+class _Function:
+    """A compiled PyTensor function, the lock its calls take and its outputs' names."""
+
+    function: Any
+    lock: threading.Lock
+    names: tuple[str | None, ...]
+
+
+class CompiledStructure:
+    """The PyTensor functions of one model structure, its data passed in as inputs.
+
+    Each function is compiled at its first use (:meth:`function`) from the graph of the model
+    that asks for it, with every shared variable of :func:`shared_inputs` (``pm.Data``,
+    dimension lengths) replaced by an input of the same type: any model of the same structure
+    calls it with its own values, and no model's shared variables are read or changed.
+    Thread-safe: compiled under a lock, called under one lock per function (a PyTensor
+    function keeps its inputs and outputs in its own storage).
+    """
+
+    def __init__(self, data_names: tuple[str, ...]) -> None:
+        self.data_names = data_names
+        self._functions: dict[str, _Function] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._functions)
+
+    def function(self, name: str, model: pm.Model, build: Build) -> _Function:
+        """The function ``name``, compiled from ``build(model)`` at its first use."""
+        with self._lock:
+            if name not in self._functions:
+                inputs, outputs, mode = build(model)
+                data_inputs, replaced = _as_inputs(model, self.data_names, outputs)
+                with model:
+                    function = pm.pytensorf.compile(
+                        [*inputs, *data_inputs],
+                        replaced,
+                        mode=mode,
+                        on_unused_input="ignore",
+                        allow_input_downcast=True,
+                        accept_inplace=True,
+                    )
+                names = tuple(out.name for out in outputs)
+                self._functions[name] = _Function(function, threading.Lock(), names)
+            return self._functions[name]
+
+
+def _as_inputs(
+    model: pm.Model, names: tuple[str, ...], outputs: list[Variable]
+) -> tuple[list[Variable], list[Variable]]:
+    """``outputs`` with the shared inputs ``names`` of ``model`` replaced by new inputs.
+
+    Returns
+    -------
+    inputs : list
+        The new inputs, in the order of ``names``.
+    outputs : list
+        The graphs, cloned, that read them.
+
+    Raises
+    ------
+    RuntimeError
+        Where another shared variable than a random generator is left in the graphs.
+
+    Notes
+    -----
+    A shared variable is matched by its storage (``container``), not by identity: PyMC clones
+    some graphs with their inputs (the initial point's), and a clone shares the storage.
+    """
+    if not names:
+        return [], outputs
+    shared = shared_inputs(model)
+    inputs = [shared[name].type(name=name) for name in names]
+    storage = {id(shared[name].container): new for name, new in zip(names, inputs, strict=True)}
+    replace = {}
+    for var in graph_inputs(outputs):
+        if isinstance(var, SharedVariable) and not isinstance(var.type, RandomType):
+            if id(var.container) not in storage:
+                raise RuntimeError(f"shared variable {var.name!r} is not a model data input.")
+            replace[var] = storage[id(var.container)]
+    return inputs, clone_replace(outputs, replace)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """One model's view of a :class:`CompiledStructure`: its functions with this model's data.
+
+    Attributes
+    ----------
+    structure : CompiledStructure
+    model : pymc.Model
+        Supplies the graphs of functions not compiled yet, and the variables' names.
+    data : tuple of ndarray
+        The values of the model's :func:`shared_inputs`, in the order of
+        ``structure.data_names``.
+    """
+
+    structure: CompiledStructure
+    model: pm.Model
+    data: tuple[np.ndarray, ...]
+
+    def call(self, name: str, build: Build, *args: Any) -> list[np.ndarray]:
+        """Outputs of function ``name`` at ``args`` and this model's data (copies)."""
+        compiled = self.structure.function(name, self.model, build)
+        with compiled.lock:
+            return [np.array(value) for value in compiled.function(*args, *self.data)]
+
+    def initial_point(self) -> dict[str, np.ndarray]:
+        """The model's initial point (as ``model.initial_point()``, transformed space)."""
+        names = [self.model.rvs_to_values[rv].name for rv in self.model.free_RVs]
+        values = self.call("initial_point", _initial_point_graph)
+        return dict(zip(names, values, strict=True))
+
+    def logp(self, point: dict[str, np.ndarray]) -> float:
+        """Log-density without Jacobians (as ``model.compile_logp(jacobian=False)``)."""
+        return float(self.call("logp", _logp_graph, *self._values(point))[0])
+
+    def dlogp(self, point: dict[str, np.ndarray]) -> np.ndarray:
+        """Its gradient in the continuous value variables, raveled and concatenated."""
+        return self.call("dlogp", _dlogp_graph, *self._values(point))[0]
+
+    def values(self, point: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every free variable (constrained) and deterministic at ``point``, by name."""
+        outputs = self.call("values", _values_graph, *self._values(point))
+        names = self.structure.function("values", self.model, _values_graph).names
+        return dict(zip(names, outputs, strict=True))
+
+    def _values(self, point: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [point[var.name] for var in self.model.value_vars]
+
+
+def _initial_point_graph(model: pm.Model) -> tuple[list[Variable], list[Variable], Any]:
+    """``model.initial_point()``'s graph: support points, no jitter, transformed space."""
+    outputs = make_initial_point_expression(
+        free_rvs=model.free_RVs,
+        rvs_to_transforms=model.rvs_to_transforms,
+        initval_strategies=model.rvs_to_initial_values,
+        default_strategy="support_point",
+        return_transformed=True,
+    )
+    return [], replace_rng_nodes(outputs), pytensor.compile.mode.FAST_COMPILE
+
+
+def _logp_graph(model: pm.Model) -> tuple[list[Variable], list[Variable], Any]:
+    return list(model.value_vars), [model.logp(jacobian=False)], None
+
+
+def _dlogp_graph(model: pm.Model) -> tuple[list[Variable], list[Variable], Any]:
+    rvs = [model.values_to_rvs[var] for var in model.continuous_value_vars]
+    return list(model.value_vars), [model.dlogp(vars=rvs, jacobian=False)], None
+
+
+def _values_graph(model: pm.Model) -> tuple[list[Variable], list[Variable], Any]:
+    names = get_default_varnames(model.unobserved_value_vars, include_transformed=False)
+    return list(model.value_vars), list(names), None
+
+
+def map_functions(model: pm.Model, key: tuple | None = None) -> Compiled:
+    """The functions :func:`map_point` and :func:`map_values` need, with ``model``'s data.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    key : tuple, optional
+        What the compiled functions depend on beyond the ``pm.Data`` values (for a bayeslmm
+        model: its form, priors and :func:`structure_key`). Models with the same key share
+        one compilation, kept in this process (the last :data:`MAX_MAP_COMPILED` keys).
+        None: compiled for this model alone, not kept.
+
+    Returns
+    -------
+    Compiled
+    """
+    shared = shared_inputs(model)
+    if key is None:  # the model's own shared variables, as PyMC compiles
+        structure = CompiledStructure(())
+    else:
+        data_names = tuple(shared)
+        with _MAP_LOCK:
+            if key not in _MAP_COMPILED:
+                _MAP_COMPILED[key] = CompiledStructure(data_names)
+                while len(_MAP_COMPILED) > MAX_MAP_COMPILED:
+                    _MAP_COMPILED.popitem(last=False)
+            _MAP_COMPILED.move_to_end(key)
+            structure = _MAP_COMPILED[key]
+    data = tuple(np.asarray(shared[name].get_value(borrow=True)) for name in structure.data_names)
+    return Compiled(structure, model, data)
+
+
+def structure_key(model: pm.Model) -> tuple | None:
+    """The model's graph, with its ``pm.Data`` by name and shape: equal for equal structures.
+
+    Parameters
+    ----------
+    model : pymc.Model
+
+    Returns
+    -------
+    tuple or None
+        Hashable: every operation of the graph of the model's random variables, observed
+        values, deterministics and potentials in topological order with its inputs'
+        positions; constants by dtype, shape and a digest of their values; ``pm.Data`` by name,
+        type and shape; the names of the variables and the free variables' transforms. None
+        where the compiled functions could not be shared: initial values set by the user, or
+        a shared variable that is neither a ``pm.Data`` nor a random generator.
+
+    Notes
+    -----
+    Two models with the same key have the same log-density as a function of their value
+    variables and ``pm.Data`` values, so one compilation with the data as inputs serves both.
+    Operations compare by their properties (PyTensor's ``__props__``); those of a class made
+    for one model (``pm.CustomDist``) by class name and properties.
+    """
+    if any(value is not None for value in model.rvs_to_initial_values.values()):
+        return None
+    data = {var: name for name, var in shared_inputs(model).items()}
+    observed = [model.rvs_to_values[rv] for rv in model.observed_RVs]
+    outputs = [
+        *model.free_RVs,
+        *model.observed_RVs,
+        *observed,
+        *model.deterministics,
+        *model.potentials,
+    ]
+    position: dict[Variable, int] = {}
+    items: list[tuple] = []
+
+    def ref(var: Variable) -> int:
+        if var not in position:  # a root: constant, data, random generator
+            position[var] = len(position)
+            items.append(("root", position[var], _root_key(var, data)))
+        return position[var]
+
+    try:
+        for node in io_toposort(list(graph_inputs(outputs)), outputs):
+            items.append((_op_key(node.op), tuple(ref(var) for var in node.inputs)))
+            for out in node.outputs:
+                position[out] = len(position)
+        items.append(("outputs", tuple(ref(var) for var in outputs)))
+    except _Unshareable:
+        return None
+    names = tuple(
+        (
+            rv.name,
+            model.rvs_to_values[rv].name,
+            type(model.rvs_to_transforms.get(rv)).__qualname__,
+        )
+        for rv in model.free_RVs
+    )
+    others = tuple(var.name for var in (*model.observed_RVs, *model.deterministics))
+    return tuple(items), names, others, tuple(var.name for var in model.potentials)
+
+
+class _Unshareable(Exception):
+    """A graph whose compiled functions cannot be shared (see :func:`structure_key`)."""
+
+
+def _root_key(var: Variable, data: dict[Variable, str]) -> tuple:
+    """A graph input: a constant by value, a shared input (``data``) by name, type and shape."""
+    if isinstance(var, Constant):
+        value = var.data
+        if isinstance(value, np.ndarray | np.number | int | float | bool):
+            array = np.asarray(value)
+            if array.dtype.kind in "biufc":
+                digest = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+                return ("constant", str(var.type), array.dtype.str, array.shape, digest)
+        return ("constant", str(var.type), repr(value))
+    if isinstance(var, SharedVariable):
+        if var in data:
+            shape = np.shape(var.get_value(borrow=True))
+            return ("data", data[var], str(var.type), shape)
+        if isinstance(var.type, RandomType):
+            return ("rng",)  # (not in a log-density: random draws only)
+        raise _Unshareable
+    return ("input", var.name, str(var.type))
+
+
+def _op_key(op: Any) -> Any:
+    """An operation, as it compares across models: itself, or class name and properties.
+
+    A class made when the model was built (``pm.CustomDist``) is a new class in each model:
+    it is described by its name and the values of its ``__props__``.
+    """
+    cls = type(op)
+    if getattr(sys.modules.get(cls.__module__), cls.__qualname__, None) is cls:
+        return op
+    props = getattr(op, "__props__", ())
+    return ("class made per model", cls.__qualname__, tuple(repr(getattr(op, p)) for p in props))
+
+
+def map_point(model: pm.Model, compiled: Compiled | None = None) -> dict[str, np.ndarray]:
     r"""The MAP point of ``model``: the values of its free variables (transformed space).
 
     Parameters
     ----------
     model : pymc.Model
         A model with continuous free variables only.
+    compiled : Compiled, optional
+        ``map_functions(model, key)``: functions compiled for a model of the same structure
+        (None: compiled for this model).
 
     Returns
     -------
@@ -152,17 +491,16 @@ def map_point(model: pm.Model) -> dict[str, np.ndarray]:
     (β, h², z): maximizing over the latent genetic values drives h² to 1. Its point is
     instead an empirical-Bayes fit with z integrated out, :func:`probit_point`.
     """
+    compiled = compiled or map_functions(model)
     info = _bayeslmm_info(model)
     if info is not None and info.family == "probit":
-        return probit_point(model, info)
+        return probit_point(model, info, compiled)
     variables = model.continuous_value_vars
     if len(variables) != len(model.value_vars):
         raise ConvergenceError("map_estimate needs a model whose free variables are continuous.")
-    start = model.initial_point()
+    start = compiled.initial_point()
     x0 = DictToArrayBijection.map({v.name: start[v.name] for v in variables})
-    rvs = [model.values_to_rvs[v] for v in variables]
-    logp = model.compile_logp(jacobian=False)
-    dlogp = model.compile_dlogp(vars=rvs, jacobian=False)
+    logp, dlogp = compiled.logp, compiled.dlogp
 
     def point(x: np.ndarray) -> dict[str, np.ndarray]:
         return DictToArrayBijection.rmap(RaveledVars(x, x0.point_map_info))
@@ -207,7 +545,9 @@ def map_point(model: pm.Model) -> dict[str, np.ndarray]:
     return point(x0.data + T @ result.x)
 
 
-def map_values(model: pm.Model, point: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def map_values(
+    model: pm.Model, point: dict[str, np.ndarray], compiled: Compiled | None = None
+) -> dict[str, np.ndarray]:
     """Every free variable (constrained) and deterministic of ``model`` at ``point``.
 
     Parameters
@@ -215,15 +555,15 @@ def map_values(model: pm.Model, point: dict[str, np.ndarray]) -> dict[str, np.nd
     model : pymc.Model
     point : dict
         Value-variable name -> value (transformed space), from :func:`map_point`.
+    compiled : Compiled, optional
+        As :func:`map_point` takes it.
 
     Returns
     -------
     dict
         Variable name -> value, without the transformed copies.
     """
-    names = get_default_varnames(model.unobserved_value_vars, include_transformed=False)
-    outputs = model.compile_fn(names, inputs=model.value_vars, on_unused_input="ignore")(point)
-    return {var.name: np.asarray(value) for var, value in zip(names, outputs, strict=True)}
+    return (compiled or map_functions(model)).values(point)
 
 
 def _support_end(inside: Callable[[float], bool], start: float, end: float) -> float:
@@ -248,7 +588,9 @@ def _bayeslmm_info(model: pm.Model) -> ModelInfo | None:
         return None
 
 
-def probit_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarray]:
+def probit_point(
+    model: pm.Model, info: ModelInfo, compiled: Compiled | None = None
+) -> dict[str, np.ndarray]:
     r"""The probit model's point: mode of (β, h²) with z integrated out (EP), and E_q[z].
 
     Parameters
@@ -257,6 +599,8 @@ def probit_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarray]:
         From ``kinship_model(y01, K, X, family="probit")``.
     info : ModelInfo
         Its :func:`~bayeslmm.families.base.info_of`.
+    compiled : Compiled, optional
+        As :func:`map_point` takes it.
 
     Returns
     -------
@@ -294,20 +638,19 @@ def probit_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarray]:
     h² = 0.5 to 0.98 where the exact orthant probability falls by 4.6; its fit ran to
     h² = 0.98 where EP's stays near 0.5).
     """
-    import pytensor
-    import pytensor.tensor as pt
-
+    compiled = compiled or map_functions(model)
     data, spectral = info.data, info.spectral
     y, X, U, s = data.y, data.X, spectral.U, spectral.s
     d = X.shape[1]
     scale = "h2" if info.parametrization == "h2" else "sigma_g2"
     beta_rv, scale_rv = model["beta"], model[scale]
-    start = map_values(model, model.initial_point())
-    b_in, p_in = pt.dvector("beta"), pt.dscalar(scale)
-    log_prior = pm.logp(beta_rv, b_in).sum() + pm.logp(scale_rv, p_in)
-    prior = pytensor.function(
-        [b_in, p_in], [log_prior, *pt.grad(log_prior, [b_in, p_in])], on_unused_input="ignore"
-    )
+    start = compiled.values(compiled.initial_point())
+
+    def prior(beta: np.ndarray, value: float) -> list[np.ndarray]:
+        """Log p(β) + log p(h² or σg²) and its gradient in both."""
+        build = functools.partial(_probit_prior_graph, scale=scale)
+        return compiled.call(f"probit_prior_{scale}", build, beta, value)
+
     previous: list[EPFit] = []
 
     def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -379,9 +722,9 @@ def probit_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarray]:
     fit = ep_fit(y, X, U, s, x[:d], np.log(sigma_g2), (previous[-1].tau, previous[-1].nu))
     z = np.sqrt(sigma_g2 * s) * (U.T @ fit.b)  # E_q[z] = A'b
     value = h2 if scale == "h2" else sigma_g2
-    transform = model.rvs_to_transforms.get(scale_rv)
-    if transform is not None:
-        value = transform.forward(pt.constant(value), *scale_rv.owner.inputs).eval()
+    if model.rvs_to_transforms.get(scale_rv) is not None:
+        build = functools.partial(_probit_forward_graph, scale=scale)
+        value = compiled.call(f"probit_forward_{scale}", build, value)[0]
     point = {}
     for var in model.value_vars:
         rv = model.values_to_rvs[var]
@@ -392,3 +735,21 @@ def probit_point(model: pm.Model, info: ModelInfo) -> dict[str, np.ndarray]:
         else:
             point[var.name] = z
     return point
+
+
+def _probit_prior_graph(model: pm.Model, scale: str) -> tuple[list[Variable], list[Variable], Any]:
+    """Log p(β) + log p(``scale``) at inputs (β, value) and its gradient (constrained values)."""
+    scale_rv = model[scale]
+    b_in, p_in = pt.dvector("beta"), pt.dscalar(scale_rv.name)
+    log_prior = pm.logp(model["beta"], b_in).sum() + pm.logp(scale_rv, p_in)
+    return [b_in, p_in], [log_prior, *pt.grad(log_prior, [b_in, p_in])], None
+
+
+def _probit_forward_graph(
+    model: pm.Model, scale: str
+) -> tuple[list[Variable], list[Variable], Any]:
+    """The transform of ``scale`` (h2 or sigma_g2) to its value variable's space, at an input."""
+    scale_rv = model[scale]
+    p_in = pt.dscalar(scale_rv.name)
+    transform = model.rvs_to_transforms[scale_rv]
+    return [p_in], [transform.forward(p_in, *scale_rv.owner.inputs)], None

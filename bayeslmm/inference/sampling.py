@@ -30,7 +30,7 @@ from bayeslmm.families.base import ModelInfo, info_of, summary_rows
 from bayeslmm.families.priors import describe
 from bayeslmm.families.registry import FAMILIES, family_named
 from bayeslmm.inference.effects import LOO_GROUP, EffectSummary
-from bayeslmm.inference.optimize import map_point, map_values
+from bayeslmm.inference.optimize import map_functions, map_point, map_values, structure_key
 
 SAMPLERS = ("nutpie", "pymc", "bslmm", "gibbs")
 #: The form that ``sampler="bslmm"`` samples.
@@ -587,9 +587,15 @@ def map_estimate(model: pm.Model, *, random_seed: int | None = None) -> DataTree
     The optimization runs in coordinates whitened by the curvature at the start
     (:func:`bayeslmm.inference.optimize.map_point`), so that with the default priors the
     estimate does not depend on the units or offsets of y and of the covariates.
+
+    The compiled log-density, gradient and initial point are kept for reuse in this process
+    (:func:`_map_key`): a model of the same structure (a cross-validation fold, another
+    phenotype) passes its ``pm.Data`` values to them and compiles nothing, with the same
+    result as a fresh compilation.
     """
     info = info_of(model)
-    values = map_values(model, map_point(model))
+    compiled = map_functions(model, _map_key(model, info))
+    values = map_values(model, map_point(model, compiled), compiled)
     dims = {
         name: model.named_vars_to_dims.get(name) or [f"{name}_dim_{k}" for k in range(v.ndim)]
         for name, v in values.items()
@@ -604,6 +610,17 @@ def map_estimate(model: pm.Model, *, random_seed: int | None = None) -> DataTree
     idata = _add_groups(posterior, None, info, None, True)
     idata.attrs["sampler"] = "map"
     return idata
+
+
+def _map_key(model: pm.Model, info: ModelInfo) -> tuple | None:
+    """What :func:`map_estimate`'s compiled functions depend on; None: compile for this model.
+
+    The structure of :func:`_signature` (form, priors, data shapes) and the model's graph with
+    its constants (:func:`~bayeslmm.inference.optimize.structure_key`), so that a number
+    baked into the graph instead of held in a ``pm.Data`` gives another key, not a wrong reuse.
+    """
+    graph = structure_key(model)
+    return None if graph is None else ("map", *_signature(model, info), graph)
 
 
 def heritability(idata: DataTree, hdi_prob: float = 0.95) -> pd.DataFrame:
