@@ -286,3 +286,76 @@ def test_horseshoe_gibbs__single_site_sweep_leaves_its_conditional_invariant(rng
         got = draws[:, axis]
         assert abs(got.mean() - mean) < 0.1 * sd, (axis, got.mean(), mean, sd)
         assert abs(got.std() / sd - 1) < 0.1, (axis, got.std(), sd)
+
+
+def _line_draws(step, st, alpha, n_steps, rng):
+    """x along (log τ + x, log λ − αx) after each of n_steps steps; λ checked on the line."""
+    log_tau0, log_lam0 = math.log(st.tau), np.log(st.lam)
+    xs = []
+    for _ in range(n_steps):
+        step(st, rng)
+        x = math.log(st.tau) - log_tau0
+        np.testing.assert_allclose(np.log(st.lam), log_lam0 - alpha * x, atol=1e-9)
+        xs.append(x)
+    return np.array(xs[100:])
+
+
+@pytest.mark.parametrize(("n", "m"), SHAPES)
+def test_horseshoe_gibbs__tau_line_step_leaves_its_conditional_invariant(rng, n, m):
+    """τ's step along (log τ + x, log λ − αx), v integrated out: 3,000 steps against quadrature.
+
+    The reference: the dense N×N marginal of y (v integrated out) + τ's prior, the λ's
+    half-Cauchy priors, and the log-scale Jacobians (1 − Σα)x.
+    """
+    from scipy import stats
+
+    _, info = _model(n, m)
+    problem = hg.make_problem(info)
+    pt = _point(info, rng)
+    st = hg.State(pt["beta"], pt["v"], pt["lambda"], 0.1, pt["c2"], pt["sigma_e2"], pt["sigma_b2"])
+    d = st.sigma_b2 * problem.s + st.sigma_e2
+    alpha = rng.uniform(0.0, 1.0, size=m)
+    lam0, tau0 = st.lam.copy(), st.tau
+
+    def log_density(x):
+        point = {**pt, "tau": tau0 * math.exp(x), "lambda": lam0 * np.exp(-alpha * x)}
+        return (
+            spref.horseshoe_log_tau_marginal(info.data.y, info.data.X, info.W, point, problem.tau0)
+            + stats.halfcauchy.logpdf(point["lambda"]).sum()
+            + (1.0 - alpha.sum()) * x
+        )
+
+    mean, sd = _quadrature_moments(log_density, np.linspace(-15.0, 10.0, 1251))
+    draws = _line_draws(lambda s, g: hg.tau_step(problem, s, d, g, alpha), st, alpha, 3000, rng)
+    assert abs(draws.mean() - mean) < 0.15 * sd, (draws.mean(), mean, sd)
+    assert abs(draws.std() / sd - 1) < 0.1, (draws.std(), sd)
+
+
+@pytest.mark.parametrize(("n", "m"), SHAPES)
+def test_horseshoe_gibbs__scale_step_leaves_its_conditional_invariant(rng, n, m):
+    """The same line with z = v/√φ fixed: 3,000 steps against quadrature of the dense joint.
+
+    The reference: the dense joint of (y, v, λ, τ) at v = z√φ(x), plus the Jacobians of
+    (log τ, log λ, z) ↦ (τ, λ, v): (1 − Σα)x + ½ Σ log φ_j(x).
+    """
+    _, info = _model(n, m)
+    problem = hg.make_problem(info)
+    pt = {**_point(info, rng), "tau": 0.1}
+    st = hg.State(pt["beta"], pt["v"], pt["lambda"], 0.1, pt["c2"], pt["sigma_e2"], pt["sigma_b2"])
+    d = st.sigma_b2 * problem.s + st.sigma_e2
+    alpha = rng.uniform(0.0, 1.0, size=m)
+    z = st.v / np.sqrt(hg.prior_variances(st.tau, st.lam, st.c2))
+
+    def log_density(x):
+        tau, lam = pt["tau"] * math.exp(x), pt["lambda"] * np.exp(-alpha * x)
+        phi = hg.prior_variances(tau, lam, pt["c2"])
+        point = {**pt, "tau": tau, "lambda": lam, "v": z * np.sqrt(phi)}
+        jacobian = (1.0 - alpha.sum()) * x + 0.5 * np.log(phi).sum()
+        return _dense(info, problem, point) + jacobian
+
+    mean, sd = _quadrature_moments(log_density, np.linspace(-15.0, 10.0, 1251))
+    draws = _line_draws(lambda s, g: hg.scale_step(problem, s, d, g, alpha), st, alpha, 3000, rng)
+    assert abs(draws.mean() - mean) < 0.15 * sd, (draws.mean(), mean, sd)
+    assert abs(draws.std() / sd - 1) < 0.1, (draws.std(), sd)
+    # v stays z√φ
+    np.testing.assert_allclose(st.v / np.sqrt(hg.prior_variances(st.tau, st.lam, st.c2)), z)
