@@ -435,13 +435,13 @@ def test_multi_kinship_model__recovers_per_component_h2():
     y = 2.0 + g[0] + g[1] + e / e.std() * np.sqrt(1 - sum(h2))
     fit = bl.reml(y, Ks)
     model = bl.kinship_model(y, Ks)
-    idata = sample_counted(model, draws=500, chains=2, tune=500, random_seed=1)
+    # 2 × 500 draws: R-hat 1.010 in one CI run (Monte Carlo error), so the bound is 1.02
+    idata = sample_counted(model, draws=500, chains=2, tune=500, random_seed=1, max_rhat=1.02)
     post = idata.posterior["h2_component"]
     mean = post.mean(("chain", "draw")).values
     sd = post.std(("chain", "draw")).values
     assert np.all(np.abs(mean - np.array(h2)) < 3 * sd), (mean, sd)
     np.testing.assert_allclose(mean, fit.h2_components.values, atol=0.05)
-    assert float(az.rhat(idata.posterior["h2"])) < 1.02
     assert idata.log_likelihood["y"].shape == (2, 500, n)
     assert "u_chr1" in idata.posterior and "u" in idata.posterior
     loo = az.loo(idata)

@@ -551,3 +551,32 @@ def test_sample__recovers_genetic_correlation_with_missing_traits():
     coverage = np.mean((lo <= hidden) & (hidden <= hi))
     assert 0.85 <= coverage <= 1.0, coverage
     assert idata["posterior"]["u"].shape == (4, 1000, n, 2)
+
+
+@pytest.mark.slow
+def test_sample__reused_compilation_equals_fresh_for_another_sample_size():
+    """Two fits of the same rank but different N share nutpie's compilation only where that
+    gives the same draws as a fresh compilation (the null space's size is data, not a
+    constant of the graph: a constant made the N = 400 fit reuse the N = 300 log-density)."""
+    from bayeslmm.inference import sampling
+
+    def fit(n, seed):
+        rng = np.random.default_rng(seed)
+        G = rng.binomial(2, 0.3, size=(n, 60)).astype(float)
+        W = (G - G.mean(0)) / G.std(0)
+        Y = W @ rng.normal(size=(60, 2)) / 8 + rng.normal(size=(n, 2))
+        model = bl.kinship_model(pd.DataFrame(Y, columns=["a", "b"]), W @ W.T / 60)
+        assert 0 < info_of(model).extra["rotated_traits"].n_null
+        return bl.sample(model, draws=30, tune=30, chains=1, random_seed=7, progressbar=False)
+
+    saved = dict(sampling._COMPILED)
+    try:
+        sampling._COMPILED.clear()
+        fit(300, 1)  # compiled here, then offered to the N = 400 fit
+        reused = fit(400, 2)["posterior"]["h2"].values
+        sampling._COMPILED.clear()
+        fresh = fit(400, 2)["posterior"]["h2"].values
+    finally:
+        sampling._COMPILED.clear()
+        sampling._COMPILED.update(saved)
+    np.testing.assert_allclose(reused, fresh, rtol=0, atol=1e-10)

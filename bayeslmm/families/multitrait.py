@@ -450,8 +450,6 @@ def _build(
             b0 + (A_cov @ beta_std) * c[None, :],
             dims=("covariate", "trait"),
         )
-        L = pt.linalg.cholesky(se)
-        logdet_e = 2.0 * pt.sum(pt.log(pt.diagonal(L)))
         if n_miss:
             one_hot = pm.Data("missing_trait", np.eye(T)[miss_traits], dims=("missing", "trait"))
             U_miss = pm.Data("missing_rotated", rot_all.Y1[:, T:], dims=("eigen", "missing"))
@@ -471,11 +469,20 @@ def _build(
         pm.Potential("Y_loglik", loglik)
         if rot.n_null > 0:
             F = pm.Data("null_factor", rot_all.null_factor)
+            n_null = pm.Data("n_null", float(rot.n_null))  # data, not a constant of the graph
             parts = [-beta_std, pt.eye(T)] + ([Z] if n_miss else [])
             coef = pt.concatenate(parts, axis=0)  # (d + T + m, T)
             E = F @ coef
-            quad = pt.sum(pt.sqr(pt.linalg.solve_triangular(L, E.T, lower=True)))
-            pm.Potential("Y_null_space", -0.5 * (rot.n_null * (T * LOG_2PI + logdet_e) + quad))
+            if T == 2:  # closed form: a LAPACK Cholesky and solves cost ~12 µs per gradient
+                det_e = se[0, 0] * se[1, 1] - pt.sqr(se[1, 0])
+                logdet_e = pt.log(det_e)
+                S = E.T @ E
+                quad = (se[1, 1] * S[0, 0] - 2.0 * se[1, 0] * S[1, 0] + se[0, 0] * S[1, 1]) / det_e
+            else:
+                L = pt.linalg.cholesky(se)
+                logdet_e = 2.0 * pt.sum(pt.log(pt.diagonal(L)))
+                quad = pt.sum(pt.sqr(pt.linalg.solve_triangular(L, E.T, lower=True)))
+            pm.Potential("Y_null_space", -0.5 * (n_null * (T * LOG_2PI + logdet_e) + quad))
     data = dataclasses.replace(prepared, y=Yp, y_name=", ".join(names))
     extra: dict[str, Any] = {
         "traits": names,
@@ -786,7 +793,7 @@ def u_and_loo_complete(
     coef = np.swapaxes(coef, 1, 2).reshape(b * T, -1)
     u_t, loglik_t = u_and_loo(
         spectral,
-        np.zeros(n),
+        None,  # the residual is −[Y, X]·coef
         np.column_stack([Y, X]),
         coef,
         lam.reshape(-1),
@@ -795,11 +802,19 @@ def u_and_loo_complete(
         with_u=with_u,
     )
     _, logdet_e = np.linalg.slogdet(se)
-    loglik = loglik_t.reshape(b, T, n).sum(axis=1) - 0.5 * logdet_e[:, None]
+    loglik_t = loglik_t.reshape(b, T, n)
+    loglik = loglik_t[:, 0] - 0.5 * logdet_e[:, None]
+    for t in range(1, T):  # (a sum over the middle axis is ~10× slower)
+        loglik += loglik_t[:, t]
     if u_t is None:
         return None, loglik
     W_inv = np.linalg.inv(W)  # (b, T, T)
-    u = np.matmul(np.swapaxes(u_t.reshape(b, T, n), 1, 2), W_inv)
+    u_t = u_t.reshape(b, T, n)
+    u = np.empty((b, n, T))
+    for j in range(T):  # U = Ũ W⁻¹, column by column (4× faster than a batched matmul)
+        u[:, :, j] = u_t[:, 0, :] * W_inv[:, 0, j, None]
+        for t in range(1, T):
+            u[:, :, j] += u_t[:, t, :] * W_inv[:, t, j, None]
     return u, loglik
 
 

@@ -227,8 +227,10 @@ def u_and_loo(
     Parameters
     ----------
     spectral : Spectral
-    y : ndarray
-        Phenotype [shape: (n_samples,)].
+    y : ndarray or None
+        Phenotype [shape: (n_samples,)]; None: no phenotype column, the residual is −Xβ
+        (the several-trait pseudo-draws of
+        :func:`~bayeslmm.families.multitrait.u_and_loo_complete`, whose X holds the traits).
     X : ndarray
         Covariates [shape: (n_samples, d)].
     beta : ndarray
@@ -268,8 +270,9 @@ def u_and_loo(
         g = H(y - X\beta)/\sigma_e^2 = (y - X\beta - E[u])/\sigma_e^2.
 
     diag(A), Ay and AX, and their first two derivatives in t = log ρ (each pᵢ is a logistic
-    function of t + log sᵢ), are tabulated on a grid of step :data:`LOO_GRID_STEP` spanning
-    the draws' t (clamped where every pᵢ is within e⁻⁴⁰ of its limit) with two matrix products,
+    function of t + log sᵢ), are tabulated on a grid of step :data:`LOO_GRID_STEP` over the
+    draws' t (clamped where every pᵢ is within e⁻⁴⁰ of its limit), at the ends of the grid
+    cells that hold a draw (several traits' draws of λ leave gaps), with two matrix products,
     O(G·N·r·(d+2)), and interpolated per draw by quintic Hermite interpolation: draws are
     grouped by grid cell, and the six table rows of a cell are applied to its draws with one
     matrix product, O(N·d) per draw. The interpolation error is below 1e-10 on the log density
@@ -288,34 +291,49 @@ def u_and_loo(
     stream of standard normals as in :func:`draw_u`, so a seed gives the same draws each run.
     """
     n_draws, d = beta.shape
+    if y is None:  # no phenotype column: the residual is −Xβ (several traits' pseudo-draws)
+        y = np.zeros(X.shape[0])
+        if rotated is not None:
+            rotated = (np.zeros(rotated[1].shape[0]), rotated[1])
+        columns, factor = X, -beta
+        column_rot = None if rotated is None else rotated[1]
+    else:
+        columns = np.column_stack([y, X])
+        factor = np.concatenate([np.ones((n_draws, 1)), -beta], 1)  # y − Xβ = [y, X]·factor
+        column_rot = None if rotated is None else np.column_stack(rotated)
     y1, X1 = (spectral.U.T @ y, spectral.U.T @ X) if rotated is None else rotated
     t = _log_ratio(spectral, sigma_g2, sigma_e2)
     lo, hi = (float(t.min()), float(t.max())) if n_draws else (0.0, 0.0)
     n_nodes = int(np.ceil((hi - lo) / LOO_GRID_STEP)) + 2
+    cell, basis = _hermite_weights(t, lo, n_nodes)
+    # tables at the ends of occupied cells only: the draws of several traits' λ leave gaps
+    needed = np.unique(np.concatenate([cell, cell + 1]))
+    c = columns.shape[1]
     exact_u = with_u and rng is None and noise is None
-    if 3 * n_nodes * (d + 2) > n_draws:  # columns of the tables vs per-draw products
+    if 3 * needed.size * (c + 1) > n_draws:  # columns of the tables vs per-draw products
         u = None
         if with_u:
             u = draw_u(spectral, y1, X1, beta, sigma_g2, sigma_e2, rng, noise=noise)
         loglik = loo_pointwise_exact(spectral, y, X, beta, sigma_g2, sigma_e2, rotated=(y1, X1))
         return u, loglik
-    nodes = lo + LOO_GRID_STEP * np.arange(n_nodes)
-    diag_a, table = _tables(spectral, y1, X1, nodes)
-    cell, basis = _hermite_weights(t, lo, n_nodes)
+    slot = np.zeros(n_nodes, dtype=int)
+    slot[needed] = np.arange(needed.size)  # cell k's nodes k, k + 1 are slots j, j + 1
+    nodes = lo + LOO_GRID_STEP * needed
+    columns1 = spectral.U.T @ columns if column_rot is None else column_rot
+    diag_a, table = _tables(spectral, columns1, nodes)
     u = np.empty((n_draws, spectral.n)) if with_u else None
     loglik = np.empty((n_draws, spectral.n))
     offset = -0.5 * LOG_2PI - 0.5 * np.log(sigma_e2)
-    factor = np.concatenate([np.ones((n_draws, 1)), -beta], 1)  # A(y − Xβ) = A[y, X]·factor
     # −H(y − Xβ) = A(y − Xβ) − (y − Xβ), scaled by 1/√(2σe²): its square is ½ g²/c · diag(H)
     factor_e = np.concatenate([factor, -factor], 1) / np.sqrt(2 * sigma_e2)[:, None]
-    data = np.concatenate([y[None, :], X.T], 0)  # [shape: (d+1, N)]
+    data = columns.T  # [shape: (c, N)]
     order = np.argsort(cell, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(cell[order]) != 0, True])
     block = max(1, 2**20 // spectral.n)  # draws per product: ~8 MB arrays
     for first, stop in zip(starts[:-1], starts[1:], strict=True):
-        k = int(cell[order[first]])
+        k = int(slot[cell[order[first]]])
         rows_a = diag_a[3 * k : 3 * k + 6]
-        rows_u = table[3 * k * (d + 1) : (3 * k + 6) * (d + 1)]
+        rows_u = table[3 * k * c : (3 * k + 6) * c]
         rows_e = np.concatenate([rows_u, data], 0)
         for a in range(first, stop, block):
             rows = order[a : min(a + block, stop)]
@@ -323,8 +341,8 @@ def u_and_loo(
             if with_u and not exact_u:
                 u[rows] = (w[:, :, None] * factor[rows, None, :]).reshape(len(rows), -1) @ rows_u
             scale = factor_e[rows]
-            stencil = (w[:, :, None] * scale[:, None, : d + 1]).reshape(len(rows), -1)
-            coef = np.concatenate([stencil, scale[:, d + 1 :]], 1)
+            stencil = (w[:, :, None] * scale[:, None, :c]).reshape(len(rows), -1)
+            coef = np.concatenate([stencil, scale[:, c:]], 1)
             e = coef @ rows_e  # −H(y − Xβ)/√(2σe²)
             h = w @ rows_a
             np.subtract(1.0, h, out=h)  # diag(H) = σe² diag(C)
@@ -407,14 +425,15 @@ def _log_ratio(spectral: Spectral, sigma_g2: np.ndarray, sigma_e2: np.ndarray) -
 
 
 def _tables(
-    spectral: Spectral, y1: np.ndarray, X1: np.ndarray, nodes: np.ndarray
+    spectral: Spectral, columns1: np.ndarray, nodes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """diag(A), and Ay and AX, with their t-derivatives (orders 0, 1, 2) at ``nodes``.
+    """diag(A) and A times each data column, with their t-derivatives (0, 1, 2) at ``nodes``.
 
-    ``y1`` and ``X1`` are U'y and U'X; the rows of the tables are those of ``spectral.U``.
+    ``columns1`` is U'[y, X] (or U'X) [shape: (rank, c)]; the rows of the tables are those of
+    ``spectral.U``.
 
-    Returns arrays of shapes (G·3, N) and (G·3·(d+1), N), rows ordered (node, order) and
-    (node, order, column of [y, X]), derivatives scaled by the step (order m by step^m), as
+    Returns arrays of shapes (G·3, N) and (G·3·c, N), rows ordered (node, order) and
+    (node, order, column), derivatives scaled by the step (order m by step^m), as
     :func:`_hermite_weights` expects.
     """
     U, s = spectral.U, spectral.s
@@ -424,7 +443,7 @@ def _tables(
     h = LOO_GRID_STEP
     coef = np.stack([p, p * q * h, p * q * (q - p) * h**2], axis=1).reshape(-1, s.size)
     diag_a = coef @ (U**2).T
-    both = np.concatenate([y1[None, :], X1.T], 0)  # [shape: (d+1, rank)]
+    both = np.asarray(columns1).reshape(s.size, -1).T  # [shape: (c, rank)]
     table = (coef[:, None, :] * both[None, :, :]).reshape(-1, s.size) @ U.T
     return diag_a, table
 

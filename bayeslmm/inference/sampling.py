@@ -298,27 +298,44 @@ def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> tuple[Any, int | None]
     """
     # The initial point (support point of each prior, jittered) is taken from this model, so
     # that a reused compilation gives the same draws as a fresh one for the same seed.
-    from bayeslmm.inference.compiled import compile_functions, nutpie_model, quiet_numba
+    from bayeslmm.inference.compiled import nutpie_model
+    from bayeslmm.inference.optimize import structure_key
 
     initial_point = _initial_point_function(model)
     cached = initial_point(0).size <= MAX_CACHED_DIM
-    key = (*_signature(model, info), cached)
-    if key not in _COMPILED:
-        if cached:
-            _COMPILED[key] = compile_functions(model)
-        else:
-            import nutpie
-
-            with quiet_numba():
-                _COMPILED[key] = nutpie.compile_pymc_model(model, freeze_model=False)
-        while len(_COMPILED) > MAX_COMPILED:
-            _COMPILED.popitem(last=False)
-    _COMPILED.move_to_end(key)
+    # the graph with its constants as well: a number baked into the graph instead of held in a
+    # pm.Data gives another key, not a compilation reused with a wrong log-density
+    graph = structure_key(model)
+    key = (*_signature(model, info), cached, graph)
+    if graph is None:  # not shareable (e.g. initial values set by hand): this model's own
+        compiled_now = _compile_nutpie(model, cached)
+    else:
+        if key not in _COMPILED:
+            _COMPILED[key] = _compile_nutpie(model, cached)
+            while len(_COMPILED) > MAX_COMPILED:
+                _COMPILED.popitem(last=False)
+        _COMPILED.move_to_end(key)
+        compiled_now = _COMPILED[key]
     if cached:
-        functions = _COMPILED[key]
-        return nutpie_model(functions, model, initial_point), None if functions.cfuncs else 1
-    compiled = _COMPILED[key].with_data(**{v.name: v.get_value() for v in model.data_vars})
+        return nutpie_model(compiled_now, model, initial_point), None if compiled_now.cfuncs else 1
+    compiled = compiled_now.with_data(**{v.name: v.get_value() for v in model.data_vars})
     return dataclasses.replace(compiled, initial_point_func=initial_point), None
+
+
+def _compile_nutpie(model: pm.Model, cached: bool) -> Any:
+    """What :func:`_compiled_nutpie` keeps: PyTensor's numba functions or nutpie's model.
+
+    The numba functions for small models (``cached``), nutpie's own ``cfunc`` model for those
+    with a latent vector.
+    """
+    from bayeslmm.inference.compiled import compile_functions, quiet_numba
+
+    if cached:
+        return compile_functions(model)
+    import nutpie
+
+    with quiet_numba():
+        return nutpie.compile_pymc_model(model, freeze_model=False)
 
 
 def _initial_point_function(model: pm.Model) -> Any:
