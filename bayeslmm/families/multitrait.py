@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -489,6 +490,9 @@ def _build(
         "rotated_traits": rot,
         "missing": missing,
         "missing_entries": (miss_rows, miss_traits, labels),
+        # nutpie's low-rank mass matrix: the (h², rg, re) ridge is a linear correlation that
+        # a diagonal one leaves to the step size (leapfrog steps per draw 7.2 -> 6.3, N = 2,000)
+        "adaptation": "low_rank",
     }
     if constant_data:
         extra["constant_data"] = constant_data
@@ -808,14 +812,26 @@ def u_and_loo_complete(
         loglik += loglik_t[:, t]
     if u_t is None:
         return None, loglik
-    W_inv = np.linalg.inv(W)  # (b, T, T)
-    u_t = u_t.reshape(b, T, n)
+    return _untransform(u_t.reshape(b, T, n), np.linalg.inv(W)), loglik
+
+
+@numba.njit(cache=True)
+def _untransform(u_t: np.ndarray, W_inv: np.ndarray) -> np.ndarray:
+    """U = Ũ W⁻¹ per draw, [shape: (b, N, T)] from Ũ' [shape: (b, T, N)] and W⁻¹ [(b, T, T)].
+
+    One pass writing U in order (numpy's batched matmul of b (N, T)·(T, T) products, or
+    strided column updates, took 3–4× as long at b = 4,000, N = 2,000).
+    """
+    b, T, n = u_t.shape
     u = np.empty((b, n, T))
-    for j in range(T):  # U = Ũ W⁻¹, column by column (4× faster than a batched matmul)
-        u[:, :, j] = u_t[:, 0, :] * W_inv[:, 0, j, None]
-        for t in range(1, T):
-            u[:, :, j] += u_t[:, t, :] * W_inv[:, t, j, None]
-    return u, loglik
+    for k in range(b):
+        for i in range(n):
+            for j in range(T):
+                acc = 0.0
+                for t in range(T):
+                    acc += u_t[k, t, i] * W_inv[k, t, j]
+                u[k, i, j] = acc
+    return u
 
 
 def _completed(info: ModelInfo, posterior: Any, n_draws: int) -> np.ndarray:

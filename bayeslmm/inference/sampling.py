@@ -480,6 +480,8 @@ def sample(
 
         compiled, default_cores = _compiled_nutpie(model, info)
         kwargs = {"target_accept": target_accept} if target_accept else {}
+        if "adaptation" in info.extra:  # the family's mass-matrix adaptation (several traits)
+            kwargs["adaptation"] = info.extra["adaptation"]
         raw = nutpie.sample(
             compiled,
             draws=draws,
