@@ -97,10 +97,18 @@ def _lkj(prior: PriorLike) -> bool:
     return isinstance(prior, Prior) and prior.distribution == "LKJCorr"
 
 
-def _cholesky_2(r: pt.TensorVariable, one_minus_r2: pt.TensorVariable) -> pt.TensorVariable:
-    """The Cholesky factor [[1, 0], [r, √(1 − r²)]] of a 2×2 correlation matrix."""
-    zero, one = pt.constant(0.0), pt.constant(1.0)
-    return pt.stack([pt.stack([one, zero]), pt.stack([r, pt.sqrt(one_minus_r2)])])
+def _correlation_2(r: pt.TensorVariable) -> pt.TensorVariable:
+    """The 2×2 correlation matrix [[1, r], [r, 1]], without a Cholesky factor's product.
+
+    (Six fewer 2×2 matrix products per gradient, each a BLAS call.)
+    """
+    one = pt.constant(1.0)
+    return pt.stack([pt.stack([one, r]), pt.stack([r, one])])
+
+
+def _from_cholesky(L: pt.TensorVariable) -> pt.TensorVariable:
+    """The correlation matrix LL' of LKJCorr's Cholesky factor."""
+    return L @ L.T
 
 
 def _unit_correlation(name: str, prior: Prior) -> pt.TensorVariable:
@@ -116,7 +124,7 @@ def _unit_correlation(name: str, prior: Prior) -> pt.TensorVariable:
     Returns
     -------
     TensorVariable
-        L [shape: (2, 2)], the correlation matrix being :math:`LL^\top`.
+        The correlation matrix [shape: (2, 2)].
 
     Notes
     -----
@@ -130,7 +138,7 @@ def _unit_correlation(name: str, prior: Prior) -> pt.TensorVariable:
     """
     eta = prior.params.get("eta", 1.0)
     unit = pm.Beta(name, alpha=eta, beta=eta)
-    return _cholesky_2(2.0 * unit - 1.0, 4.0 * unit * (1.0 - unit))
+    return _correlation_2(2.0 * unit - 1.0)
 
 
 def multitrait_lmm(
@@ -427,14 +435,16 @@ def _build(
         beta_std = add_prior("beta_std", priors["beta_std"], dims=("covariate", "trait"))
         h2 = add_prior("h2", priors["h2"], dims="trait")
         sigma_p = add_prior("sigma_p", priors["sigma_p"], dims="trait")
-        chol_g, chol_e = (
+        corr_g, corr_e = (
             _unit_correlation(f"{which}_unit", priors[f"{which}_cholesky"])
             if T == 2 and _lkj(priors[f"{which}_cholesky"])
-            else _add(f"{which}_cholesky", priors[f"{which}_cholesky"], ("trait", "trait2"))
+            else _from_cholesky(
+                _add(f"{which}_cholesky", priors[f"{which}_cholesky"], ("trait", "trait2"))
+            )
             for which in ("rg", "re")
         )
-        rg = pm.Deterministic("rg", chol_g @ chol_g.T, dims=("trait", "trait2"))
-        re = pm.Deterministic("re", chol_e @ chol_e.T, dims=("trait", "trait2"))
+        rg = pm.Deterministic("rg", corr_g, dims=("trait", "trait2"))
+        re = pm.Deterministic("re", corr_e, dims=("trait", "trait2"))
         sd_g = pt.sqrt(h2) * sigma_p
         sd_e = pt.sqrt(1.0 - h2) * sigma_p
         sg = sd_g[:, None] * rg * sd_g[None, :]
