@@ -751,6 +751,7 @@ def u_and_loo_complete(
     rng: np.random.Generator | None,
     *,
     with_u: bool = True,
+    out: tuple[np.ndarray | None, np.ndarray] | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray]:
     r"""U draws and LOO terms of complete traits, as T·b univariate problems per block.
 
@@ -766,6 +767,9 @@ def u_and_loo_complete(
         For the u draws; None gives their conditional means.
     with_u
         False: the LOO terms only (the first value returned is None).
+    out
+        Arrays to write u and the LOO terms into (shapes as returned; u's may be None with
+        ``with_u=False``), e.g. a block of the caller's result: no new memory for them.
 
     Returns
     -------
@@ -817,23 +821,25 @@ def u_and_loo_complete(
     )
     _, logdet_e = np.linalg.slogdet(se)
     loglik_t = loglik_t.reshape(b, T, n)
-    loglik = loglik_t[:, 0] - 0.5 * logdet_e[:, None]
+    u_out, loglik = out if out is not None else (None, np.empty((b, n)))
+    np.subtract(loglik_t[:, 0], 0.5 * logdet_e[:, None], out=loglik)
     for t in range(1, T):  # (a sum over the middle axis is ~10× slower)
         loglik += loglik_t[:, t]
     if u_t is None:
         return None, loglik
-    return _untransform(u_t.reshape(b, T, n), np.linalg.inv(W)), loglik
+    u = np.empty((b, n, T)) if u_out is None else u_out
+    _untransform(u_t.reshape(b, T, n), np.linalg.inv(W), u)
+    return u, loglik
 
 
 @numba.njit(cache=True)
-def _untransform(u_t: np.ndarray, W_inv: np.ndarray) -> np.ndarray:
-    """U = Ũ W⁻¹ per draw, [shape: (b, N, T)] from Ũ' [shape: (b, T, N)] and W⁻¹ [(b, T, T)].
+def _untransform(u_t: np.ndarray, W_inv: np.ndarray, u: np.ndarray) -> None:
+    """U = Ũ W⁻¹ per draw into u [shape: (b, N, T)], from Ũ' [(b, T, N)] and W⁻¹ [(b, T, T)].
 
     One pass writing U in order (numpy's batched matmul of b (N, T)·(T, T) products, or
     strided column updates, took 3–4× as long at b = 4,000, N = 2,000).
     """
     b, T, n = u_t.shape
-    u = np.empty((b, n, T))
     for k in range(b):
         for i in range(n):
             for j in range(T):
@@ -841,7 +847,6 @@ def _untransform(u_t: np.ndarray, W_inv: np.ndarray) -> np.ndarray:
                 for t in range(T):
                     acc += u_t[k, t, i] * W_inv[k, t, j]
                 u[k, i, j] = acc
-    return u
 
 
 def _completed(info: ModelInfo, posterior: Any, n_draws: int) -> np.ndarray:
@@ -928,11 +933,17 @@ def _postprocess_complete(
     size = max(1, COMPLETE_BLOCK_VALUES // (n * T))
     for start in range(0, n_draws, size):
         k = slice(start, min(start + size, n_draws))
-        u_k, loglik[k] = u_and_loo_complete(
-            info.spectral, Y, info.data.X, B[k], sg[k], se[k], rng, with_u=keep_u
+        u_and_loo_complete(  # written into this block of u and loglik
+            info.spectral,
+            Y,
+            info.data.X,
+            B[k],
+            sg[k],
+            se[k],
+            rng,
+            with_u=keep_u,
+            out=(None if u is None else u[k], loglik[k]),
         )
-        if u is not None:
-            u[k] = u_k
     new: dict[str, Any] = {}
     if u is not None:
         new["u"] = (u, ("sample", "trait"), (list(info.data.samples), list(info.extra["traits"])))
