@@ -299,17 +299,14 @@ def _compiled_nutpie(model: pm.Model, info: ModelInfo) -> tuple[Any, int | None]
     # The initial point (support point of each prior, jittered) is taken from this model, so
     # that a reused compilation gives the same draws as a fresh one for the same seed.
     from bayeslmm.inference.compiled import nutpie_model
-    from bayeslmm.inference.optimize import structure_key
 
     initial_point = _initial_point_function(model)
     cached = initial_point(0).size <= MAX_CACHED_DIM
-    # the graph with its constants as well: a number baked into the graph instead of held in a
-    # pm.Data gives another key, not a compilation reused with a wrong log-density
-    graph = structure_key(model)
-    key = (*_signature(model, info), cached, graph)
-    if graph is None:  # not shareable (e.g. initial values set by hand): this model's own
+    structure = _structure_key(model, info)
+    if structure is None:  # not shareable (e.g. initial values set by hand): this model's own
         compiled_now = _compile_nutpie(model, cached)
     else:
+        key = (*structure, cached)
         if key not in _COMPILED:
             _COMPILED[key] = _compile_nutpie(model, cached)
             while len(_COMPILED) > MAX_COMPILED:
@@ -634,12 +631,22 @@ def map_estimate(model: pm.Model, *, random_seed: int | None = None) -> DataTree
 def _map_key(model: pm.Model, info: ModelInfo) -> tuple | None:
     """What :func:`map_estimate`'s compiled functions depend on; None: compile for this model.
 
+    :func:`_structure_key`, marked as the MAP's.
+    """
+    structure = _structure_key(model, info)
+    return None if structure is None else ("map", *structure)
+
+
+def _structure_key(model: pm.Model, info: ModelInfo) -> tuple | None:
+    """What a compilation of ``model`` depends on besides its data; None: not shareable.
+
     The structure of :func:`_signature` (form, priors, data shapes) and the model's graph with
     its constants (:func:`~bayeslmm.inference.optimize.structure_key`), so that a number
-    baked into the graph instead of held in a ``pm.Data`` gives another key, not a wrong reuse.
+    baked into the graph instead of held in a ``pm.Data`` gives another key, not a compilation
+    reused with a wrong log-density. Keys both compilation caches (nutpie's and the MAP's).
     """
     graph = structure_key(model)
-    return None if graph is None else ("map", *_signature(model, info), graph)
+    return None if graph is None else (*_signature(model, info), graph)
 
 
 def heritability(idata: DataTree, hdi_prob: float = 0.95) -> pd.DataFrame:
