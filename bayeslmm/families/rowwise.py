@@ -168,6 +168,15 @@ FAST = {"reassoc", "contract", "arcp", "nsz"}
 LOG_BLOCK = 16
 
 
+@numba.njit(inline="always")
+def _entries2(si, g00, g11, g10, e00, e11, e10):
+    """Row i's A_i = s_iΣg + Σe for T = 2: (a, c, o) = (A₀₀, A₁₁, A₁₀) and |A_i| = ac − o²."""
+    a = si * g00 + e00
+    c = si * g11 + e11
+    o = si * g10 + e10
+    return a, c, o, a * c - o * o
+
+
 @numba.njit(cache=True, fastmath=FAST)
 def _forward2(s: np.ndarray, sg: np.ndarray, se: np.ndarray, R: np.ndarray):
     """T = 2 in closed form: |A| = ac − o², r'A⁻¹r = (c r₀² − 2o r₀r₁ + a r₁²)/|A|.
@@ -186,11 +195,7 @@ def _forward2(s: np.ndarray, sg: np.ndarray, se: np.ndarray, R: np.ndarray):
         stop = min(start + LOG_BLOCK, n)
         product = 1.0
         for i in range(start, stop):
-            si = s[i]
-            a = si * g00 + e00
-            c = si * g11 + e11
-            o = si * g10 + e10
-            det = a * c - o * o
+            a, c, o, det = _entries2(s[i], g00, g11, g10, e00, e11, e10)
             a_min = min(a_min, a)
             det_min = min(det_min, det)
             r0 = R[i, 0]
@@ -201,8 +206,7 @@ def _forward2(s: np.ndarray, sg: np.ndarray, se: np.ndarray, R: np.ndarray):
             logdet += math.log(product)
         else:  # under- or overflow (or a determinant ≤ 0, caught below): one log per row
             for i in range(start, stop):
-                si = s[i]
-                det = (si * g00 + e00) * (si * g11 + e11) - (si * g10 + e10) ** 2
+                det = _entries2(s[i], g00, g11, g10, e00, e11, e10)[3]
                 logdet += math.log(det) if det > 0.0 else math.nan
     if not (a_min > 0.0 and det_min > 0.0):
         return math.nan, math.nan
@@ -222,10 +226,7 @@ def _backward2(s, sg, se, R, g_logdet, g_quad):
     det_min = math.inf
     for i in range(n):
         si = s[i]
-        a = si * g00 + e00
-        c = si * g11 + e11
-        o = si * g10 + e10
-        det = a * c - o * o
+        a, c, o, det = _entries2(si, g00, g11, g10, e00, e11, e10)
         a_min = min(a_min, a)
         det_min = min(det_min, det)
         inv = 1.0 / det
