@@ -36,7 +36,14 @@ from bayeslmm.families.priors import (
     resolve,
 )
 from bayeslmm.families.rowwise import rowwise_gaussian_terms
-from bayeslmm.inference.effects import flat_draws, store_effects, u_and_loo
+from bayeslmm.inference.effects import (
+    flat_draws,
+    log_ratio,
+    loo_grid,
+    store_effects,
+    u_and_loo,
+    u_and_loo_gridded,
+)
 from bayeslmm.linalg.spectral import standardize
 from bayeslmm.relatedness.gram import Gram
 
@@ -753,7 +760,7 @@ def u_and_loo_complete(
     with_u: bool = True,
     out: tuple[np.ndarray | None, np.ndarray] | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    r"""U draws and LOO terms of complete traits, as T·b univariate problems per block.
+    r"""U draws and LOO terms of complete traits, as T·b univariate problems.
 
     Parameters
     ----------
@@ -799,37 +806,72 @@ def u_and_loo_complete(
     since :math:`\rho_i^\top P_{ii}^{-1}\rho_i = \sum_t g_{ti}^2/H_{t,ii}` and
     :math:`\log|P_{ii}^{-1}| = -\sum_t\log H_{t,ii} - 2\log|W|`,
     :math:`|W|^{-2} = |\Sigma_e|`: the sum of T univariate LOO terms (σg² = λ_t, σe² = 1).
-    Each is computed by :func:`~bayeslmm.inference.effects.u_and_loo` with
+    Each is computed as in :func:`~bayeslmm.inference.effects.u_and_loo` with
     :math:`\tilde y_t - XBw_t = 0 - [Y, X][-w_t; Bw_t]`, its interpolation tables in
     :math:`\log\lambda` shared by every draw and trait: O(N·(d + T)) per draw and trait
-    after the tables, instead of O(N·r·T²).
+    after the tables, instead of O(N·r·T²). The tables are built once for all the draws
+    (:func:`~bayeslmm.inference.effects.loo_grid`) and applied to blocks of draws through two
+    buffers of :data:`COMPLETE_BUFFER_VALUES` numbers
+    (:func:`~bayeslmm.inference.effects.u_and_loo_gridded`), each block then combined into u
+    and the LOO terms: beyond the result, memory for the tables and the buffers only.
     """
     b, n, T = B.shape[0], Y.shape[0], Y.shape[1]
     lam, W = decorrelate(sg, se)
     # pseudo-draws (draw, t): coefficients of [Y, X] giving −(Yw_t − XBw_t)
     coef = np.concatenate([-W, B @ W], axis=1)  # (b, T + d, T)
     coef = np.swapaxes(coef, 1, 2).reshape(b * T, -1)
-    u_t, loglik_t = u_and_loo(
-        spectral,
-        None,  # the residual is −[Y, X]·coef
-        np.column_stack([Y, X]),
-        coef,
-        lam.reshape(-1),
-        np.ones(b * T),
-        rng,
-        with_u=with_u,
-    )
+    lam, unit = lam.reshape(-1), np.ones(b * T)
+    columns = np.column_stack([Y, X])
     _, logdet_e = np.linalg.slogdet(se)
-    loglik_t = loglik_t.reshape(b, T, n)
+    W_inv = np.linalg.inv(W)
     u_out, loglik = out if out is not None else (None, np.empty((b, n)))
-    np.subtract(loglik_t[:, 0], 0.5 * logdet_e[:, None], out=loglik)
-    for t in range(1, T):  # (a sum over the middle axis is ~10× slower)
-        loglik += loglik_t[:, t]
-    if u_t is None:
-        return None, loglik
-    u = np.empty((b, n, T)) if u_out is None else u_out
-    _untransform(u_t.reshape(b, T, n), np.linalg.inv(W), u)
+    u = None if not with_u else (np.empty((b, n, T)) if u_out is None else u_out)
+    grid = loo_grid(spectral, columns, log_ratio(spectral, lam, unit))
+    if grid is None:  # few draws: the exact formulas, all draws at once
+        u_t, loglik_t = u_and_loo(spectral, None, columns, coef, lam, unit, rng, with_u=with_u)
+        _combine(u_t, loglik_t, logdet_e, W_inv, u, loglik)
+        return u, loglik
+    # one grid for every draw, applied block by block with the same two buffers: no
+    # (T·draws) × N temporaries (their first writes cost as much as the arithmetic)
+    size = max(1, min(b, COMPLETE_BUFFER_VALUES // (n * T)))  # draws per block
+    u_buffer = np.empty((size * T, n)) if with_u else None
+    loglik_buffer = np.empty((size * T, n))
+    for start in range(0, b, size):
+        k = slice(start, min(start + size, b))
+        p = slice(k.start * T, k.stop * T)
+        m = p.stop - p.start
+        u_t = None if u_buffer is None else u_buffer[:m]
+        u_and_loo_gridded(
+            spectral, grid, -coef[p], lam[p], unit[p], rng, u=u_t, loglik=loglik_buffer[:m]
+        )
+        _combine(
+            u_t, loglik_buffer[:m], logdet_e[k], W_inv[k], None if u is None else u[k], loglik[k]
+        )
     return u, loglik
+
+
+def _combine(
+    u_t: np.ndarray | None,
+    loglik_t: np.ndarray,
+    logdet_e: np.ndarray,
+    W_inv: np.ndarray,
+    u: np.ndarray | None,
+    loglik: np.ndarray,
+) -> None:
+    """The traits' u and LOO terms of b draws from their T·b pseudo-draws, into u and loglik.
+
+    ``u_t``, ``loglik_t`` [shape: (b·T, N)], rows (draw, t); ``logdet_e`` log|Σe| [shape:
+    (b,)]; ``W_inv`` [shape: (b, T, T)]; ``u`` [shape: (b, N, T)] (None: no u); ``loglik``
+    [shape: (b, N)]. (See :func:`u_and_loo_complete`.)
+    """
+    b, n = loglik.shape
+    T = loglik_t.shape[0] // b
+    parts = loglik_t.reshape(b, T, n)
+    np.subtract(parts[:, 0], 0.5 * logdet_e[:, None], out=loglik)
+    for t in range(1, T):  # (a sum over the middle axis is ~10× slower)
+        loglik += parts[:, t]
+    if u is not None:
+        _untransform(u_t.reshape(b, T, n), W_inv, u)
 
 
 @numba.njit(cache=True)
@@ -925,34 +967,23 @@ def _postprocess_complete(
     rng: np.random.Generator | None,
     keep_u: bool,
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """:func:`postprocess` of complete traits by :func:`u_and_loo_complete`, blocks of draws."""
+    """:func:`postprocess` of complete traits by :func:`u_and_loo_complete`."""
     n_draws = B.shape[0]
     n, T = Y.shape
     u = np.empty((n_draws, n, T)) if keep_u else None
     loglik = np.empty((n_draws, n))
-    size = max(1, COMPLETE_BLOCK_VALUES // (n * T))
-    for start in range(0, n_draws, size):
-        k = slice(start, min(start + size, n_draws))
-        u_and_loo_complete(  # written into this block of u and loglik
-            info.spectral,
-            Y,
-            info.data.X,
-            B[k],
-            sg[k],
-            se[k],
-            rng,
-            with_u=keep_u,
-            out=(None if u is None else u[k], loglik[k]),
-        )
+    u_and_loo_complete(  # written into u and loglik
+        info.spectral, Y, info.data.X, B, sg, se, rng, with_u=keep_u, out=(u, loglik)
+    )
     new: dict[str, Any] = {}
     if u is not None:
         new["u"] = (u, ("sample", "trait"), (list(info.data.samples), list(info.extra["traits"])))
     return new, loglik
 
 
-#: Draws × samples × traits of one block of :func:`u_and_loo_complete` in post-processing
-#: (each block builds its interpolation tables once; ~160 MB of float64 per array).
-COMPLETE_BLOCK_VALUES = 20_000_000
+#: Pseudo-draws × samples of each of the two buffers of :func:`u_and_loo_complete` (blocks of
+#: draws share one set of interpolation tables; ~16 MB of float64 per buffer).
+COMPLETE_BUFFER_VALUES = 2_000_000
 
 #: The multi-trait LMM: ``kinship_model(Y, K, X)`` with T ≥ 2 trait columns.
 MULTITRAIT = Family(

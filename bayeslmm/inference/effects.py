@@ -290,55 +290,175 @@ def u_and_loo(
     mean and covariance of many draws are tested against the dense formula); z is the same
     stream of standard normals as in :func:`draw_u`, so a seed gives the same draws each run.
     """
-    n_draws, d = beta.shape
-    if y is None:  # no phenotype column: the residual is −Xβ (several traits' pseudo-draws)
+    n_draws = beta.shape[0]
+    no_y = y is None  # no phenotype column: the residual is −Xβ (several traits' pseudo-draws)
+    if no_y:
         y = np.zeros(X.shape[0])
         if rotated is not None:
             rotated = (np.zeros(rotated[1].shape[0]), rotated[1])
-        columns, factor = X, -beta
-        column_rot = None if rotated is None else rotated[1]
-    else:
-        columns = np.column_stack([y, X])
-        factor = np.concatenate([np.ones((n_draws, 1)), -beta], 1)  # y − Xβ = [y, X]·factor
-        column_rot = None if rotated is None else np.column_stack(rotated)
     y1, X1 = (spectral.U.T @ y, spectral.U.T @ X) if rotated is None else rotated
-    t = _log_ratio(spectral, sigma_g2, sigma_e2)
-    lo, hi = (float(t.min()), float(t.max())) if n_draws else (0.0, 0.0)
-    n_nodes = int(np.ceil((hi - lo) / LOO_GRID_STEP)) + 2
-    cell, basis = _hermite_weights(t, lo, n_nodes)
-    # tables at the ends of occupied cells only: the draws of several traits' λ leave gaps
-    needed = np.unique(np.concatenate([cell, cell + 1]))
-    c = columns.shape[1]
-    exact_u = with_u and rng is None and noise is None
-    if 3 * needed.size * (c + 1) > n_draws:  # columns of the tables vs per-draw products
+    if no_y:
+        columns, columns1, factor = X, X1, -beta
+    else:
+        columns, columns1 = np.column_stack([y, X]), np.column_stack([y1, X1])
+        factor = np.concatenate([np.ones((n_draws, 1)), -beta], 1)  # y − Xβ = [y, X]·factor
+    grid = loo_grid(spectral, columns, log_ratio(spectral, sigma_g2, sigma_e2), columns1)
+    if grid is None:  # few draws: the exact formulas cost less than the tables
         u = None
         if with_u:
             u = draw_u(spectral, y1, X1, beta, sigma_g2, sigma_e2, rng, noise=noise)
         loglik = loo_pointwise_exact(spectral, y, X, beta, sigma_g2, sigma_e2, rotated=(y1, X1))
         return u, loglik
-    slot = np.zeros(n_nodes, dtype=int)
-    slot[needed] = np.arange(needed.size)  # cell k's nodes k, k + 1 are slots j, j + 1
-    nodes = lo + LOO_GRID_STEP * needed
-    columns1 = spectral.U.T @ columns if column_rot is None else column_rot
-    diag_a, table = _tables(spectral, columns1, nodes)
     u = np.empty((n_draws, spectral.n)) if with_u else None
     loglik = np.empty((n_draws, spectral.n))
+    u_and_loo_gridded(
+        spectral, grid, factor, sigma_g2, sigma_e2, rng, u=u, loglik=loglik, noise=noise
+    )
+    return u, loglik
+
+
+@dataclass(frozen=True, eq=False)
+class LooGrid:
+    """The interpolation tables of :func:`u_and_loo` for a set of draws (:func:`loo_grid`).
+
+    Attributes
+    ----------
+    columns : ndarray
+        The data columns c (e.g. [y, X]) [shape: (n_samples, c)], rows those of ``spectral.U``.
+    columns1 : ndarray
+        U'·columns over all samples [shape: (rank, c)].
+    lo : float
+        The grid's first node in t = log ρ.
+    n_nodes : int
+        Nodes from ``lo`` in steps of :data:`LOO_GRID_STEP`.
+    slot : ndarray
+        Each node's block of rows in the tables [shape: (n_nodes,)] (nodes at the ends of
+        cells that hold no draw have none).
+    diag_a, table : ndarray
+        As :func:`_tables`, at the tabulated nodes.
+    """
+
+    columns: np.ndarray
+    columns1: np.ndarray
+    lo: float
+    n_nodes: int
+    slot: np.ndarray
+    diag_a: np.ndarray
+    table: np.ndarray
+
+
+def loo_grid(
+    spectral: Spectral, columns: np.ndarray, t: np.ndarray, columns1: np.ndarray | None = None
+) -> LooGrid | None:
+    """The tables of :func:`u_and_loo` at the grid cells that hold the draws' t = log ρ.
+
+    Parameters
+    ----------
+    spectral : Spectral
+    columns : ndarray
+        Data columns [shape: (n_samples, c)] (rows those of ``spectral.U``).
+    t : ndarray
+        log(σg²/σe²) of every draw the grid will serve (:func:`log_ratio`) [shape: (draws,)].
+    columns1 : ndarray, optional
+        U'·columns over all samples, when ``spectral.U`` holds a block of rows.
+
+    Returns
+    -------
+    LooGrid or None
+        None where the tables would cost more than the exact formulas for these draws.
+    """
+    n_draws = t.size
+    lo, hi = (float(t.min()), float(t.max())) if n_draws else (0.0, 0.0)
+    n_nodes = int(np.ceil((hi - lo) / LOO_GRID_STEP)) + 2
+    cell, _ = _hermite_weights(t, lo, n_nodes)
+    # tables at the ends of occupied cells only: the draws of several traits' λ leave gaps
+    needed = np.unique(np.concatenate([cell, cell + 1]))
+    if 3 * needed.size * (columns.shape[1] + 1) > n_draws:  # table columns vs per-draw products
+        return None
+    slot = np.zeros(n_nodes, dtype=int)
+    slot[needed] = np.arange(needed.size)  # cell k's nodes k, k + 1 are slots j, j + 1
+    if columns1 is None:
+        columns1 = spectral.U.T @ columns
+    diag_a, table = _tables(spectral, columns1, lo + LOO_GRID_STEP * needed)
+    return LooGrid(columns, columns1, lo, n_nodes, slot, diag_a, table)
+
+
+def u_and_loo_gridded(
+    spectral: Spectral,
+    grid: LooGrid,
+    factor: np.ndarray,
+    sigma_g2: np.ndarray,
+    sigma_e2: np.ndarray,
+    rng: np.random.Generator | None,
+    *,
+    u: np.ndarray | None,
+    loglik: np.ndarray,
+    noise: np.ndarray | None = None,
+) -> None:
+    r""":func:`u_and_loo` of draws served by ``grid``, written into ``u`` and ``loglik``.
+
+    Parameters
+    ----------
+    spectral, grid
+        K's eigenbasis and the tables of :func:`loo_grid` (built for these draws' t or more).
+    factor : ndarray
+        Each draw's residual as a combination of the grid's columns,
+        :math:`y - X\beta = [y, X]\cdot` factor [shape: (draws, c)].
+    sigma_g2, sigma_e2, rng, noise
+        As in :func:`u_and_loo`.
+    u : ndarray or None
+        Output for the u draws [shape: (draws, n_samples)]; None: the LOO terms only.
+    loglik : ndarray
+        Output for the LOO terms [shape: (draws, n_samples)].
+
+    Notes
+    -----
+    A caller with many draws may build one grid for all of them and call this on blocks of
+    draws with the same output buffers (the several-trait post-processing): the tables are
+    built once and no draws × samples temporary is allocated per block.
+    """
+    t = log_ratio(spectral, sigma_g2, sigma_e2)
+    exact_u = u is not None and rng is None and noise is None
+    _apply_grid(grid, t, factor, sigma_e2, None if exact_u else u, loglik)
+    if exact_u:  # the conditional mean by the exact formula
+        zero = np.zeros(grid.columns1.shape[0])
+        u[...] = draw_u(spectral, zero, grid.columns1, -factor, sigma_g2, sigma_e2, None)
+    elif u is not None:
+        _add_u_noise(u, spectral, sigma_g2, sigma_e2, rng, noise)
+
+
+def _apply_grid(
+    grid: LooGrid,
+    t: np.ndarray,
+    factor: np.ndarray,
+    sigma_e2: np.ndarray,
+    u: np.ndarray | None,
+    loglik: np.ndarray,
+) -> None:
+    """E[u] (into ``u`` unless None) and the LOO terms (into ``loglik``) from the tables.
+
+    Draws are grouped by grid cell; the six table rows of a cell are applied to its draws with
+    one matrix product (see :func:`u_and_loo`).
+    """
+    cell, basis = _hermite_weights(t, grid.lo, grid.n_nodes)
+    c = grid.columns.shape[1]
     offset = -0.5 * LOG_2PI - 0.5 * np.log(sigma_e2)
     # −H(y − Xβ) = A(y − Xβ) − (y − Xβ), scaled by 1/√(2σe²): its square is ½ g²/c · diag(H)
     factor_e = np.concatenate([factor, -factor], 1) / np.sqrt(2 * sigma_e2)[:, None]
-    data = columns.T  # [shape: (c, N)]
+    data = grid.columns.T  # [shape: (c, N)]
+    n = data.shape[1]
     order = np.argsort(cell, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(cell[order]) != 0, True])
-    block = max(1, 2**20 // spectral.n)  # draws per product: ~8 MB arrays
+    block = max(1, 2**20 // n)  # draws per product: ~8 MB arrays
     for first, stop in zip(starts[:-1], starts[1:], strict=True):
-        k = int(slot[cell[order[first]]])
-        rows_a = diag_a[3 * k : 3 * k + 6]
-        rows_u = table[3 * k * c : (3 * k + 6) * c]
+        k = int(grid.slot[cell[order[first]]])
+        rows_a = grid.diag_a[3 * k : 3 * k + 6]
+        rows_u = grid.table[3 * k * c : (3 * k + 6) * c]
         rows_e = np.concatenate([rows_u, data], 0)
         for a in range(first, stop, block):
             rows = order[a : min(a + block, stop)]
             w = basis[rows]
-            if with_u and not exact_u:
+            if u is not None:
                 u[rows] = (w[:, :, None] * factor[rows, None, :]).reshape(len(rows), -1) @ rows_u
             scale = factor_e[rows]
             stencil = (w[:, :, None] * scale[:, None, :c]).reshape(len(rows), -1)
@@ -353,11 +473,6 @@ def u_and_loo(
             h -= e
             h += offset[rows, None]
             loglik[rows] = h
-    if exact_u:
-        u = draw_u(spectral, y1, X1, beta, sigma_g2, sigma_e2, None)
-    elif with_u:
-        _add_u_noise(u, spectral, sigma_g2, sigma_e2, rng, noise)
-    return u, loglik
 
 
 def _add_u_noise(
@@ -411,7 +526,7 @@ LOO_GRID_STEP = 0.05
 _SATURATION = 40.0
 
 
-def _log_ratio(spectral: Spectral, sigma_g2: np.ndarray, sigma_e2: np.ndarray) -> np.ndarray:
+def log_ratio(spectral: Spectral, sigma_g2: np.ndarray, sigma_e2: np.ndarray) -> np.ndarray:
     """The log ratio t = log(σg²/σe²) per draw, clamped where p no longer changes.
 
     [shape: (draws,)]
