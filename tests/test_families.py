@@ -222,6 +222,32 @@ def test_prior_resolver__one_message_format():
             resolve(priors, table, model="m", hints={"q": "use p"})
 
 
+def test_prior_resolver__remembers_passed_priors_only(monkeypatch):
+    import bayeslmm.families.priors as priors_module
+
+    calls = []
+    draw_many = priors_module._draw_many
+    monkeypatch.setattr(priors_module, "_draw_many", lambda v: calls.append(len(v)) or draw_many(v))
+    monkeypatch.setattr(priors_module, "_CHECKED", type(priors_module._CHECKED)())
+    table = {"p": Parameter(Prior("Beta", alpha=1, beta=1), UNIT)}
+    good = {"p": Prior("Beta", alpha=2.0, beta=3.0)}
+    resolve(good, table, model="m")
+    resolve({"p": Prior("Beta", alpha=2.0, beta=3.0)}, table, model="m")  # equal: not redrawn
+    assert calls == [1]
+    resolve({"p": Prior("Beta", alpha=2.0, beta=3.5)}, table, model="m")  # another value
+    assert calls == [1, 1]
+    bad = {"p": Prior("Normal", mu=0.0, sigma=1.0)}
+    for _ in range(2):  # a failed check is not remembered: it fails again
+        with pytest.raises(bl.InputError, match="outside its support"):
+            resolve(bad, table, model="m")
+    # the same prior on a parameter of another support is checked there (and fails)
+    real = {"p": Parameter(Prior("Normal", mu=0, sigma=1), shape=())}
+    resolve(bad, real, model="m")
+    positive = {"p": Parameter(Prior("HalfNormal", sigma=1), (0.0, np.inf))}
+    with pytest.raises(bl.InputError, match="outside its support"):
+        resolve(bad, positive, model="m")
+
+
 # ---- the worked example of docs/design.md §6 ---------------------------------------------------
 
 

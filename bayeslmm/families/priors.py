@@ -11,6 +11,7 @@ prior, support, shape, prior under ``priors="flat"``) and gets its priors from o
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -261,23 +262,62 @@ def check_priors(priors: Mapping[str, Any], table: Mapping[str, Parameter]) -> N
     PyTensor compiles one function per call of ``pm.draw`` (≈ 0.3 s); a family with five priors
     paid that five times per model build. Drawing from all of them at once compiles once. When
     the joint draw fails, each prior is checked on its own, so the message names the bad one.
+    A :class:`Prior` that passed is remembered with its parameter's shape and support
+    (:func:`_checked_key`; the check is deterministic): a later model with the same prior, e.g.
+    a refit of the same model to other data or a cross-validation fold, skips the compilation
+    (~0.2–0.4 s per model build).
     """
+    keys = {name: _checked_key(name, prior, table[name]) for name, prior in priors.items()}
     variables = {}
     for name, prior in priors.items():
+        if keys[name] is not None and keys[name] in _CHECKED:
+            continue
         variable = _prior_variable(name, prior, table[name])
         if variable is not None:
             variables[name] = variable
-    if not variables:
-        return
+    if variables:
+        try:
+            draws = dict(zip(variables, _draw_many(list(variables.values())), strict=True))
+        except Exception:  # noqa: BLE001 - one of them is bad: each alone says which
+            draws = {
+                name: _draw_one(name, priors[name], table[name], variable)
+                for name, variable in variables.items()
+            }
+        for name in variables:
+            _check_draws(name, priors[name], table[name], draws[name])
+    for key in keys.values():
+        if key is not None:
+            _CHECKED[key] = None
+            _CHECKED.move_to_end(key)
+    while len(_CHECKED) > MAX_CHECKED:
+        _CHECKED.popitem(last=False)
+
+
+#: Priors that passed :func:`check_priors`, by :func:`_checked_key` (least recently used
+#: first), and how many are kept.
+_CHECKED: OrderedDict[tuple, None] = OrderedDict()
+MAX_CHECKED = 1024
+
+
+def _checked_key(name: str, prior: Any, parameter: Parameter) -> tuple | None:
+    """What :func:`check_priors`' verdict on a :class:`Prior` depends on; None: not kept.
+
+    The parameter's name, shape and support, and the prior's distribution and exact parameter
+    values (their bytes, dtype and shape). A PyMC variable given as a prior is checked anew
+    each time.
+    """
+    if not isinstance(prior, Prior):
+        return None
     try:
-        draws = dict(zip(variables, _draw_many(list(variables.values())), strict=True))
-    except Exception:  # noqa: BLE001 - one of them is bad: each alone says which
-        draws = {
-            name: _draw_one(name, priors[name], table[name], variable)
-            for name, variable in variables.items()
-        }
-    for name in variables:
-        _check_draws(name, priors[name], table[name], draws[name])
+        values = tuple(
+            (k, np.asarray(v).dtype.str, np.shape(v), np.asarray(v).tobytes())
+            for k, v in sorted(prior.params.items())
+        )
+    except (TypeError, ValueError):  # a parameter numpy cannot serialize: check it each time
+        return None
+    if any(dtype.startswith("|O") for _, dtype, _, _ in values):
+        return None
+    return (name, prior.distribution, values, tuple(parameter.shape), parameter.support)
 
 
 def _draw_many(variables: list[pt.TensorVariable]) -> list[np.ndarray]:
