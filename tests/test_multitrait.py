@@ -32,12 +32,47 @@ def _data(n=40, rank=None, seed=0):
     return Y, pd.DataFrame(K, index=ids, columns=ids), X
 
 
+#: A prior on the standardized B under which the model samples B (not Normal(0, σ) or Flat).
+SAMPLED_B = {"beta_std": bl.Prior("StudentT", nu=30, mu=0.0, sigma=10.0)}
+
+
+def _b_prior(info, sigma=10.0):
+    """Mean and covariance of vec(B) in the user's units under beta_std ~ N(0, σ²) (B = b +
+    A·B̃·C, C the traits' scales)."""
+    scale, offset, transform = info.extra["standardization"]
+    return offset, np.kron(np.diag(scale**2), sigma**2 * transform @ transform.T)
+
+
+@pytest.mark.parametrize("rank", [None, 15])
+def test_kinship_model__marginal_logp_equals_dense_integral(rank):
+    """Default priors: B is integrated out; the model's density is the dense Gaussian of
+    vec(Y) with B's prior covariance added, for T = 2 (closed-form kernel) and T = 3."""
+    from models.mv_lmm.reference import dense_marginal_loglik
+
+    Y, K, X = _data(rank=rank)
+    three = Y.assign(c=Y["a"] - Y["b"] / 50 + np.random.default_rng(3).normal(size=len(Y)))
+    for data in (Y, three):
+        model = bl.kinship_model(data, K, X)
+        info = info_of(model)
+        assert "beta_std" not in [rv.name for rv in model.free_RVs]
+        assert info.extra["marginal_b"][0] == pytest.approx(0.01)  # 1/σ², σ = 10
+        outs = [sum(model.potentials), model["Sigma_g"], model["Sigma_e"]]
+        fn = model.compile_fn(model.replace_rvs_by_values(outs), point_fn=True)
+        mean, cov = _b_prior(info)
+        for point in _random_points(model, 3):
+            got, sg, se = fn(point)
+            K_dense = info.spectral.matrix()
+            want = dense_marginal_loglik(info.data.y, info.data.X, K_dense, mean, cov, sg, se)
+            assert np.isclose(got, want, rtol=1e-9, atol=1e-7)
+
+
 @pytest.mark.parametrize("rank", [None, 15])
 def test_kinship_model__logp_equals_dense_mvnormal(rank):
+    """A prior on B other than Normal(0, σ) or Flat: B is sampled, the density is the joint."""
     Y, K, X = _data(rank=rank)
-    model = bl.kinship_model(Y, K, X)
+    model = bl.kinship_model(Y, K, X, priors=SAMPLED_B)
     info = info_of(model)
-    assert info.family == "multitrait"
+    assert info.family == "multitrait" and "marginal_b" not in info.extra
     outs = [sum(model.potentials), model["beta"], model["Sigma_g"], model["Sigma_e"]]
     fn = model.compile_fn(model.replace_rvs_by_values(outs), point_fn=True)
     rng = np.random.default_rng(1)
@@ -53,7 +88,11 @@ def test_kinship_model__logp_equals_dense_mvnormal(rank):
 def test_kinship_model__gradient_finite_where_covariances_are_proportional():
     """At the initial point (rg = re = I, h² = ½) Σg ∝ Σe: an eigh-based density has NaN there."""
     Y, K, X = _data(rank=15)
-    model = bl.kinship_model(Y, K, X)
+    for priors in (None, SAMPLED_B):  # B integrated out, B sampled
+        _check_gradient_at_initial_point(bl.kinship_model(Y, K, X, priors=priors))
+
+
+def _check_gradient_at_initial_point(model):
     point = model.initial_point()
     grad = model.compile_dlogp()(point)
     assert np.isfinite(grad).all()
@@ -73,22 +112,24 @@ def test_kinship_model__gradient_finite_where_covariances_are_proportional():
 def test_kinship_model__structure():
     Y, K, X = _data()
     model = bl.kinship_model(Y, K, X)
-    assert [rv.name for rv in model.free_RVs] == [
+    assert [rv.name for rv in model.free_RVs] == ["h2", "sigma_p", "rg_unit", "re_unit"]
+    sampled = bl.kinship_model(Y, K, X, priors=SAMPLED_B)
+    assert [rv.name for rv in sampled.free_RVs] == [
         "beta_std",
         "h2",
         "sigma_p",
         "rg_unit",
         "re_unit",
     ]
+    assert sampled.named_vars_to_dims["beta"] == ("covariate", "trait")
     assert model.coords["trait"] == ("a", "b")
     assert model.coords["covariate"] == tuple(info_of(model).data.covariates)
     assert model.named_vars_to_dims["Sigma_g"] == ("trait", "trait2")
-    assert model.named_vars_to_dims["beta"] == ("covariate", "trait")
     assert model.named_vars_to_dims["h2"] == ("trait",)
     assert model.named_vars_to_dims["rg"] == ("trait", "trait2")
     assert model.named_vars_to_dims["rg"] == ("trait", "trait2")
     three = bl.kinship_model(Y.assign(c=Y["a"] - Y["b"] / 50 + np.arange(len(Y))), K, X)
-    assert [rv.name for rv in three.free_RVs][3:] == ["rg_cholesky", "re_cholesky"]
+    assert [rv.name for rv in three.free_RVs][2:] == ["rg_cholesky", "re_cholesky"]
     assert three.eval_rv_shapes()["rg_cholesky"] == (3, 3)
 
 

@@ -1,10 +1,10 @@
 """The two-trait model's sampling coordinates: the same posterior as the dense model and priors.
 
 For T = 2 the correlations are sampled as ``rg_unit`` and ``re_unit`` ((r + 1)/2 ~ Beta(η, η),
-through its log-odds); the log-density in those coordinates must be the dense likelihood
-(models/mv_lmm) plus the priors on (β, h², σp, rg, re) plus the log-Jacobian of the map from the
-sampler's coordinates, each computed here independently (scipy densities, PyMC's LKJCorr,
-finite-difference Jacobians).
+through its log-odds); the log-density in those coordinates must be the dense likelihood with B
+integrated out under its prior (models/mv_lmm) plus the priors on (h², σp, rg, re) plus the
+log-Jacobian of the map from the sampler's coordinates, each computed here independently (scipy
+densities, PyMC's LKJCorr, finite-difference Jacobians).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import bayeslmm as bl
 from bayeslmm.families.base import info_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from models.mv_lmm.reference import dense_loglik  # noqa: E402
+from models.mv_lmm.reference import dense_marginal_loglik  # noqa: E402
 
 ETA_G, ETA_E = 2.0, 3.0
 
@@ -72,33 +72,36 @@ def test_two_trait_logp__dense_likelihood_plus_priors_plus_jacobian(rank):
     }
     model = bl.kinship_model(Y, K, X, priors=priors)
     info = info_of(model)
-    assert [v.name for v in model.value_vars][3:] == ["rg_unit_logodds__", "re_unit_logodds__"]
-    names = ["beta_std", "h2", "sigma_p", "rg", "re", "beta", "Sigma_g", "Sigma_e"]
+    assert [v.name for v in model.value_vars][2:] == ["rg_unit_logodds__", "re_unit_logodds__"]
+    names = ["h2", "sigma_p", "rg", "re", "Sigma_g", "Sigma_e"]
     outs = [model.logp(), *(model[n] for n in names)]
     fn = model.compile_fn(model.replace_rvs_by_values(outs), point_fn=True)
     rng = np.random.default_rng(1)
     start = model.initial_point()
     for _ in range(4):
         point = {k: v + rng.normal(scale=0.7, size=np.shape(v)) for k, v in start.items()}
-        got, beta_std, h2, sigma_p, rg, re, B, sg, se = fn(point)
+        got, h2, sigma_p, rg, re, sg, se = fn(point)
         r_g, r_e = rg[1, 0], re[1, 0]
         # Σ from (h², σp, rg, re): the standardized model, back in the traits' units
         sd_g, sd_e = np.sqrt(h2) * sigma_p, np.sqrt(1 - h2) * sigma_p
         scale = np.sqrt(np.diag(sg) / (h2 * sigma_p**2))
         assert np.allclose(sg, np.outer(sd_g * scale, sd_g * scale) * rg)
         assert np.allclose(se, np.outer(sd_e * scale, sd_e * scale) * re)
-        loglik = dense_loglik(info.data.y, info.data.X, info.spectral.matrix(), B, sg, se)
+        # B integrated out under its prior: beta_std ~ N(0, 10²), B = b + A·beta_std·C
+        c, offset, transform = info.extra["standardization"]
+        B_cov = np.kron(np.diag(c**2), 100.0 * transform @ transform.T)
+        K_dense = info.spectral.matrix()
+        loglik = dense_marginal_loglik(info.data.y, info.data.X, K_dense, offset, B_cov, sg, se)
         prior = (
-            stats.norm.logpdf(beta_std, 0.0, 10.0).sum()
-            + stats.beta.logpdf(h2, 1, 1).sum()
+            stats.beta.logpdf(h2, 1, 1).sum()
             + (np.log(2.0) + stats.t.logpdf(sigma_p, 3)).sum()
             + _lkj_logpdf(r_g, ETA_G)
             + _lkj_logpdf(r_e, ETA_E)
         )
-        # the map (β, logit h², log σp, w_g, w_e) → (β, h², σp, rg, re) is diagonal in blocks;
+        # the map (logit h², log σp, w_g, w_e) → (h², σp, rg, re) is diagonal in blocks;
         # the correlations' derivatives by finite differences
         jacobian = np.log(h2 * (1 - h2)).sum() + np.log(sigma_p).sum()
-        for free, out in (("rg_unit_logodds__", 3), ("re_unit_logodds__", 4)):
+        for free, out in (("rg_unit_logodds__", 2), ("re_unit_logodds__", 3)):
             step = 1e-6
             up = {**point, free: point[free] + step}
             down = {**point, free: point[free] - step}

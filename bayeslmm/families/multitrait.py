@@ -25,6 +25,7 @@ from bayeslmm.errors import InputError
 from bayeslmm.estimation.multivariate.fit import check_traits, trait_table
 from bayeslmm.estimation.multivariate.rotation import rotate_traits
 from bayeslmm.families.base import Family, ModelInfo, model_coords, register_model
+from bayeslmm.families.marginal import conditional_b, marginal_terms
 from bayeslmm.families.priors import (
     POSITIVE,
     REAL,
@@ -435,11 +436,15 @@ def _build(
     ]
     if n_miss:
         coords["missing"] = labels
+    # B integrated out (complete traits, a Normal(0, σ) or flat prior on it): 1/σ², or None
+    precision = None if n_miss else b_precision(priors["beta_std"])
+    rows = None if precision is None else _marginal_rows(rot, d, T)
     with pm.Model(coords=coords) as model:
-        Y_rot = pm.Data("Y_rot", rot.Y1, dims=("eigen", "trait"))
-        X_rot = pm.Data("X_rot", rot.X1, dims=("eigen", "covariate"))
-        s = pm.Data("s", rot.s, dims="eigen")
-        beta_std = add_prior("beta_std", priors["beta_std"], dims=("covariate", "trait"))
+        if rows is None:
+            Y_rot = pm.Data("Y_rot", rot.Y1, dims=("eigen", "trait"))
+            X_rot = pm.Data("X_rot", rot.X1, dims=("eigen", "covariate"))
+            s = pm.Data("s", rot.s, dims="eigen")
+            beta_std = add_prior("beta_std", priors["beta_std"], dims=("covariate", "trait"))
         h2 = add_prior("h2", priors["h2"], dims="trait")
         sigma_p = add_prior("sigma_p", priors["sigma_p"], dims="trait")
         corr_g, corr_e = (
@@ -463,11 +468,12 @@ def _build(
         n_samples = pm.Data("n_samples", float(n))
         pm.Deterministic("Sigma_g", c[:, None] * sg * c[None, :], dims=("trait", "trait2"))
         pm.Deterministic("Sigma_e", c[:, None] * se * c[None, :], dims=("trait", "trait2"))
-        pm.Deterministic(
-            "beta",
-            b0 + (A_cov @ beta_std) * c[None, :],
-            dims=("covariate", "trait"),
-        )
+        if rows is None:  # else drawn in post-processing, from B | θ, Y (conditional_b)
+            pm.Deterministic(
+                "beta",
+                b0 + (A_cov @ beta_std) * c[None, :],
+                dims=("covariate", "trait"),
+            )
         if n_miss:
             one_hot = pm.Data("missing_trait", np.eye(T)[miss_traits], dims=("missing", "trait"))
             U_miss = pm.Data("missing_rotated", rot_all.Y1[:, T:], dims=("eigen", "missing"))
@@ -477,15 +483,31 @@ def _build(
             Y_rot = Y_rot + U_miss @ Z
             user = pt.sum((X_miss @ b0) * one_hot, axis=1) + (one_hot @ c) * z
             pm.Deterministic("Y_missing", user, dims="missing")
-        R = Y_rot - X_rot @ beta_std  # (r, T)
-        # one T×T Cholesky factor per rotated row, s_i Σg + Σe = L_i L_i', in one compiled
-        # pass over the rows (batched linalg costs ~100× more per gradient)
-        logdet, quad_rows = rowwise_gaussian_terms(s, sg, se, R, n_traits=T)
         r = rot.Y1.shape[0]
         jacobian = n_samples * pt.sum(pt.log(c))  # Y = Xb + C·Ỹ, per sample
-        loglik = -0.5 * (r * T * LOG_2PI + logdet + quad_rows) - jacobian
-        pm.Potential("Y_loglik", loglik)
-        if rot.n_null > 0:
+        if rows is not None:
+            value = marginal_terms(
+                pm.Data("s_rows", rows[0]),
+                pm.Data("logdet_rows", rows[1]),
+                sg,
+                se,
+                pm.Data("Y_rows", rows[2]),
+                pm.Data("X_rows", rows[3]),
+                pm.Data("beta_precision", precision),
+            )
+            pm.Potential("Y_loglik", value - 0.5 * r * T * LOG_2PI - jacobian)
+            if rot.n_null > 0:  # the null space's log-determinant (its rows are in `rows`)
+                n_null = pm.Data("n_null", float(rot.n_null))
+                logdet_e = _logdet(se, T)
+                pm.Potential("Y_null_space", -0.5 * n_null * (T * LOG_2PI + logdet_e))
+        else:
+            R = Y_rot - X_rot @ beta_std  # (r, T)
+            # one T×T Cholesky factor per rotated row, s_i Σg + Σe = L_i L_i', in one
+            # compiled pass over the rows (batched linalg costs ~100× more per gradient)
+            logdet, quad_rows = rowwise_gaussian_terms(s, sg, se, R, n_traits=T)
+            loglik = -0.5 * (r * T * LOG_2PI + logdet + quad_rows) - jacobian
+            pm.Potential("Y_loglik", loglik)
+        if rows is None and rot.n_null > 0:
             F = pm.Data("null_factor", rot_all.null_factor)
             n_null = pm.Data("n_null", float(rot.n_null))  # data, not a constant of the graph
             parts = [-beta_std, pt.eye(T)] + ([Z] if n_miss else [])
@@ -510,7 +532,11 @@ def _build(
         # nutpie's low-rank mass matrix: the (h², rg, re) ridge is a linear correlation that
         # a diagonal one leaves to the step size (leapfrog steps per draw 7.2 -> 6.3, N = 2,000)
         "adaptation": "low_rank",
+        # standardization of the traits and covariates (scale c, offset b, transform A)
+        "standardization": (scale, offset, transform),
     }
+    if rows is not None:
+        extra["marginal_b"] = (precision, rows)
     if constant_data:
         extra["constant_data"] = constant_data
     info = ModelInfo(
@@ -526,6 +552,51 @@ def _build(
         extra=extra,
     )
     return register_model(model, info)
+
+
+def b_precision(prior: PriorLike) -> float | None:
+    """1/σ² of a ``Normal(0, σ)`` prior on ``beta_std`` (0 for ``Flat``); None for any other.
+
+    These are the priors under which the multi-trait model integrates B out
+    (:func:`~bayeslmm.families.marginal.marginal_terms`); under another, B is sampled.
+    """
+    if not isinstance(prior, Prior):
+        return None
+    if prior.distribution == "Flat":
+        return 0.0
+    params = prior.params
+    if prior.distribution != "Normal" or set(params) - {"mu", "sigma"}:
+        return None
+    mu, sigma = params.get("mu", 0.0), params.get("sigma", 1.0)
+    if np.ndim(mu) or np.ndim(sigma) or mu != 0 or not sigma > 0:
+        return None
+    return 1.0 / float(sigma) ** 2
+
+
+def _marginal_rows(
+    rot: Any, d: int, T: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of :func:`~bayeslmm.families.marginal.marginal_terms`: (s, w, Y, X).
+
+    The r rotated rows (s_i, w = 1), then the rows of the null space's triangular factor
+    (s = 0, w = 0: Σe alone; their log-determinant is counted as (N − r)·log|Σe|).
+    """
+    s, w, Y, X = [rot.s], [np.ones(rot.s.size)], [rot.Y1], [rot.X1]
+    if rot.n_null > 0:
+        F = rot.null_factor
+        q = F.shape[0]
+        s.append(np.zeros(q))
+        w.append(np.zeros(q))
+        Y.append(F[:, d : d + T])
+        X.append(F[:, :d])
+    return tuple(np.ascontiguousarray(np.concatenate(v)) for v in (s, w, Y, X))
+
+
+def _logdet(se: pt.TensorVariable, T: int) -> pt.TensorVariable:
+    """log|Σe| (closed form for T = 2: a LAPACK Cholesky costs ~12 µs per gradient)."""
+    if T == 2:
+        return pt.log(se[0, 0] * se[1, 1] - pt.sqr(se[1, 0]))
+    return 2.0 * pt.sum(pt.log(pt.diagonal(pt.linalg.cholesky(se))))
 
 
 def loo_terms(
@@ -922,18 +993,22 @@ def postprocess(
     interpolation tables shared by the draws); with missing values, the T×T blocks of
     :func:`loo_terms_block` and :func:`u_conditional_block` (the completed Y differs per draw).
     """
-    B = flat_draws(posterior, "beta")
     sg, se = flat_draws(posterior, "Sigma_g"), flat_draws(posterior, "Sigma_e")
-    n_draws = B.shape[0]
+    n_draws = sg.shape[0]
     data = info.data
     n, T, d = data.y.shape[0], data.y.shape[1], data.X.shape[1]
-    B = B.reshape(n_draws, d, T)
     sg, se = sg.reshape(n_draws, T, T), se.reshape(n_draws, T, T)
+    coefficients: dict[str, Any] = {}
+    if "marginal_b" in info.extra:  # B was integrated out: drawn here from B | θ, Y
+        B, coefficients = _draw_b(info, sg, se, rng)
+    else:
+        B = flat_draws(posterior, "beta").reshape(n_draws, d, T)
     observed = ~np.isnan(data.y)
     what = f"{n_draws} draws × {n} samples × {T} traits"
     keep_u = store_effects(random_effects, n_draws * n * T, what, stacklevel=4)
     if observed.all():  # complete traits: T univariate problems per draw (exact)
-        return _postprocess_complete(info, data.y, B, sg, se, rng, keep_u)
+        new, loglik = _postprocess_complete(info, data.y, B, sg, se, rng, keep_u)
+        return {**coefficients, **new}, loglik
     Y = _completed(info, posterior, n_draws)
     u = np.empty((n_draws, n, T)) if keep_u else None
     loglik = np.empty((n_draws, n))
@@ -952,10 +1027,39 @@ def postprocess(
                 noise = np.einsum("kbxy,kby->kbx", root, eps).reshape(r, b * T)
                 mean = mean + (U @ noise).reshape(n, b, T).transpose(1, 0, 2)
             u[k] = mean
-    new: dict[str, Any] = {}
+    new: dict[str, Any] = dict(coefficients)
     if u is not None:
         new["u"] = (u, ("sample", "trait"), (list(data.samples), list(info.extra["traits"])))
     return new, loglik
+
+
+def _draw_b(
+    info: ModelInfo, sg: np.ndarray, se: np.ndarray, rng: np.random.Generator | None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    r"""B of each draw from B | θ, Y, where the model integrated it out.
+
+    Returns
+    -------
+    B : ndarray
+        In the user's units [shape: (draws, d, T)].
+    new_vars : dict
+        ``beta_std`` and ``beta`` (dims ``covariate``, ``trait``), as the model with B
+        sampled has them.
+
+    Notes
+    -----
+    Σg and Σe of the posterior are in the user's units, :math:`C\tilde\Sigma C`; the
+    conditional (:func:`~bayeslmm.families.marginal.conditional_b`) is in the standardized
+    ones, and :math:`B = [b_t] + A\tilde BC` as in :func:`multitrait_lmm`.
+    """
+    precision, (s, w, Y, X) = info.extra["marginal_b"]
+    scale, offset, transform = info.extra["standardization"]
+    unscale = 1.0 / np.outer(scale, scale)
+    B_std = conditional_b(s, w, sg * unscale, se * unscale, Y, X, precision, rng)
+    B = offset[None] + (transform @ B_std) * scale[None, None, :]
+    dims = ("covariate", "trait")
+    coords = (list(info.data.covariates), list(info.extra["traits"]))
+    return B, {"beta_std": (B_std, dims, coords), "beta": (B, dims, coords)}
 
 
 def _postprocess_complete(

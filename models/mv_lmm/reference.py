@@ -50,6 +50,48 @@ def dense_loglik(
     return float(stats.multivariate_normal.logpdf(vec(Y), mean=vec(X @ B), cov=V))
 
 
+def dense_marginal_loglik(
+    Y: np.ndarray,
+    X: np.ndarray,
+    K: np.ndarray,
+    B_mean: np.ndarray,
+    B_cov: np.ndarray,
+    sigma_g: np.ndarray,
+    sigma_e: np.ndarray,
+) -> float:
+    """log ∫ N(vec Y | vec(XB), V) N(vec B | vec B_mean, B_cov) dB, by SciPy.
+
+    vec(Y) = (I ⊗ X) vec(B) + vec(U + E) with vec(B) ~ N(vec(B_mean), B_cov) independent of
+    U and E: vec(Y) ~ N((I ⊗ X) vec(B_mean), V + (I ⊗ X) B_cov (I ⊗ X)'). ``B_cov`` is
+    [shape: (T·d, T·d)] in the order of vec(B), B [shape: (d, T)].
+    """
+    Xbar = design(X, Y.shape[1])
+    V = covariance(K, sigma_g, sigma_e) + Xbar @ B_cov @ Xbar.T
+    return float(stats.multivariate_normal.logpdf(vec(Y), mean=Xbar @ vec(B_mean), cov=V))
+
+
+def conditional_b(
+    Y: np.ndarray,
+    X: np.ndarray,
+    K: np.ndarray,
+    B_mean: np.ndarray,
+    B_cov: np.ndarray,
+    sigma_g: np.ndarray,
+    sigma_e: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [shape: (T·d,)] and covariance of vec(B) | Y, Σg, Σe under that Gaussian prior.
+
+    Precision P = X̄'V⁻¹X̄ + B_cov⁻¹, mean P⁻¹(X̄'V⁻¹ vec(Y) + B_cov⁻¹ vec(B_mean)).
+    """
+    Xbar = design(X, Y.shape[1])
+    V = covariance(K, sigma_g, sigma_e)
+    prior_precision = np.linalg.inv(B_cov)
+    P = Xbar.T @ np.linalg.solve(V, Xbar) + prior_precision
+    h = Xbar.T @ np.linalg.solve(V, vec(Y)) + prior_precision @ vec(B_mean)
+    cov = np.linalg.inv(P)
+    return cov @ h, cov
+
+
 def gls(Y: np.ndarray, X: np.ndarray, V: np.ndarray) -> np.ndarray:
     """GLS fixed effects B̂ [shape: (d, T)]: vec(B̂) = (X̄'V⁻¹X̄)⁻¹ X̄'V⁻¹ vec(Y), X̄ = I ⊗ X."""
     T = Y.shape[1]
