@@ -66,9 +66,17 @@ def _dense(s, w, sg, se, Y, X, precision):
 @pytest.mark.parametrize("precision", [0.01, 0.0])
 def test_kernel__value_is_dense_integral_and_gradient_is_finite_difference(T, d, precision):
     s, w, sg, se, Y, X = _rows(T, d)
-    value, dsg, dse = marginal_value_and_gradient(s, w, sg, se, Y, X, precision)
+    value, dsg, dse, dY = marginal_value_and_gradient(s, w, sg, se, Y, X, precision)
     assert np.isclose(value, _dense(s, w, sg, se, Y, X, precision), rtol=1e-11, atol=1e-10)
     step = 1e-6
+    for i in (0, len(s) - 1):  # a rotated row and a null-space row: ∂/∂y_i (missing values)
+        for t in range(T):
+            moved = []
+            for sign in (1.0, -1.0):
+                Y_moved = Y.copy()
+                Y_moved[i, t] += sign * step
+                moved.append(marginal_value_and_gradient(s, w, sg, se, Y_moved, X, precision)[0])
+            assert np.isclose(dY[i, t], (moved[0] - moved[1]) / (2 * step), rtol=1e-6, atol=1e-6)
     for which, grad in ((0, dsg), (1, dse)):
         for a in range(T):
             for b in range(T):
@@ -93,8 +101,9 @@ def test_kernel__not_positive_definite_is_nan():
     s, w, sg, se, Y, X = _rows(2, 1)
     bad = np.array([[1.0, 2.0], [2.0, 1.0]])
     for T_fn in (marginal_value_and_gradient, _value_and_gradient_any):
-        value, dsg, dse = T_fn(s, w, sg, bad, Y, X, 0.01)
+        value, dsg, dse, dY = T_fn(s, w, sg, bad, Y, X, 0.01)
         assert np.isnan(value) and np.isnan(dsg).all() and np.isnan(dse).all()
+        assert np.isnan(dY).all()
 
 
 def test_conditional_b__draws_have_the_dense_conditional_mean_and_covariance():
@@ -166,3 +175,31 @@ def test_draw_b__user_units_equal_dense_conditional(rank):
     assert (np.abs(flat.mean(0) - mean) < 5 * sd / np.sqrt(k)).all()
     corr = np.cov(flat.T) / np.outer(sd, sd)
     assert np.abs(corr - cov / np.outer(sd, sd)).max() < 0.05
+
+
+def test_draw_b__missing_values_enter_each_draws_rows():
+    """With latent missing values each draw's B is conditional on that draw's completed Y."""
+    import xarray as xr
+
+    from models.mv_lmm.reference import conditional_b as dense
+    from tests.test_multitrait import _completed, _with_missing
+
+    Y, K, X = _data(rank=15)
+    model = bl.kinship_model(_with_missing(Y), K, X)
+    info = info_of(model)
+    m = model.coords["missing"]
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(1, 2, len(m)))  # two draws of the standardized missing values
+    posterior = xr.Dataset({"Y_missing_std": (("chain", "draw", "missing"), z)})
+    sg = np.array([[[2.0, 0.8], [0.8, 900.0]], [[1.0, 0.1], [0.1, 500.0]]])
+    se = np.array([[[1.5, -3.0], [-3.0, 1500.0]], [[2.5, 1.0], [1.0, 800.0]]])
+    B, _ = _draw_b(info, sg, se, None, posterior)
+    scale, offset, transform = info.extra["standardization"]
+    rows, traits, _ = info.extra["missing_entries"]
+    B_mean, B_cov = _b_prior(info)
+    for k in range(2):
+        # the missing values in the user's units: x'b_t + c_t·z (as the model's Y_missing)
+        user = np.sum((info.data.X[rows] @ offset) * np.eye(2)[traits], 1) + scale[traits] * z[0, k]
+        Yk = _completed(info, user)
+        mean, _ = dense(Yk, info.data.X, info.spectral.matrix(), B_mean, B_cov, sg[k], se[k])
+        assert np.allclose(B[k].T.ravel(), mean, rtol=1e-8, atol=1e-8 * np.abs(mean).max())

@@ -341,12 +341,34 @@ def _random_points(model, k, seed=1, scale=0.5):
 
 
 @pytest.mark.parametrize("rank", [None, 15])
+def test_kinship_model__latent_missing_marginal_logp_equals_dense_completed(rank):
+    """B integrated out (default priors): the density of the completed traits, B's Gaussian
+    integral included (the rows hold the missing values: Y_rows + G·Z)."""
+    from models.mv_lmm.reference import dense_marginal_loglik
+
+    Y, K, X = _data(rank=rank)
+    model = bl.kinship_model(_with_missing(Y), K, X)
+    info = info_of(model)
+    assert "marginal_b" in info.extra and "beta_std" not in model.named_vars
+    outs = [sum(model.potentials), model["Sigma_g"], model["Sigma_e"], model["Y_missing"]]
+    fn = model.compile_fn(model.replace_rvs_by_values(outs), point_fn=True)
+    mean, cov = _b_prior(info)
+    K_dense = info.spectral.matrix()
+    for point in _random_points(model, 3):
+        got, sg, se, ym = fn(point)
+        want = dense_marginal_loglik(_completed(info, ym), info.data.X, K_dense, mean, cov, sg, se)
+        # (the dense reference adds B's prior covariance, ~1e5 in trait b's units, to V)
+        assert np.isclose(got, want, rtol=1e-8, atol=1e-7)
+    _check_gradient_at_initial_point(model)
+
+
+@pytest.mark.parametrize("rank", [None, 15])
 def test_kinship_model__latent_missing_logp_equals_dense_completed(rank):
     Y, K, X = _data(rank=rank)
     Y = _with_missing(Y)
     Y.iloc[3] = np.nan  # no trait at all: dropped
     with pytest.warns(bl.DataWarning, match="dropped 1: 1 missing value of every trait"):
-        model = bl.kinship_model(Y, K, X)
+        model = bl.kinship_model(Y, K, X, priors=SAMPLED_B)
     info = info_of(model)
     assert info.data.n == len(Y) - 1 and np.isnan(info.data.y).sum() == 16
     labels = list(model.coords["missing"])
@@ -364,42 +386,51 @@ def test_kinship_model__latent_missing_logp_equals_dense_completed(rank):
 
 
 @pytest.mark.parametrize("rank", [None, 15])
-def test_kinship_model__latent_missing_conditional_is_dense_gaussian(rank):
-    """For fixed θ the density is Gaussian in the missing values, with the dense conditional
-    of the missing entries given the observed ones as mean and covariance (so the integral of
-    the completed-data density over them is the observed-data density)."""
+@pytest.mark.parametrize("form", ["marginal", "sampled"])
+def test_kinship_model__latent_missing_conditional_is_dense_gaussian(rank, form):
+    """For fixed θ (and B, where it is sampled) the density is Gaussian in the missing values,
+    with the dense conditional of the missing entries given the observed ones as mean and
+    covariance (so the integral of the completed-data density over them is the observed-data
+    density); with B integrated out, the dense covariance includes B's prior."""
     import pytensor
     import pytensor.tensor as pt
 
-    from models.mv_lmm.reference import covariance, vec
+    from models.mv_lmm.reference import covariance, design, vec
 
     Y, K, X = _data(n=30, rank=rank)
-    model = bl.kinship_model(_with_missing(Y), K, X)
+    model = bl.kinship_model(
+        _with_missing(Y), K, X, priors=SAMPLED_B if form == "sampled" else None
+    )
     info = info_of(model)
     z = model.rvs_to_values[model["Y_missing_std"]]
-    logp, B, sg, se, ym = model.replace_rvs_by_values(
-        [
-            pt.sum(model.potentials),
-            model["beta"],
-            model["Sigma_g"],
-            model["Sigma_e"],
-            model["Y_missing"],
-        ]
-    )
+    outs = [pt.sum(model.potentials), model["Sigma_g"], model["Sigma_e"], model["Y_missing"]]
+    if form == "sampled":
+        outs.append(model["beta"])
+    logp, sg, se, ym, *B = model.replace_rvs_by_values(outs)
     grad = pytensor.grad(logp, z)
-    hess = pytensor.gradient.hessian(logp, z)
-    fn = model.compile_fn([grad, hess, B, sg, se, ym], point_fn=True)
+    fn = model.compile_fn([grad, sg, se, ym, *B], point_fn=True)
     point = _random_points(model, 1, seed=4)[0]
-    point["Y_missing_std"] = np.zeros_like(point["Y_missing_std"])
-    g, H, B, sg, se, at_zero = fn(point)
-    point["Y_missing_std"] = np.ones_like(point["Y_missing_std"])
-    c = fn(point)[-1] - at_zero  # Y_missing = at_zero + c·ξ (c: units of ξ in Y's)
+    m = point["Y_missing_std"].size
+    point["Y_missing_std"] = np.zeros(m)
+    g, sg, se, at_zero, *B = fn(point)
+    H = np.empty((m, m))  # the gradient is linear in z: its differences are the Hessian
+    for k in range(m):
+        point["Y_missing_std"] = np.eye(m)[k]
+        H[:, k] = fn(point)[0] - g
+    point["Y_missing_std"] = np.ones(m)
+    c = fn(point)[3] - at_zero  # Y_missing = at_zero + c·ξ (c: units of ξ in Y's)
     rows, traits, _ = info.extra["missing_entries"]
     mean = at_zero + c * np.linalg.solve(-H, g)
     cov = c[:, None] * np.linalg.inv(-H) * c[None, :]
     n = info.data.n
     V = covariance(info.spectral.matrix(), sg, se)
-    mu = vec(info.data.X @ B)
+    if form == "sampled":
+        mu = vec(info.data.X @ B[0])
+    else:  # B ~ N(B_mean, B_cov) integrated out: its prior in V
+        B_mean, B_cov = _b_prior(info)
+        Xbar = design(info.data.X, 2)
+        mu = Xbar @ vec(B_mean)
+        V = V + Xbar @ B_cov @ Xbar.T
     y = vec(info.data.y)
     miss = traits * n + rows  # vec stacks the traits' columns
     obs = np.flatnonzero(~np.isnan(y))
@@ -467,13 +498,15 @@ def test_sample_groups__u_y_missing_and_loo_of_observed_traits():
     assert list(idata["posterior"]["Y_missing"].dims) == ["chain", "draw", "missing"]
     y_obs = idata["observed_data"]["y"]
     assert np.isnan(y_obs.values).sum() == len(model.coords["missing"])  # Y with NaNs back
-    means = _add_groups(post, None, info, None, True)["posterior"]["u"].values[0]
+    at_means = _add_groups(post, None, info, None, True)["posterior"]
+    means = at_means["u"].values[0]
     n = info.data.n
     for k in range(4):
-        B = post["beta"].values[0, k]
+        # B was integrated out: each result holds its own B (a draw; the conditional mean)
+        B, B_mean = idata["posterior"]["beta"].values[0, k], at_means["beta"].values[0, k]
         sg, se = post["Sigma_g"].values[0, k], post["Sigma_e"].values[0, k]
         Yk = _completed(info, post["Y_missing"].values[0, k])
-        mean, _ = u_conditional(info.spectral, Yk - info.data.X @ B, sg, se)
+        mean, _ = u_conditional(info.spectral, Yk - info.data.X @ B_mean, sg, se)
         assert np.allclose(means[k], mean, rtol=1e-12, atol=1e-12)
         V = covariance(info.spectral.matrix(), sg, se)
         r = vec(Yk - info.data.X @ B)
@@ -537,19 +570,12 @@ def test_snp_model__several_traits_equal_kinship_model(missing):
 
 
 @pytest.mark.slow
-@pytest.mark.skip(
-    reason="latent missing values: NUTS gives divergent transitions (19 of 4,000 at N = 300 "
-    "and target_accept 0.8; 38 at N = 200 and 0.95; 232 with the coordinates scaled by the "
-    "conditional SD; this test's data, 4 x 1,000 draws: 255 at 0.8 and 44 at 0.95 with the "
-    "LKJCorr transform of rg and re, 305 and 101 with their log-odds, 2026-12-03): the "
-    "geometry is not solved yet (issue 12). Skipped, not xfailed, to keep "
-    "CI under 40 minutes (it ran minutes to fail); run it by removing this mark",
-)
+@pytest.mark.slow
 def test_sample__recovers_genetic_correlation_with_missing_traits():
     """A fifth of each trait missing, kept latent: rg recovered, the missing values' 95 %
     intervals cover the simulated values they hide at about their nominal rate."""
     rng = np.random.default_rng(11)
-    n = 200  # 80 missing values: 92 parameters, the disk-cached compilation (≤ 100)
+    n = 200  # 80 missing values: 86 parameters, the disk-cached compilation (≤ 100)
     G = rng.binomial(2, 0.3, size=(n, 600)).astype(float)
     G = (G - G.mean(0)) / G.std(0)
     K = G @ G.T / G.shape[1]
@@ -566,17 +592,9 @@ def test_sample__recovers_genetic_correlation_with_missing_traits():
     X = pd.DataFrame({"x": x}, index=ids)
     Kd = pd.DataFrame(K, ids, ids)
     model = bl.kinship_model(Y, Kd, X)
-    # target_accept 0.95: at the default 0.8 the latent missing values gave ~19 divergent
-    # transitions of 4,000 (N = 300); see multitrait_lmm's Notes
-    idata = bl.sample(
-        model,
-        draws=1000,
-        tune=1000,
-        chains=4,
-        random_seed=5,
-        progressbar=False,
-        target_accept=0.95,
-    )
+    # B integrated out: no divergent transition of 4,000 here at the default target_accept
+    # (with B sampled: 255 at 0.8 and 44 at 0.95; see models/mv_lmm/MODEL.md)
+    idata = sample_counted(model, draws=1000, tune=1000, chains=4, random_seed=5, progressbar=False)
     post = idata["posterior"]
     from arviz_stats import rhat
 

@@ -55,7 +55,8 @@ def marginal_terms(
     sg, se : TensorVariable
         Σg, Σe [shape: (T, T)]; only their lower triangles are read.
     Y, X : TensorVariable
-        Rows of traits [shape: (n, T)] and covariates [shape: (n, d)] (data).
+        Rows of traits [shape: (n, T)] (data, or a function of the latent missing values: the
+        gradient in Y is an output of the Op too) and covariates [shape: (n, d)] (data).
     precision : TensorVariable
         :math:`1/\sigma_B^2` of the prior :math:`\operatorname{vec}(B) \sim N(0, \sigma_B^2 I)`;
         0 for a flat prior on B.
@@ -86,11 +87,14 @@ def marginal_terms(
 
     :math:`\partial f/\partial\Sigma_g = \sum_i s_i\,\partial f/\partial V_i`,
     :math:`\partial f/\partial\Sigma_e = \sum_i\partial f/\partial V_i` (lower triangles,
-    off-diagonal entries counted twice). Not differentiable twice (Hessians are taken by
-    finite differences of this gradient where needed).
+    off-diagonal entries counted twice), and :math:`\partial f/\partial y_i = -A_ir_i`. Not
+    differentiable twice (Hessians are taken by finite differences of this gradient where
+    needed).
     """
     inputs = [pt.cast(pt.as_tensor_variable(x), "float64") for x in (s, w, sg, se, Y, X)]
-    value, _, _ = MarginalGaussian()(*inputs, pt.cast(pt.as_tensor_variable(precision), "float64"))
+    value, _, _, _ = MarginalGaussian()(
+        *inputs, pt.cast(pt.as_tensor_variable(precision), "float64")
+    )
     return value
 
 
@@ -195,7 +199,7 @@ def _normal_equations(s, w, sg, se, Y, X, precision):
 
 @numba.njit(cache=True)
 def marginal_value_and_gradient(s, w, sg, se, Y, X, precision):
-    """The value of :func:`marginal_terms` and its gradients in Σg and Σe (lower triangles)."""
+    """The value of :func:`marginal_terms`, its gradients in Σg, Σe (lower triangles) and Y."""
     if Y.shape[1] == 2:
         return _value_and_gradient2(s, w, sg, se, Y, X, precision)
     return _value_and_gradient_any(s, w, sg, se, Y, X, precision)
@@ -209,9 +213,10 @@ def _value_and_gradient_any(s, w, sg, se, Y, X, precision):
     m = d * T
     dsg = np.zeros((T, T))
     dse = np.zeros((T, T))
+    dY = np.empty((n, T))
     logdet, quad, P, h = _normal_equations(s, w, sg, se, Y, X, precision)
     if math.isnan(logdet):
-        return math.nan, dsg * math.nan, dse * math.nan
+        return math.nan, dsg * math.nan, dse * math.nan, dY * math.nan
     Lp = np.linalg.cholesky(P)
     P_inv = np.linalg.inv(P)
     b = P_inv @ h
@@ -236,6 +241,11 @@ def _value_and_gradient_any(s, w, sg, se, Y, X, precision):
             for j in range(d):
                 acc -= X[i, j] * b[t * d + j]
             r[t] = acc
+        for t in range(T):  # ∂f/∂y_i = −A_i r_i
+            acc = 0.0
+            for u in range(T):
+                acc -= A[t, u] * r[u]
+            dY[i, t] = acc
         for t in range(T):
             for u in range(t + 1):
                 c = 0.0
@@ -261,7 +271,7 @@ def _value_and_gradient_any(s, w, sg, se, Y, X, precision):
                     g *= 2.0
                 dsg[t, u] += s[i] * g
                 dse[t, u] += g
-    return value, dsg, dse
+    return value, dsg, dse, dY
 
 
 #: numba's fast-math flags of the T = 2 kernel (as :data:`bayeslmm.families.rowwise.FAST`:
@@ -360,7 +370,7 @@ def _value_and_gradient2(s, w, sg, se, Y, X, precision):
     logdet, quad, P, h, a00, a11, a10 = _normal2(s, w, sg, se, y0, y1, Xt, precision)
     if math.isnan(logdet):
         nan = np.full((2, 2), math.nan)
-        return math.nan, nan, nan.copy()
+        return math.nan, nan, nan.copy(), np.full((n, 2), math.nan)
     Lp = np.linalg.cholesky(P)
     P_inv = np.linalg.inv(P)
     b = P_inv @ h
@@ -396,7 +406,10 @@ def _value_and_gradient2(s, w, sg, se, Y, X, precision):
                 c11[i] += x * q11
                 c10[i] += x * q10
     sg00 = sg11 = sg10 = se00 = se11 = se10 = 0.0
+    dY = np.empty((n, 2))
     for i in range(n):
+        dY[i, 0] = -(a00[i] * r0[i] + a10[i] * r1[i])  # ∂f/∂y_i = −A_i r_i
+        dY[i, 1] = -(a10[i] * r0[i] + a11[i] * r1[i])
         m00 = r0[i] * r0[i] + c00[i]
         m11 = r1[i] * r1[i] + c11[i]
         m10 = r0[i] * r1[i] + c10[i]
@@ -419,27 +432,32 @@ def _value_and_gradient2(s, w, sg, se, Y, X, precision):
     dse = np.zeros((2, 2))
     dsg[0, 0], dsg[1, 1], dsg[1, 0] = sg00, sg11, sg10
     dse[0, 0], dse[1, 1], dse[1, 0] = se00, se11, se10
-    return value, dsg, dse
+    return value, dsg, dse, dY
 
 
 @numba.njit(cache=True)
 def _conditional_each(s, w, sg, se, Y, X, precision):
-    """P and h of :func:`_normal_equations` for each draw's (Σg, Σe) [shapes: (b, T, T)]."""
+    """P and h of :func:`_normal_equations` for each draw's (Σg, Σe) [shapes: (b, T, T)].
+
+    Y [shape: (1 or b, n, T)]: the same rows for every draw, or each draw's own.
+    """
     n_draws = sg.shape[0]
-    m = X.shape[1] * Y.shape[1]
+    m = X.shape[1] * Y.shape[2]
     P = np.empty((n_draws, m, m))
     h = np.empty((n_draws, m))
-    if Y.shape[1] == 2:
+    last = Y.shape[0] - 1
+    if Y.shape[2] == 2:
         Xt = np.ascontiguousarray(X.T)
-        y0 = np.ascontiguousarray(Y[:, 0])
-        y1 = np.ascontiguousarray(Y[:, 1])
         for k in range(n_draws):
+            Yk = Y[min(k, last)]
+            y0 = np.ascontiguousarray(Yk[:, 0])
+            y1 = np.ascontiguousarray(Yk[:, 1])
             _, _, P_k, h_k, _, _, _ = _normal2(s, w, sg[k], se[k], y0, y1, Xt, precision)
             P[k] = P_k
             h[k] = h_k
         return P, h
     for k in range(n_draws):
-        _, _, P_k, h_k = _normal_equations(s, w, sg[k], se[k], Y, X, precision)
+        _, _, P_k, h_k = _normal_equations(s, w, sg[k], se[k], Y[min(k, last)], X, precision)
         P[k] = P_k
         h[k] = h_k
     return P, h
@@ -459,8 +477,11 @@ def conditional_b(
 
     Parameters
     ----------
-    s, w, Y, X, precision
+    s, w, X, precision
         As in :func:`marginal_terms` (the model's data).
+    Y
+        The rows of traits [shape: (n, T)], or each draw's [shape: (b, n, T)] (with latent
+        missing values, the rows hold each draw's values).
     sg, se
         Σg and Σe of each draw [shape: (b, T, T)].
     rng
@@ -477,9 +498,10 @@ def conditional_b(
     :func:`marginal_terms`; a draw is :math:`P^{-1}h + L^{-\top}z`, :math:`P = LL^\top`,
     z ~ N(0, I): O(r·d²T²) per draw.
     """
-    n_draws, T = sg.shape[0], Y.shape[1]
+    n_draws, T = sg.shape[0], Y.shape[-1]
     d = X.shape[1]
-    P, h = _conditional_each(s, w, sg, se, Y, X, float(precision))
+    rows = np.ascontiguousarray(Y if Y.ndim == 3 else Y[None])
+    P, h = _conditional_each(s, w, sg, se, rows, X, float(precision))
     L = np.linalg.cholesky(P)
     b = np.linalg.solve(P, h[..., None])[..., 0]
     if rng is not None:
@@ -489,25 +511,27 @@ def conditional_b(
 
 
 class MarginalGaussian(Op):
-    """(s, w, Σg, Σe, Y, X, 1/σ_B²) ↦ (value, ∂/∂Σg, ∂/∂Σe) of :func:`marginal_terms`.
+    """(s, w, Σg, Σe, Y, X, 1/σ_B²) ↦ (value, ∂/∂Σg, ∂/∂Σe, ∂/∂Y) of :func:`marginal_terms`.
 
     The gradients are outputs of the same node (both passes share the normal equations); the
-    pullback of the value returns them times its upstream gradient. s, w, Y, X and the
-    precision are data (no gradient).
+    pullback of the value returns them times its upstream gradient. s, w, X and the precision
+    are data (no gradient).
     """
 
     __props__ = ()
 
     def make_node(self, s, w, sg, se, Y, X, precision) -> Apply:  # noqa: D102
         inputs = [pt.as_tensor_variable(x) for x in (s, w, sg, se, Y, X, precision)]
-        return Apply(self, inputs, [pt.dscalar(), inputs[2].type(), inputs[3].type()])
+        outputs = [pt.dscalar(), inputs[2].type(), inputs[3].type(), inputs[4].type()]
+        return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, output_storage) -> None:  # noqa: D102
         s, w, sg, se, Y, X, precision = (np.asarray(x, dtype=np.float64) for x in inputs)
-        value, dsg, dse = marginal_value_and_gradient(s, w, sg, se, Y, X, float(precision))
+        value, dsg, dse, dY = marginal_value_and_gradient(s, w, sg, se, Y, X, float(precision))
         output_storage[0][0] = np.asarray(value)
         output_storage[1][0] = dsg
         output_storage[2][0] = dse
+        output_storage[3][0] = dY
 
     def pullback(self, inputs, outputs, output_grads):  # noqa: D102
         if any(not isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
@@ -517,17 +541,17 @@ class MarginalGaussian(Op):
             )
         g = output_grads[0]
         data = [grad_undefined(self, k, inputs[k], "data of the model") for k in range(7)]
-        return [data[0], data[1], g * outputs[1], g * outputs[2], data[4], data[5], data[6]]
+        return [data[0], data[1], g * outputs[1], g * outputs[2], g * outputs[3], data[5], data[6]]
 
     def connection_pattern(self, node: Any) -> list[list[bool]]:  # noqa: D102
-        return [[True, True, True] for _ in node.inputs]
+        return [[True] * 4 for _ in node.inputs]
 
 
 @register_funcify_default_op_cache_key(MarginalGaussian)
 def _numba_marginal(op, node, **kwargs):
     @numba_njit
     def marginal(s, w, sg, se, Y, X, precision):
-        value, dsg, dse = marginal_value_and_gradient(s, w, sg, se, Y, X, precision.item())
-        return np.array(value), dsg, dse
+        value, dsg, dse, dY = marginal_value_and_gradient(s, w, sg, se, Y, X, precision.item())
+        return np.array(value), dsg, dse, dY
 
     return marginal, KERNEL_VERSION

@@ -189,12 +189,15 @@ def multitrait_lmm(
     Returns
     -------
     pymc.Model
-        Free variables ``beta_std`` (dims ``covariate``, ``trait``), ``h2``, ``sigma_p``
-        (``trait``), ``rg_cholesky``, ``re_cholesky`` (``trait``, ``trait2``) and, with missing
-        values kept, ``Y_missing_std`` (dim ``missing``, standardized units); Deterministics
-        ``rg``, ``re`` (correlations) and, in the user's units, ``Sigma_g``, ``Sigma_e``
-        (``trait``, ``trait2``), ``beta`` (``covariate``, ``trait``) and ``Y_missing`` (dim
-        ``missing``, labels ``"<sample id>:<trait>"``). Form ``"multitrait_lmm"``.
+        Free variables ``h2``, ``sigma_p`` (``trait``), ``rg_cholesky``, ``re_cholesky``
+        (``trait``, ``trait2``; for T = 2 ``rg_unit``, ``re_unit``) and, with missing values
+        kept, ``Y_missing_std`` (dim ``missing``, standardized units); Deterministics ``rg``,
+        ``re`` (correlations) and, in the user's units, ``Sigma_g``, ``Sigma_e`` (``trait``,
+        ``trait2``) and ``Y_missing`` (dim ``missing``, labels ``"<sample id>:<trait>"``).
+        B is integrated out (see Notes): ``beta_std`` and ``beta`` (``covariate``, ``trait``)
+        are drawn after sampling, in the result of :func:`bayeslmm.sample`; under a prior on
+        ``beta_std`` other than Normal(0, σ) or Flat they are a free variable and a
+        Deterministic of the model. Form ``"multitrait_lmm"``.
 
     Raises
     ------
@@ -245,6 +248,15 @@ def multitrait_lmm(
     :math:`[(\tilde V^{-1})_{kk}]^{-1/2}` (computable in O(r·m·T)), were tried and did worse
     (232 divergent transitions of 4,000 against 19 with z, N = 200–300, a fifth of each trait
     missing): the data fix the missing values' location more than Σe their scale.
+
+    B integrated out: under a ``Normal(0, σ)`` (the default) or ``Flat`` prior on
+    ``beta_std``, the density is the Gaussian integral over :math:`\tilde B` of the one above
+    (:func:`~bayeslmm.families.marginal.marginal_terms`, over the rotated rows and the rows of
+    the null space's triangular factor, which hold the missing values as :math:`G Z`), and
+    post-processing draws B from its exact conditional given θ (and the draw's missing
+    values). With latent missing values this removed the divergent transitions (N = 200, 80
+    missing values, 4 × 1,000 draws: 0 at target_accept 0.8 and 0.95, against 255 and 44 with
+    B sampled). Another prior on ``beta_std`` keeps B a free variable.
     """
     _check_options(parametrization, missing, K)
     values, names, index = trait_table(Y)
@@ -436,9 +448,16 @@ def _build(
     ]
     if n_miss:
         coords["missing"] = labels
-    # B integrated out (complete traits, a Normal(0, σ) or flat prior on it): 1/σ², or None
-    precision = None if n_miss else b_precision(priors["beta_std"])
+    # B integrated out (a Normal(0, σ) or flat prior on it): 1/σ², or None
+    precision = b_precision(priors["beta_std"])
     rows = None if precision is None else _marginal_rows(rot, d, T)
+    # how the rows depend on the missing values: Y_rows + missing_rows @ Z
+    missing_rows = None
+    if rows is not None and n_miss:
+        parts = [rot_all.Y1[:, T:]]
+        if rot.n_null > 0:
+            parts.append(rot_all.null_factor[:, d + T :])
+        missing_rows = np.ascontiguousarray(np.concatenate(parts))
     with pm.Model(coords=coords) as model:
         if rows is None:
             Y_rot = pm.Data("Y_rot", rot.Y1, dims=("eigen", "trait"))
@@ -476,11 +495,12 @@ def _build(
             )
         if n_miss:
             one_hot = pm.Data("missing_trait", np.eye(T)[miss_traits], dims=("missing", "trait"))
-            U_miss = pm.Data("missing_rotated", rot_all.Y1[:, T:], dims=("eigen", "missing"))
             X_miss = pm.Data("missing_covariates", prepared.X[miss_rows])
             z = pm.Flat("Y_missing_std", dims="missing")  # standardized units
             Z = z[:, None] * one_hot  # z_k at (k, t_k): the missing entries as an (m, T) matrix
-            Y_rot = Y_rot + U_miss @ Z
+            if rows is None:  # (else in missing_rows, below)
+                U_miss = pm.Data("missing_rotated", rot_all.Y1[:, T:], dims=("eigen", "missing"))
+                Y_rot = Y_rot + U_miss @ Z
             user = pt.sum((X_miss @ b0) * one_hot, axis=1) + (one_hot @ c) * z
             pm.Deterministic("Y_missing", user, dims="missing")
         r = rot.Y1.shape[0]
@@ -491,7 +511,8 @@ def _build(
                 pm.Data("logdet_rows", rows[1]),
                 sg,
                 se,
-                pm.Data("Y_rows", rows[2]),
+                pm.Data("Y_rows", rows[2])
+                + (0.0 if missing_rows is None else pm.Data("missing_rows", missing_rows) @ Z),
                 pm.Data("X_rows", rows[3]),
                 pm.Data("beta_precision", precision),
             )
@@ -536,7 +557,7 @@ def _build(
         "standardization": (scale, offset, transform),
     }
     if rows is not None:
-        extra["marginal_b"] = (precision, rows)
+        extra["marginal_b"] = (precision, rows, missing_rows)
     if constant_data:
         extra["constant_data"] = constant_data
     info = ModelInfo(
@@ -1000,7 +1021,7 @@ def postprocess(
     sg, se = sg.reshape(n_draws, T, T), se.reshape(n_draws, T, T)
     coefficients: dict[str, Any] = {}
     if "marginal_b" in info.extra:  # B was integrated out: drawn here from B | θ, Y
-        B, coefficients = _draw_b(info, sg, se, rng)
+        B, coefficients = _draw_b(info, sg, se, rng, posterior)
     else:
         B = flat_draws(posterior, "beta").reshape(n_draws, d, T)
     observed = ~np.isnan(data.y)
@@ -1034,7 +1055,11 @@ def postprocess(
 
 
 def _draw_b(
-    info: ModelInfo, sg: np.ndarray, se: np.ndarray, rng: np.random.Generator | None
+    info: ModelInfo,
+    sg: np.ndarray,
+    se: np.ndarray,
+    rng: np.random.Generator | None,
+    posterior: Any = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     r"""B of each draw from B | θ, Y, where the model integrated it out.
 
@@ -1052,9 +1077,14 @@ def _draw_b(
     conditional (:func:`~bayeslmm.families.marginal.conditional_b`) is in the standardized
     ones, and :math:`B = [b_t] + A\tilde BC` as in :func:`multitrait_lmm`.
     """
-    precision, (s, w, Y, X) = info.extra["marginal_b"]
+    precision, (s, w, Y, X), missing_rows = info.extra["marginal_b"]
     scale, offset, transform = info.extra["standardization"]
     unscale = 1.0 / np.outer(scale, scale)
+    if missing_rows is not None:  # each draw's rows hold its missing values: + G·Z
+        _, traits, _ = info.extra["missing_entries"]
+        z = flat_draws(posterior, "Y_missing_std")  # (draws, m)
+        Z = z[:, :, None] * np.eye(Y.shape[1])[traits][None]  # (draws, m, T)
+        Y = Y[None] + np.matmul(missing_rows, Z)
     B_std = conditional_b(s, w, sg * unscale, se * unscale, Y, X, precision, rng)
     B = offset[None] + (transform @ B_std) * scale[None, None, :]
     dims = ("covariate", "trait")
