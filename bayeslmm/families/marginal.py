@@ -104,7 +104,10 @@ def _inverse(
 ) -> float:
     """A = (s_iΣg + Σe)⁻¹ (full), log|s_iΣg + Σe|; NaN unless positive definite.
 
-    L and L_inv [shape: (T, T)] are workspaces (the Cholesky factor and its inverse).
+    L and L_inv [shape: (T, T)] are workspaces (the Cholesky factor and its inverse). The
+    factor's loops are those of :func:`bayeslmm.families.rowwise._factor`, repeated on purpose:
+    numba's on-disk cache of a function does not see changes of the functions it calls from
+    another file.
     """
     T = A.shape[0]
     if T == 2:
