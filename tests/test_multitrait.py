@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -643,3 +644,23 @@ def test_sample__reused_compilation_equals_fresh_for_another_sample_size():
         sampling._COMPILED.clear()
         sampling._COMPILED.update(saved)
     np.testing.assert_allclose(reused, fresh, rtol=0, atol=1e-10)
+
+
+@pytest.mark.slow
+def test_sample__many_missing_values_through_nutpies_own_compilation():
+    """More than 100 free values (105 missing entries): nutpie compiles the model itself and
+    is handed every pm.Data of it (one the graph did not use made it fail: KeyError)."""
+    from bayeslmm.inference.sampling import MAX_CACHED_DIM
+
+    Y, K, X = _data(n=150, seed=3)
+    model = bl.kinship_model(_with_missing(Y, fraction=0.35), K, X)
+    assert (
+        model.initial_point()
+        and sum(np.size(v) for v in model.initial_point().values()) > MAX_CACHED_DIM
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bl.SamplingWarning)  # 30 draws: R-hat is not the point
+        idata = bl.sample(model, draws=30, tune=30, chains=2, random_seed=1, progressbar=False)
+    post = idata["posterior"]
+    assert post["Y_missing"].sizes["missing"] == 105
+    assert post["beta"].dims == ("chain", "draw", "covariate", "trait")

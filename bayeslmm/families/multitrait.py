@@ -482,12 +482,17 @@ def _build(
         se = sd_e[:, None] * re * sd_e[None, :]
         # every data-dependent number is a pm.Data: a cached compilation is refitted to new data
         c = pm.Data("trait_scale", scale, dims="trait")
-        b0 = pm.Data("trait_offset", offset, dims=("covariate", "trait"))
-        A_cov = pm.Data("covariate_transform", transform)
+        # (only data the graph uses: nutpie's own compilation refuses others at a refit)
+        b0 = (
+            pm.Data("trait_offset", offset, dims=("covariate", "trait"))
+            if n_miss or rows is None
+            else None
+        )
         n_samples = pm.Data("n_samples", float(n))
         pm.Deterministic("Sigma_g", c[:, None] * sg * c[None, :], dims=("trait", "trait2"))
         pm.Deterministic("Sigma_e", c[:, None] * se * c[None, :], dims=("trait", "trait2"))
         if rows is None:  # else drawn in post-processing, from B | θ, Y (conditional_b)
+            A_cov = pm.Data("covariate_transform", transform)
             pm.Deterministic(
                 "beta",
                 b0 + (A_cov @ beta_std) * c[None, :],
@@ -550,9 +555,10 @@ def _build(
         "rotated_traits": rot,
         "missing": missing,
         "missing_entries": (miss_rows, miss_traits, labels),
-        # nutpie's low-rank mass matrix: the (h², rg, re) ridge is a linear correlation that
-        # a diagonal one leaves to the step size (leapfrog steps per draw 7.2 -> 6.3, N = 2,000)
-        "adaptation": "low_rank",
+        # nutpie's diagonal mass matrix. Its low-rank one took fewer leapfrog steps (5.5 against
+        # 7.1 per draw at N = 2,000) but gave divergent transitions with B integrated out: 3-7
+        # per 4,000 draws on notebook 07's complete cases (N = 615), 0 with the diagonal
+        "adaptation": "diag",
         # standardization of the traits and covariates (scale c, offset b, transform A)
         "standardization": (scale, offset, transform),
     }
