@@ -29,7 +29,8 @@ For each set and prior, timed in this process (GEMMA in subprocesses it starts):
   ``bl.sample`` (``--chains`` × ``--draws`` after ``--tune``, the model's default sampler:
   the mixture's exact BSLMM-style MCMC, ``sampler="bslmm"``, ``--tune`` burn-in iterations
   and a draw kept every ``--thin`` iterations (``ModelInfo.extra["thin"]``, default 10);
-  the horseshoe's nutpie, compilation included),
+  the horseshoe's exact blocked MCMC, ``sampler="gibbs"``, ``--tune`` burn-in iterations,
+  every iteration kept),
   ``bl.predict(idata, genotypes=W_test)`` (predict); their sum is the fit + prediction time.
 
 Printed: each stage's wall time, the ratio bayeslmm / GEMMA (target ≤ 10×), the held-out

@@ -156,6 +156,24 @@ def test_horseshoe_gibbs__reproducible_with_the_nuts_result_layout():
     np.testing.assert_allclose(pa["v"], pa["z"] * np.sqrt(phi), rtol=1e-10)
 
 
+def test_horseshoe_gibbs__draws_do_not_depend_on_cores():
+    """Chains in threads: the same draws, also through a prior compiled from PyMC (a lock)."""
+    sim = simulate(40, 12, 0.6, seed=2)
+    model = bl.snp_model(
+        sim.y,
+        sim.G,
+        marginalize=False,
+        prior="horseshoe",
+        priors={"sigma_e2": bl.Prior("Gamma", alpha=2.0, beta=1.0)},  # no closed form here
+    )
+    one, two = (
+        _gibbs(model, draws=30, tune=10, chains=3, random_seed=5, cores=c)["posterior"]
+        for c in (1, 2)
+    )
+    for name in ("tau", "sigma_e2", "v", "lambda"):
+        np.testing.assert_array_equal(one[name].values, two[name].values, err_msg=name)
+
+
 def test_horseshoe_gibbs__other_models_and_priors_are_refused():
     sim = simulate(30, 8, 0.5, seed=1)
     mixture = bl.snp_model(sim.y, sim.G, marginalize=False, prior="mixture")
@@ -172,6 +190,36 @@ def test_horseshoe_gibbs__other_models_and_priors_are_refused():
         bl.sample(student, sampler="gibbs", draws=5, tune=5)
 
 
+def test_horseshoe_gibbs__is_the_horseshoe_default_where_it_takes_the_priors():
+    """Default sampler: "gibbs"; with a prior it cannot take, NUTS and a warning that says why."""
+    sim = simulate(30, 8, 0.5, seed=1)
+    model = bl.snp_model(sim.y, sim.G, marginalize=False, prior="horseshoe")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = bl.sample(model, draws=200, tune=200, chains=2, random_seed=1, progressbar=False)
+    assert not [w for w in caught if "This horseshoe model" in str(w.message)]
+    assert fit.attrs["sampler"] == "gibbs"
+    explicit = _gibbs(model, draws=200, tune=200, chains=2, random_seed=1)
+    np.testing.assert_array_equal(fit["posterior"]["tau"], explicit["posterior"]["tau"])
+    # target_accept is NUTS's: refused with the default exact sampler, as with sampler="gibbs"
+    with pytest.raises(bl.InputError, match="target_accept.*sampler='nutpie'"):
+        bl.sample(model, draws=5, tune=5, target_accept=0.95)
+    student = bl.snp_model(
+        sim.y,
+        sim.G,
+        marginalize=False,
+        prior="horseshoe",
+        priors={"beta": bl.Prior("StudentT", nu=3, mu=0, sigma=10)},
+    )
+    with pytest.warns(bl.SamplingWarning, match=r"sampled by NUTS.*'beta' is StudentT"):
+        fit = bl.sample(student, draws=20, tune=20, chains=1, random_seed=1, progressbar=False)
+    assert fit.attrs["sampler"] == "nutpie"
+    with warnings.catch_warnings(record=True) as caught:  # choosing NUTS silences it
+        warnings.simplefilter("always")
+        bl.sample(student, sampler="nutpie", draws=20, tune=20, chains=1, progressbar=False)
+    assert not [w for w in caught if "This horseshoe model" in str(w.message)]
+
+
 @pytest.mark.slow
 def test_horseshoe_gibbs__posterior_equals_nuts_on_a_small_problem():
     """M = 4, N = 50, one large effect: posterior means of v, log τ and PVE as NUTS's.
@@ -184,9 +232,9 @@ def test_horseshoe_gibbs__posterior_equals_nuts_on_a_small_problem():
     y = sim.y + 0.8 * sim.W[:, 2]
     model = bl.snp_model(y, sim.G, marginalize=False, prior="horseshoe")
     gibbs = _gibbs(model, draws=2000, tune=200, chains=2, random_seed=1)["posterior"]
-    nuts = sample_counted(model, draws=1000, tune=500, chains=2, random_seed=1, target_accept=0.99)[
-        "posterior"
-    ]
+    nuts = sample_counted(
+        model, draws=1000, tune=500, chains=2, random_seed=1, sampler="nutpie", target_accept=0.99
+    )["posterior"]
     for name, f in (("v", lambda x: x), ("tau", np.log), ("pve", lambda x: x)):
         a, b = f(gibbs[name]), f(nuts[name])
         se2 = sum(x.var(("chain", "draw")) / azs.ess(x, method="mean") for x in (a, b))

@@ -885,6 +885,16 @@ CASES: list[Case] = [
         Raises(InputError, r"target_accept is a setting of NUTS; sampler='gibbs'"),
     ),
     Case(
+        "sample-horseshoe-target-accept",
+        "sample(a horseshoe model, target_accept=0.95)",
+        "error: its default sampler is exact (Gibbs); the way to NUTS",
+        lambda t, e: bl.sample(
+            bl.snp_model(e.y, e.data.G, e.X, marginalize=False, prior="horseshoe"),
+            target_accept=0.95,
+        ),
+        Raises(InputError, r"target_accept is a setting of NUTS; sampler='gibbs'.*'nutpie'"),
+    ),
+    Case(
         "sample-not-a-model",
         "sample(a dict)",
         "error: pass a bayeslmm model",

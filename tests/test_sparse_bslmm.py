@@ -104,7 +104,8 @@ def test_bslmm_reference__pve_seeds_agree_with_each_other(bslmm):
 
 
 # --------------------------------------------------------------------------------------------
-# bayeslmm's sparse priors on the same data (mixture: the exact BSLMM-style MCMC; horseshoe: NUTS)
+# bayeslmm's sparse priors on the same data, each by its default exact sampler (mixture: the
+# BSLMM-style point-mass MCMC, sampler="bslmm"; horseshoe: the blocked Gibbs, sampler="gibbs")
 # --------------------------------------------------------------------------------------------
 
 

@@ -206,8 +206,10 @@ def snp_model(
         π, spike N(0, ε²σb²/M) (BSLMM's point mass relaxed; the indicator summed out),
         σL² = ρσg²/(Mπ), σb² = (1 − ρ)σg²; ``"horseshoe"``: the regularized horseshoe of
         Piironen & Vehtari (2017), global scale from ``n_nonzero``. See
-        :mod:`bayeslmm.families.sparse`. They need a higher NUTS ``target_accept`` (mixture
-        0.9, horseshoe 0.99: :func:`bayeslmm.sample`'s default for them).
+        :mod:`bayeslmm.families.sparse`. :func:`bayeslmm.sample` samples each by its exact
+        MCMC by default (mixture ``sampler="bslmm"``, horseshoe ``"gibbs"``); by NUTS they
+        need a higher ``target_accept`` (mixture 0.9, horseshoe 0.99: the default for them
+        with ``sampler="nutpie"``).
     prior_options
         Sparse priors only. ``n_nonzero`` (p0, the expected number of non-zero effects,
         default 10 or M/2 when M < 20): the horseshoe's τ0 = p0/(M − p0)/√N, the mixture's

@@ -753,6 +753,13 @@ def sparse_snp_model(
     if prior == "mixture":  # bl.sample's default: the exact point-mass MCMC (bslmm_mcmc)
         extra["sampler"] = "bslmm"
         extra["bslmm_unused"] = _set_by_user(priors, prior_options)
+    else:  # the exact blocked MCMC (horseshoe_gibbs) where it takes the priors, else NUTS
+        from bayeslmm.inference.horseshoe_gibbs import unsupported
+
+        reason = unsupported(priors_used)
+        extra["sampler"] = "gibbs" if reason is None else "nutpie"
+        if reason is not None:
+            extra["gibbs_unsupported"] = reason
     info = ModelInfo(
         family="sparse",
         form=f"snp_lmm_{prior}",

@@ -44,7 +44,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,7 +138,17 @@ def scalar_log_prior(prior: Any, name: str) -> Callable[[float], float]:
 
     x = pt.dscalar("x")
     fn = pytensor.function([x], pm.logp(prior.dist(), x), mode="FAST_COMPILE")
-    return lambda value: float(fn(value))
+    lock = threading.Lock()  # a compiled function keeps its storage: one call at a time
+
+    def log_density(value: float) -> float:
+        with lock:
+            return float(fn(value))
+
+    return log_density
+
+
+#: The priors on β the Gibbs sampler takes: it draws β from its Gaussian conditional.
+BETA_PRIORS = ("Normal", "MvNormal", "Flat")
 
 
 def beta_prior(prior: Any, p: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -160,6 +173,27 @@ def beta_prior(prior: Any, p: int) -> tuple[np.ndarray, np.ndarray] | None:
         f"sampler='gibbs' takes a Normal, MvNormal or Flat prior on 'beta', got {prior!r}; "
         "use sampler='nutpie' for other priors."
     )
+
+
+def unsupported(priors: dict[str, Any]) -> str | None:
+    """Why this sampler cannot sample a horseshoe model with these priors, or None if it can.
+
+    It takes any :class:`~bayeslmm.families.priors.Prior` on σe² and σb² (their log densities
+    enter slice steps) and a Gaussian or flat one on β (drawn in closed form), not priors
+    given as PyMC variables. The family's default sampler is this one exactly when this
+    returns None (``bayeslmm.families.sparse``).
+    """
+    from bayeslmm.families.priors import Prior
+
+    for name in ("beta", "sigma_e2", "sigma_b2"):
+        if not isinstance(priors[name], Prior):
+            return f"the prior of '{name}' is given as a PyMC variable, not a bayeslmm Prior"
+    if priors["beta"].distribution not in BETA_PRIORS:
+        return (
+            f"the prior of 'beta' is {priors['beta'].distribution}, not one of {BETA_PRIORS} "
+            "(which it draws in closed form)"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -905,7 +939,14 @@ def one_blas_thread() -> contextlib.AbstractContextManager:
 
 
 def sample_horseshoe(
-    info: Any, *, draws: int, chains: int, tune: int, thin: int, seed: int
+    info: Any,
+    *,
+    draws: int,
+    chains: int,
+    tune: int,
+    thin: int,
+    seed: int,
+    cores: int | None = None,
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """Run the chains for a horseshoe model; return its posterior and sampler statistics.
 
@@ -917,6 +958,9 @@ def sample_horseshoe(
         Kept draws per chain, chains, burn-in iterations, iterations per kept draw.
     seed
         Each chain's generator from ``SeedSequence(seed).spawn(chains)``.
+    cores
+        Chains run in this many threads (default: all cores): the factorizations, products
+        and the compiled sweep release the GIL. The draws do not depend on it.
 
     Returns
     -------
@@ -926,11 +970,19 @@ def sample_horseshoe(
         ``tau_evals`` (log-density evaluations of τ's step per kept draw).
     """
     problem = make_problem(info)
+    _ = problem.B_t  # (computed once here, not by each thread)
+
+    def one(seq: np.random.SeedSequence) -> ChainDraws:
+        return run_chain(problem, draws=draws, burn=tune, thin=thin, rng=np.random.default_rng(seq))
+
+    seeds = np.random.SeedSequence(seed).spawn(chains)
+    workers = min(chains, cores if cores is not None else os.cpu_count() or 1)
     with one_blas_thread():
-        runs = [
-            run_chain(problem, draws=draws, burn=tune, thin=thin, rng=np.random.default_rng(seq))
-            for seq in np.random.SeedSequence(seed).spawn(chains)
-        ]
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                runs = list(pool.map(one, seeds))
+        else:
+            runs = [one(seq) for seq in seeds]
     coords = {
         "chain": np.arange(chains),
         "draw": np.arange(draws),

@@ -369,7 +369,7 @@ def sample(
     target_accept: float | None = None,
     random_effects: bool = True,
 ) -> DataTree:
-    """Draw from the posterior of a bayeslmm model by NUTS.
+    """Draw from the posterior of a bayeslmm model by MCMC: NUTS, or a family's exact sampler.
 
     Parameters
     ----------
@@ -387,25 +387,30 @@ def sample(
         exact BSLMM-style MCMC with a point-mass spike (:mod:`bayeslmm.inference.bslmm_mcmc`:
         Metropolis–Hastings over the set of SNPs with an effect and the hyperparameters h, ρ,
         log π, everything else integrated out; ``tune`` is its burn-in in iterations, and each
-        kept draw is ``model.extra["thin"]`` iterations apart, default 10). Default: the
-        family's (``ModelInfo.extra["sampler"]``: ``"bslmm"`` for the mixture prior), else
-        nutpie. ``target_accept`` does not apply to ``"bslmm"``, and it uses BSLMM's priors
-        (h, ρ ~ U(0, 1), log π ~ U(−log M, 0), flat β, p(σe²) ∝ 1/σe²), recorded in
-        ``attrs["priors"]``: a model built with ``priors`` or ``prior_options`` is refused
-        (InputError; use ``sampler="nutpie"``).
-        ``"gibbs"``, for ``prior="horseshoe"`` only: an exact blocked MCMC of the same model
-        and priors (:mod:`bayeslmm.inference.horseshoe_gibbs`; ``tune`` is burn-in).
+        kept draw is ``model.extra["thin"]`` iterations apart, default 10); or, for
+        ``prior="horseshoe"`` only, ``"gibbs"``: an exact blocked MCMC of the same model and
+        priors (:mod:`bayeslmm.inference.horseshoe_gibbs`; ``tune`` is burn-in). Default: the
+        family's (``ModelInfo.extra["sampler"]``: ``"bslmm"`` for the mixture prior,
+        ``"gibbs"`` for the horseshoe, which passes the recovery gate where NUTS does not;
+        nutpie, with a :class:`~bayeslmm.SamplingWarning` that says why, for a horseshoe
+        whose priors ``"gibbs"`` does not take: a prior given as a PyMC variable, or one on
+        β other than Normal, MvNormal or Flat), else nutpie. ``target_accept`` does not apply
+        to ``"bslmm"`` or ``"gibbs"`` (InputError: drop it, or pass ``sampler="nutpie"``).
+        ``"bslmm"`` uses BSLMM's priors (h, ρ ~ U(0, 1), log π ~ U(−log M, 0), flat β,
+        p(σe²) ∝ 1/σe²), recorded in ``attrs["priors"]``: a model built with ``priors`` or
+        ``prior_options`` is refused (InputError; use ``sampler="nutpie"``).
     progressbar : bool
     cores : int, optional
-        pymc: chains run in parallel in this many processes (default: all cores). bslmm:
-        chains run in this many threads (default: all cores; the draws do not depend on it).
+        pymc: chains run in parallel in this many processes (default: all cores). bslmm and
+        gibbs: chains run in this many threads (default: all cores; the draws do not depend
+        on it).
         nutpie: sampler threads (default: all cores; 1 where the log-density is called through
         Python, so that threads would take turns; see ``_compiled_nutpie``).
     target_accept : float, optional
         NUTS target acceptance (raise toward 0.95–0.99 if there are divergences). Default: the
-        family's where it sets one (``ModelInfo.extra["target_accept"]``: the sparse priors,
-        mixture 0.9 and horseshoe 0.99, ``bayeslmm.families.sparse.TARGET_ACCEPT``), else the
-        sampler's.
+        family's where it sets one (``ModelInfo.extra["target_accept"]``: the sparse priors
+        sampled by NUTS, mixture 0.9 and horseshoe 0.99,
+        ``bayeslmm.families.sparse.TARGET_ACCEPT``), else the sampler's.
     random_effects : bool
         Draw u (and v in the SNP form) from their conditional posterior for every draw (for a
         model built from a Gram above the large-cohort size, store their mean and SD instead:
@@ -441,6 +446,16 @@ def sample(
     info = info_of(model)
     if sampler is None:
         sampler = info.extra.get("sampler", "nutpie")
+        if "gibbs_unsupported" in info.extra:
+            warnings.warn(
+                f"This horseshoe model is sampled by NUTS, not by its default exact sampler "
+                f"(sampler='gibbs'): {info.extra['gibbs_unsupported']}. NUTS on the horseshoe "
+                "often leaves divergences or R-hat above 1.01; for the exact sampler give "
+                "bayeslmm Priors (a Normal, MvNormal or Flat one on 'beta'), or pass "
+                "sampler='nutpie' to choose NUTS and silence this warning.",
+                SamplingWarning,
+                stacklevel=2,
+            )
     if sampler not in SAMPLERS:
         raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
     if target_accept is not None and sampler in ("bslmm", "gibbs"):
@@ -471,7 +486,9 @@ def sample(
             info, draws, chains, tune, seed, rng, random_seed, random_effects, cores
         )
     if sampler == "gibbs":
-        return _sample_gibbs(info, draws, chains, tune, seed, rng, random_seed, random_effects)
+        return _sample_gibbs(
+            info, draws, chains, tune, seed, rng, random_seed, random_effects, cores
+        )
     if sampler == "nutpie":
         import nutpie
 
@@ -562,12 +579,13 @@ def _sample_gibbs(
     rng: np.random.Generator,
     random_seed: int | None,
     random_effects: bool,
+    cores: int | None,
 ) -> DataTree:
     """:func:`sample` with ``sampler="gibbs"``: the horseshoe's exact blocked MCMC."""
     from bayeslmm.inference.horseshoe_gibbs import sample_horseshoe
 
     posterior, stats = sample_horseshoe(
-        info, draws=draws, chains=chains, tune=tune, thin=1, seed=seed
+        info, draws=draws, chains=chains, tune=tune, thin=1, seed=seed, cores=cores
     )
     idata = _add_groups(posterior, stats, info, rng, random_effects)
     idata.attrs["sampler"] = "gibbs"
