@@ -209,7 +209,8 @@ def snp_model(
         :mod:`bayeslmm.families.sparse`. :func:`bayeslmm.sample` samples each by its exact
         MCMC by default (mixture ``sampler="bslmm"``, horseshoe ``"gibbs"``); by NUTS they
         need a higher ``target_accept`` (mixture 0.9, horseshoe 0.99: the default for them
-        with ``sampler="nutpie"``).
+        with ``sampler="nutpie"``). The horseshoe's sampler costs O(r²M) an iteration once
+        M > 1.5 r (~1.8 s at r = 750, M = 10,000): at genome-wide M use the mixture.
     prior_options
         Sparse priors only. ``n_nonzero`` (p0, the expected number of non-zero effects,
         default 10 or M/2 when M < 20): the horseshoe's τ0 = p0/(M − p0)/√N, the mixture's
