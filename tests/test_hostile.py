@@ -892,7 +892,11 @@ CASES: list[Case] = [
             bl.snp_model(e.y, e.data.G, e.X, marginalize=False, prior="horseshoe"),
             target_accept=0.95,
         ),
-        Raises(InputError, r"target_accept is a setting of NUTS; sampler='gibbs'.*'nutpie'"),
+        Raises(
+            InputError,
+            r"target_accept is a setting of NUTS; sampler='gibbs' \(this model's default\)"
+            r".*'nutpie'",
+        ),
     ),
     Case(
         "sample-not-a-model",

@@ -444,6 +444,7 @@ def sample(
     model's parameters.
     """
     info = info_of(model)
+    chosen = sampler is not None
     if sampler is None:
         sampler = info.extra.get("sampler", "nutpie")
         if "gibbs_unsupported" in info.extra:
@@ -459,9 +460,10 @@ def sample(
     if sampler not in SAMPLERS:
         raise InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
     if target_accept is not None and sampler in ("bslmm", "gibbs"):
+        default = "" if chosen else " (this model's default)"
         raise InputError(
-            f"target_accept is a setting of NUTS; sampler={sampler!r} has no step size to tune "
-            "(it is an exact MCMC without divergences): drop target_accept, or pass "
+            f"target_accept is a setting of NUTS; sampler={sampler!r}{default} has no step size "
+            "to tune (it is an exact MCMC without divergences): drop target_accept, or pass "
             "sampler='nutpie' to sample this model by NUTS."
         )
     if target_accept is None:  # the family's default, where it has one (the sparse priors)
