@@ -718,6 +718,29 @@ def _set_by_user(
     return names
 
 
+#: The priors on β the horseshoe's Gibbs sampler takes (it draws β from its Gaussian
+#: conditional: ``bayeslmm.inference.horseshoe_gibbs.beta_prior``).
+GIBBS_BETA_PRIORS = ("Normal", "MvNormal", "Flat")
+
+
+def gibbs_unsupported(priors: Mapping[str, PriorLike]) -> str | None:
+    """Why ``sampler="gibbs"`` cannot sample a horseshoe model with these priors, or None.
+
+    It takes any :class:`~bayeslmm.families.priors.Prior` on σe² and σb² (their log densities
+    enter slice steps) and a Gaussian or flat one on β, not priors given as PyMC variables.
+    The horseshoe's default sampler is ``"gibbs"`` exactly when this returns None.
+    """
+    for name in ("beta", "sigma_e2", "sigma_b2"):
+        if not isinstance(priors[name], Prior):
+            return f"the prior of '{name}' is given as a PyMC variable, not a bayeslmm Prior"
+    if priors["beta"].distribution not in GIBBS_BETA_PRIORS:
+        return (
+            f"the prior of 'beta' is {priors['beta'].distribution}, not one of "
+            f"{GIBBS_BETA_PRIORS} (which it draws in closed form)"
+        )
+    return None
+
+
 def sparse_snp_model(
     y: Any,
     W: Any,
@@ -754,9 +777,7 @@ def sparse_snp_model(
         extra["sampler"] = "bslmm"
         extra["bslmm_unused"] = _set_by_user(priors, prior_options)
     else:  # the exact blocked MCMC (horseshoe_gibbs) where it takes the priors, else NUTS
-        from bayeslmm.inference.horseshoe_gibbs import unsupported
-
-        reason = unsupported(priors_used)
+        reason = gibbs_unsupported(priors_used)
         extra["sampler"] = "gibbs" if reason is None else "nutpie"
         if reason is not None:
             extra["gibbs_unsupported"] = reason

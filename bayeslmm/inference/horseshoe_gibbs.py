@@ -147,10 +147,6 @@ def scalar_log_prior(prior: Any, name: str) -> Callable[[float], float]:
     return log_density
 
 
-#: The priors on β the Gibbs sampler takes: it draws β from its Gaussian conditional.
-BETA_PRIORS = ("Normal", "MvNormal", "Flat")
-
-
 def beta_prior(prior: Any, p: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(mean, precision) of β's Gaussian prior, or None for ``Flat``.
 
@@ -173,27 +169,6 @@ def beta_prior(prior: Any, p: int) -> tuple[np.ndarray, np.ndarray] | None:
         f"sampler='gibbs' takes a Normal, MvNormal or Flat prior on 'beta', got {prior!r}; "
         "use sampler='nutpie' for other priors."
     )
-
-
-def unsupported(priors: dict[str, Any]) -> str | None:
-    """Why this sampler cannot sample a horseshoe model with these priors, or None if it can.
-
-    It takes any :class:`~bayeslmm.families.priors.Prior` on σe² and σb² (their log densities
-    enter slice steps) and a Gaussian or flat one on β (drawn in closed form), not priors
-    given as PyMC variables. The family's default sampler is this one exactly when this
-    returns None (``bayeslmm.families.sparse``).
-    """
-    from bayeslmm.families.priors import Prior
-
-    for name in ("beta", "sigma_e2", "sigma_b2"):
-        if not isinstance(priors[name], Prior):
-            return f"the prior of '{name}' is given as a PyMC variable, not a bayeslmm Prior"
-    if priors["beta"].distribution not in BETA_PRIORS:
-        return (
-            f"the prior of 'beta' is {priors['beta'].distribution}, not one of {BETA_PRIORS} "
-            "(which it draws in closed form)"
-        )
-    return None
 
 
 # --------------------------------------------------------------------------------------------
