@@ -174,18 +174,23 @@ def test_horseshoe_gibbs__draws_do_not_depend_on_cores():
         np.testing.assert_array_equal(one[name].values, two[name].values, err_msg=name)
 
 
-def test_horseshoe_gibbs__other_models_and_priors_are_refused():
-    sim = simulate(30, 8, 0.5, seed=1)
-    mixture = bl.snp_model(sim.y, sim.G, marginalize=False, prior="mixture")
-    with pytest.raises(bl.InputError, match="prior='horseshoe'"):
-        bl.sample(mixture, sampler="gibbs", draws=5, tune=5)
-    student = bl.snp_model(
+def _student_beta(sim):
+    """A horseshoe model with a StudentT prior on β, which the Gibbs sampler cannot take."""
+    return bl.snp_model(
         sim.y,
         sim.G,
         marginalize=False,
         prior="horseshoe",
         priors={"beta": bl.Prior("StudentT", nu=3, mu=0, sigma=10)},
     )
+
+
+def test_horseshoe_gibbs__other_models_and_priors_are_refused():
+    sim = simulate(30, 8, 0.5, seed=1)
+    mixture = bl.snp_model(sim.y, sim.G, marginalize=False, prior="mixture")
+    with pytest.raises(bl.InputError, match="prior='horseshoe'"):
+        bl.sample(mixture, sampler="gibbs", draws=5, tune=5)
+    student = _student_beta(sim)
     with pytest.raises(bl.InputError, match="sampler='nutpie'"):
         bl.sample(student, sampler="gibbs", draws=5, tune=5)
 
@@ -204,13 +209,7 @@ def test_horseshoe_gibbs__is_the_horseshoe_default_where_it_takes_the_priors():
     # target_accept is NUTS's: refused with the default exact sampler, as with sampler="gibbs"
     with pytest.raises(bl.InputError, match="target_accept.*sampler='nutpie'"):
         bl.sample(model, draws=5, tune=5, target_accept=0.95)
-    student = bl.snp_model(
-        sim.y,
-        sim.G,
-        marginalize=False,
-        prior="horseshoe",
-        priors={"beta": bl.Prior("StudentT", nu=3, mu=0, sigma=10)},
-    )
+    student = _student_beta(sim)
     with pytest.warns(bl.SamplingWarning, match=r"sampled by NUTS.*'beta' is StudentT"):
         fit = bl.sample(student, draws=20, tune=20, chains=1, random_seed=1, progressbar=False)
     assert fit.attrs["sampler"] == "nutpie"

@@ -58,6 +58,7 @@ CORE = (
     "bayeslmm.inference",
     "bayeslmm.inference.effects",
     "bayeslmm.inference.psis",
+    "bayeslmm.inference.threads",
     "bayeslmm.io",
     "bayeslmm.io.outputs",
     "bayeslmm.linalg",

@@ -28,8 +28,6 @@ per move of h or ρ, never an N×N matrix. The chains run compiled
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +38,7 @@ from scipy.linalg.lapack import dpotrf, dtrtrs
 from scipy.special import gammaln
 
 from bayeslmm.families.priors import Prior
+from bayeslmm.inference.threads import map_chains
 
 #: Proposals on γ per iteration (GEMMA's ``-mh`` default), each followed by none on the
 #: hyperparameters; then one random-walk move on each of h, ρ and log π.
@@ -518,12 +517,7 @@ def sample_bslmm(
     def one(seq: np.random.SeedSequence) -> ChainDraws:
         return run_chain(problem, draws=draws, burn=tune, thin=thin, rng=np.random.default_rng(seq))
 
-    workers = min(chains, cores if cores is not None else os.cpu_count() or 1)
-    if workers > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            runs = list(pool.map(one, seeds))
-    else:
-        runs = [one(seq) for seq in seeds]
+    runs = map_chains(one, seeds, cores)
     v = np.zeros((chains, draws, m))
     pip = np.zeros((chains, draws, m))
     for c, run in enumerate(runs):

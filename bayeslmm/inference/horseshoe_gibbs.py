@@ -44,10 +44,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +56,7 @@ from scipy.linalg import cho_solve, solve_triangular
 from scipy.linalg.lapack import dpotrf
 
 from bayeslmm.errors import InputError
+from bayeslmm.inference.threads import map_chains
 
 #: Initial bracket width (log scale) of every slice step, and the most step-outs per side.
 SLICE_WIDTH = 1.0
@@ -950,14 +949,8 @@ def sample_horseshoe(
     def one(seq: np.random.SeedSequence) -> ChainDraws:
         return run_chain(problem, draws=draws, burn=tune, thin=thin, rng=np.random.default_rng(seq))
 
-    seeds = np.random.SeedSequence(seed).spawn(chains)
-    workers = min(chains, cores if cores is not None else os.cpu_count() or 1)
     with one_blas_thread():
-        if workers > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                runs = list(pool.map(one, seeds))
-        else:
-            runs = [one(seq) for seq in seeds]
+        runs = map_chains(one, np.random.SeedSequence(seed).spawn(chains), cores)
     coords = {
         "chain": np.arange(chains),
         "draw": np.arange(draws),
