@@ -451,11 +451,12 @@ def _conditional_each(s, w, sg, se, Y, X, precision):
     last = Y.shape[0] - 1
     if Y.shape[2] == 2:
         Xt = np.ascontiguousarray(X.T)
+        # each row set's trait columns, contiguous, once (not once per draw)
+        Y0 = np.ascontiguousarray(Y[:, :, 0])
+        Y1 = np.ascontiguousarray(Y[:, :, 1])
         for k in range(n_draws):
-            Yk = Y[min(k, last)]
-            y0 = np.ascontiguousarray(Yk[:, 0])
-            y1 = np.ascontiguousarray(Yk[:, 1])
-            _, _, P_k, h_k, _, _, _ = _normal2(s, w, sg[k], se[k], y0, y1, Xt, precision)
+            j = min(k, last)
+            _, _, P_k, h_k, _, _, _ = _normal2(s, w, sg[k], se[k], Y0[j], Y1[j], Xt, precision)
             P[k] = P_k
             h[k] = h_k
         return P, h
