@@ -864,6 +864,13 @@ CASES: list[Case] = [
         Raises(InputError, r"chains must be a positive integer, got 0"),
     ),
     Case(
+        "sample-cores-0",
+        "sample(cores=0)",
+        "error before sampling (was: chains in turn, silently)",
+        lambda t, e: bl.sample(model(t, e), cores=0),
+        Raises(InputError, r"cores must be a positive integer, got 0"),
+    ),
+    Case(
         "sample-draws-string",
         "sample(draws='1000')",
         "error: an integer",

@@ -479,7 +479,10 @@ def sample(
             f"sampler='gibbs' samples only snp_model(..., marginalize=False, prior='horseshoe') "
             f"(model '{GIBBS_FORM}'); this model is '{info.form}': use sampler='nutpie'."
         )
-    for name, value in (("draws", draws), ("chains", chains), ("tune", tune)):
+    counts = (("draws", draws), ("chains", chains), ("tune", tune), ("cores", cores))
+    for name, value in counts:
+        if name == "cores" and value is None:  # (all cores)
+            continue
         if int(value) != value or value < (0 if name == "tune" else 1):
             raise InputError(f"{name} must be a positive integer, got {value!r}.")
     seed, rng = _seeds(random_seed)
